@@ -1,0 +1,215 @@
+"""Registry authentication: credentials, challenges, and bearer tokens.
+
+A :class:`Credential` is what a user has for one registry (found by a credential provider,
+see ``credentials.py`` in later work, or given on the command line). An
+:class:`Authenticator` keeps, for one registry, what the registry asked for (Basic or a
+Bearer token from a realm) and the tokens obtained, so that every later request of the run
+carries the right ``Authorization`` header at once, without another 401 round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+from imginspect.challenge import Challenge, parse_challenges, preferred_challenge
+from imginspect.errors import AuthError, MalformedDocumentError, RegistryError
+from imginspect.reference import is_loopback_host
+from imginspect.transport import HttpTransport, Response
+
+#: Token responses are small JSON documents; anything bigger is not a token response.
+MAX_TOKEN_RESPONSE = 256 * 1024
+#: Refresh a token this long before the registry says it expires.
+TOKEN_EXPIRY_MARGIN = 10.0
+#: Docker's default when a token response gives no expires_in (distribution's spec says 60 s).
+DEFAULT_TOKEN_LIFETIME = 60.0
+CLIENT_ID = "imginspect"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret for one registry. Exactly one of the three forms is normally set."""
+
+    username: str = ""
+    password: str = ""
+    #: OAuth2 refresh token (docker config ``identitytoken``), exchanged at the token realm.
+    identity_token: str = ""
+    #: A bearer token sent to the registry as is (docker config ``registrytoken``).
+    registry_token: str = ""
+    #: Where it came from, for explanations; never contains the secret.
+    source: str = ""
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.username and self.password)
+
+    def basic_header(self) -> str:
+        raw = f"{self.username}:{self.password}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def __repr__(self) -> str:  # never show secrets, even in a traceback or debugger
+        return f"Credential(username={self.username!r}, source={self.source!r}, secret=<redacted>)"
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+def scope_for(repository: str, actions: str = "pull") -> str:
+    return f"repository:{repository}:{actions}"
+
+
+class Authenticator:
+    """Authentication state for one registry host, shared by every request to it."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        registry_host: str,
+        credential: Credential | None,
+        *,
+        insecure_host: Callable[[str], bool],
+    ) -> None:
+        self._transport = transport
+        self._registry_host = registry_host
+        self._credential = credential
+        self._insecure_host = insecure_host
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, str, str], _Token] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def credential(self) -> Credential | None:
+        return self._credential
+
+    def header(self, scope: str) -> str | None:
+        """The Authorization header to send now for ``scope``, if we know one."""
+        cred = self._credential
+        if cred is not None and cred.registry_token:
+            return f"Bearer {cred.registry_token}"
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return cred.basic_header() if cred is not None and cred.has_password else None
+        token = self._tokens.get(self._token_key(challenge, scope))
+        if token is not None and token.expires_at > time.monotonic():
+            return f"Bearer {token.value}"
+        return None
+
+    def respond_to(self, response: Response, scope: str, *, sent: str | None) -> str | None:
+        """After a 401, get what the challenge asks for and return a header to retry with.
+
+        Returns ``None`` when retrying cannot help (nothing new to offer).
+        """
+        challenge = preferred_challenge(
+            parse_challenges(response.headers.get_list("www-authenticate"))
+        )
+        if challenge is None:
+            return None
+        self._challenge = challenge
+        if challenge.scheme == "basic":
+            cred = self._credential
+            header = cred.basic_header() if cred is not None and cred.has_password else None
+            return header if header != sent else None
+        with self._lock:
+            key = self._token_key(challenge, scope)
+            cached = self._tokens.get(key)
+            if (
+                cached is not None
+                and f"Bearer {cached.value}" != sent
+                and cached.expires_at > time.monotonic()
+            ):
+                return f"Bearer {cached.value}"
+            token = self._fetch_token(challenge, scope)
+            self._tokens[key] = token
+        header = f"Bearer {token.value}"
+        return header if header != sent else None
+
+    @staticmethod
+    def _token_key(challenge: Challenge, scope: str) -> tuple[str, str, str]:
+        return (challenge.realm, challenge.params.get("service", ""), scope)
+
+    # ------------------------------------------------------------------ token flow
+
+    def _fetch_token(self, challenge: Challenge, scope: str) -> _Token:
+        realm = challenge.realm
+        parts = urlsplit(realm)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AuthError(
+                f"registry {self._registry_host} sent an unusable token realm {realm!r}",
+                hint="the registry's auth configuration is broken",
+            )
+        service = challenge.params.get("service", "")
+        realm_host = parts.netloc
+        verify = not (self._insecure_host(realm_host) or is_loopback_host(realm_host))
+        cred = self._credential
+        # Never send a secret in clear text to a host that is not local or declared insecure.
+        may_send_secret = parts.scheme == "https" or not verify
+        if cred is not None and cred.identity_token and may_send_secret:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": cred.identity_token,
+                "client_id": CLIENT_ID,
+                "scope": scope,
+            }
+            if service:
+                form["service"] = service
+            response = self._transport.request(
+                "POST",
+                realm,
+                data=form,
+                max_bytes=MAX_TOKEN_RESPONSE,
+                what="token",
+                verify=verify,
+            )
+        else:
+            query = {"scope": scope}
+            if service:
+                query = {"service": service, "scope": scope}
+            headers: dict[str, str] = {}
+            if cred is not None and cred.has_password and may_send_secret:
+                headers["Authorization"] = cred.basic_header()
+                query["account"] = cred.username
+            separator = "&" if parts.query else "?"
+            response = self._transport.request(
+                "GET",
+                realm + separator + urlencode(query),
+                headers=headers,
+                max_bytes=MAX_TOKEN_RESPONSE,
+                what="token",
+                verify=verify,
+            )
+        return _parse_token_response(response, realm)
+
+
+def _parse_token_response(response: Response, realm: str) -> _Token:
+    origin = f"{urlsplit(realm).scheme}://{urlsplit(realm).netloc}"
+    if response.status in (401, 403):
+        raise AuthError(
+            f"token server {origin} refused the credentials (HTTP {response.status})",
+            hint="check the username and password or token",
+        )
+    if response.status >= 400:
+        raise RegistryError(f"token server {origin} answered HTTP {response.status}")
+    try:
+        body = json.loads(response.body)
+    except (ValueError, RecursionError):
+        raise MalformedDocumentError(f"token server {origin} did not answer JSON") from None
+    if not isinstance(body, dict):
+        raise MalformedDocumentError(f"token server {origin} answered a JSON {type(body).__name__}")
+    value = body.get("token") or body.get("access_token")
+    if not isinstance(value, str) or not value:
+        raise MalformedDocumentError(f"token server {origin} answered no token")
+    lifetime = body.get("expires_in")
+    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
+        lifetime = DEFAULT_TOKEN_LIFETIME
+    expires_at = time.monotonic() + max(float(lifetime) - TOKEN_EXPIRY_MARGIN, 1.0)
+    return _Token(value, expires_at)

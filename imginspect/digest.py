@@ -1,0 +1,65 @@
+"""Content digests: parsing, validation and computing them from bytes received.
+
+A digest is always computed over the exact bytes the registry sent; nothing here ever
+re-serializes a document. Pure module (hashlib only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from imginspect.errors import DigestMismatchError, MalformedDocumentError
+
+# The algorithms the OCI image spec registers, with the hex length each produces.
+_ALGORITHMS = {"sha256": 64, "sha512": 128}
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+
+
+def is_valid_digest(value: object) -> bool:
+    """True if ``value`` is a digest string of a registered algorithm with the right length."""
+    if not isinstance(value, str):
+        return False
+    match = _DIGEST_RE.match(value)
+    if match is None:
+        return False
+    algorithm, encoded = match.groups()
+    length = _ALGORITHMS.get(algorithm)
+    return length is not None and len(encoded) == length and _is_lower_hex(encoded)
+
+
+def _is_lower_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def algorithm_of(digest: str) -> str:
+    return digest.split(":", 1)[0]
+
+
+def new_hasher(algorithm: str = "sha256") -> hashlib._Hash:
+    """A hash object for ``algorithm`` (one of the registered ones)."""
+    if algorithm not in _ALGORITHMS:
+        raise MalformedDocumentError(f"unsupported digest algorithm {algorithm!r}")
+    return hashlib.new(algorithm)
+
+
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    hasher = new_hasher(algorithm)
+    hasher.update(data)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def verify_digest(data: bytes, expected: str, *, what: str) -> None:
+    """Raise :class:`DigestMismatchError` unless ``data`` hashes to ``expected``."""
+    actual = compute_digest(data, algorithm_of(expected))
+    if actual != expected:
+        raise DigestMismatchError(
+            f"digest mismatch for {what}: expected {expected}, received content hashes to {actual}",
+            hint="the registry or something between it and you altered the content",
+        )
+
+
+def short_digest(digest: str, length: int = 12) -> str:
+    """``sha256:0123456789ab`` style abbreviation for tables."""
+    algorithm, _, encoded = digest.partition(":")
+    return f"{algorithm}:{encoded[:length]}"

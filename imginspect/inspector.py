@@ -1,0 +1,151 @@
+"""Inspecting references: the library entry point that ties registry I/O to the model.
+
+An :class:`Inspector` holds what a run shares across references (one transport and
+connection pool, one :class:`RegistryClient` with its tokens per registry) and turns a
+:class:`Reference` into an :class:`InspectResult` with as few requests as possible: one GET
+of the manifest or index (by tag it gives digest and bytes at once), plus, for a single
+image, one GET of its config blob for the platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from collections.abc import Callable
+
+from imginspect import mediatypes as mt
+from imginspect.auth import Credential
+from imginspect.digest import verify_digest
+from imginspect.errors import MalformedDocumentError, TooLargeError
+from imginspect.manifest import (
+    Descriptor,
+    ImageManifest,
+    Platform,
+    decode_config_platform,
+    decode_document,
+)
+from imginspect.reference import Reference, is_loopback_host
+from imginspect.registry import MAX_CONFIG_BYTES, RegistryClient
+from imginspect.result import InspectResult
+from imginspect.transport import HttpTransport, Logger, Timeouts
+
+CredentialProvider = Callable[[str], Credential | None]
+
+
+class Inspector:
+    """Inspects references; reuse one instance for many references (connections, tokens)."""
+
+    def __init__(
+        self,
+        *,
+        insecure: bool = False,
+        insecure_registries: frozenset[str] = frozenset(),
+        credentials: CredentialProvider | None = None,
+        timeouts: Timeouts | None = None,
+        log: Logger | None = None,
+    ) -> None:
+        self._insecure_all = insecure
+        self._insecure_registries = insecure_registries
+        self._credentials = credentials
+        self._log = log
+        self._transport = HttpTransport(timeouts=timeouts, log=log)
+        self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Inspector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def is_insecure(self, host: str) -> bool:
+        """Loopback registries are insecure by default, as in the Docker daemon."""
+        return self._insecure_all or host in self._insecure_registries or is_loopback_host(host)
+
+    def client_for(self, domain: str) -> RegistryClient:
+        with self._lock:
+            client = self._clients.get(domain)
+            if client is None:
+                credential = self._credentials(domain) if self._credentials else None
+                client = RegistryClient(
+                    domain,
+                    self._transport,
+                    credential=credential,
+                    insecure=self.is_insecure(domain),
+                    insecure_host=self.is_insecure,
+                )
+                self._clients[domain] = client
+            return client
+
+    def inspect(self, reference: Reference, *, compat_docker: bool = False) -> InspectResult:
+        """Resolve ``reference`` and describe what it points to."""
+        client = self.client_for(reference.domain)
+        fetched = client.get_manifest(reference.path, reference.target)
+        document = decode_document(fetched.raw, fetched.content_type)
+        if self._log is not None and fetched.content_type:
+            header_type = fetched.content_type.split(";")[0].strip()
+            if header_type != document.media_type:
+                self._log(
+                    f"note: Content-Type {header_type!r} differs from the document's media type "
+                    f"{document.media_type!r}; trusting the document"
+                )
+        descriptor = Descriptor(
+            media_type=document.media_type,
+            digest=fetched.digest,
+            size=fetched.size,
+            annotations=document.annotations,
+            artifact_type=document.artifact_type,
+        )
+        config_platform = None
+        if isinstance(document, ImageManifest) and _wants_config(document, compat_docker):
+            config_platform = self._config_platform(client, reference, document.config)
+        return InspectResult(
+            reference=reference,
+            descriptor=descriptor,
+            document=document,
+            raw=fetched.raw,
+            config_platform=config_platform,
+        )
+
+    def _config_platform(
+        self, client: RegistryClient, reference: Reference, config: Descriptor
+    ) -> Platform | None:
+        if config.size > MAX_CONFIG_BYTES:
+            raise TooLargeError(
+                f"image config {config.digest} is {config.size} bytes, "
+                f"more than the {MAX_CONFIG_BYTES} bytes accepted"
+            )
+        raw = _embedded_data(config)
+        if raw is None:
+            raw = client.get_blob(
+                reference.path, config.digest, max_bytes=config.size, what="config blob"
+            )
+        if len(raw) != config.size:
+            raise MalformedDocumentError(
+                f"config blob {config.digest} is {len(raw)} bytes, the manifest says {config.size}"
+            )
+        return decode_config_platform(raw)
+
+
+def _wants_config(manifest: ImageManifest, compat_docker: bool) -> bool:
+    """Read the config only where it holds a platform: an image config (never an artifact's)."""
+    if manifest.config.media_type in mt.IMAGE_CONFIG_TYPES:
+        return True
+    # The daemon reads any schema2 manifest's config; --compat docker does the same.
+    return compat_docker and manifest.media_type == mt.DOCKER_MANIFEST
+
+
+def _embedded_data(descriptor: Descriptor) -> bytes | None:
+    """A descriptor's ``data`` field, if present and valid, saves a request."""
+    if descriptor.data is None:
+        return None
+    try:
+        raw = base64.b64decode(descriptor.data, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    verify_digest(raw, descriptor.digest, what="embedded config data")
+    return raw

@@ -1,0 +1,327 @@
+"""Registry client: the OCI distribution API calls imginspect makes, for one registry host.
+
+It picks the scheme (https, or for insecure registries https without verification then
+plain http, as the Docker daemon does), answers auth challenges through an
+:class:`~imginspect.auth.Authenticator`, maps HTTP statuses to typed errors, and checks
+every digest against the bytes received.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from imginspect import mediatypes as mt
+from imginspect.auth import Authenticator, Credential, scope_for
+from imginspect.digest import compute_digest, is_valid_digest, verify_digest
+from imginspect.errors import (
+    AuthError,
+    ConnectionFailedError,
+    DigestMismatchError,
+    ImginspectError,
+    NotFoundError,
+    RateLimitedError,
+    RegistryError,
+)
+from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
+from imginspect.transport import HttpTransport, Response
+
+#: The OCI distribution spec lets registries refuse manifests over 4 MiB; so do we.
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: Image configs are small JSON documents; a few MiB leaves room for long histories.
+MAX_CONFIG_BYTES = 8 * 1024 * 1024
+#: Error bodies are read only to quote the registry's message.
+MAX_ERROR_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest or index exactly as received, with its verified digest."""
+
+    raw: bytes
+    content_type: str | None
+    digest: str
+    #: the registry's ``Docker-Content-Digest`` header, if it sent one
+    header_digest: str | None
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
+@dataclass(frozen=True)
+class ManifestHead:
+    """What a HEAD request tells about a manifest without its body."""
+
+    digest: str
+    media_type: str | None
+    size: int | None
+
+
+class RegistryClient:
+    """Talks to one registry host. Thread-safe; shared by every reference of a run."""
+
+    def __init__(
+        self,
+        domain: str,
+        transport: HttpTransport,
+        *,
+        credential: Credential | None = None,
+        insecure: bool = False,
+        insecure_host: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.domain = domain
+        self.api_host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
+        self._transport = transport
+        self._insecure = insecure
+        # Secure registries are https only; insecure ones try https (unverified), then http.
+        self._scheme: str | None = None if insecure else "https"
+        self._scheme_lock = threading.Lock()
+        self.auth = Authenticator(
+            transport,
+            self.api_host,
+            credential,
+            insecure_host=insecure_host or (lambda host: host == self.api_host and insecure),
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def get_manifest(self, repository: str, target: str) -> FetchedManifest:
+        """GET a manifest or index by tag or digest; verify its digest against the bytes."""
+        response = self._request(
+            "GET",
+            repository,
+            f"/v2/{repository}/manifests/{target}",
+            headers={"Accept": mt.MANIFEST_ACCEPT},
+            max_bytes=MAX_MANIFEST_BYTES,
+            what="manifest",
+            subject=_subject(repository, target),
+        )
+        raw = response.body
+        header_digest = response.header("docker-content-digest")
+        if header_digest is not None and not is_valid_digest(header_digest):
+            header_digest = None  # unusable; the body's own hash is what counts
+        if header_digest is not None:
+            verify_digest(
+                raw, header_digest, what=f"manifest {repository}:{target} (Docker-Content-Digest)"
+            )
+        if is_valid_digest(target):
+            verify_digest(raw, target, what=f"manifest {repository}@{target}")
+            digest = target
+        else:
+            digest = compute_digest(raw)
+        return FetchedManifest(raw, response.header("content-type"), digest, header_digest)
+
+    def head_manifest(self, repository: str, target: str) -> ManifestHead | None:
+        """HEAD a manifest: its digest without its body (free on Docker Hub's pull limit).
+
+        Returns ``None`` when the registry's answer cannot tell the digest (HEAD not
+        supported, no ``Docker-Content-Digest``); callers then fall back to GET.
+        """
+        try:
+            response = self._request(
+                "HEAD",
+                repository,
+                f"/v2/{repository}/manifests/{target}",
+                headers={"Accept": mt.MANIFEST_ACCEPT},
+                max_bytes=0,
+                what="manifest",
+                subject=_subject(repository, target),
+            )
+        except (NotFoundError, AuthError, RateLimitedError, ConnectionFailedError):
+            raise
+        except RegistryError:
+            return None  # e.g. 405 Method Not Allowed, or a 5xx only HEAD triggers
+        digest = response.header("docker-content-digest")
+        if digest is None or not is_valid_digest(digest):
+            return None
+        if is_valid_digest(target) and digest != target:
+            raise DigestMismatchError(
+                f"registry answered digest {digest} for manifest {repository}@{target}"
+            )
+        length = response.header("content-length")
+        size = int(length) if length is not None and length.isdigit() else None
+        content_type = response.header("content-type")
+        return ManifestHead(
+            digest, content_type.split(";")[0].strip() if content_type else None, size
+        )
+
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes:
+        """GET a blob (following redirects, e.g. to storage), verified against ``digest``."""
+        response = self._request(
+            "GET",
+            repository,
+            f"/v2/{repository}/blobs/{digest}",
+            headers={},
+            max_bytes=max_bytes,
+            what=what,
+            subject=f"{repository}@{digest}",
+            follow_redirects=True,
+        )
+        verify_digest(response.body, digest, what=f"{what} {repository}@{digest}")
+        return response.body
+
+    # ------------------------------------------------------------------ plumbing
+
+    def base_url(self, scheme: str) -> str:
+        return f"{scheme}://{self.api_host}"
+
+    def _request(
+        self,
+        method: str,
+        repository: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        max_bytes: int,
+        what: str,
+        subject: str,
+        follow_redirects: bool = False,
+    ) -> Response:
+        scope = scope_for(repository)
+        sent = self.auth.header(scope)
+        response = self._send(method, path, headers, sent, max_bytes, what, follow_redirects)
+        if response.status == 401:
+            retry_header = self.auth.respond_to(response, scope, sent=sent)
+            if retry_header is not None:
+                sent = retry_header
+                response = self._send(
+                    method, path, headers, sent, max_bytes, what, follow_redirects
+                )
+        if response.status >= 300:
+            raise self._error_for(
+                response,
+                method=method,
+                what=what,
+                repository=repository,
+                subject=subject,
+                sent=sent,
+            )
+        return response
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        authorization: str | None,
+        max_bytes: int,
+        what: str,
+        follow_redirects: bool,
+    ) -> Response:
+        all_headers = dict(headers)
+        if authorization is not None:
+            all_headers["Authorization"] = authorization
+        # Read error bodies too (bounded), to quote the registry's message.
+        limit = max(max_bytes, MAX_ERROR_BYTES) if method != "HEAD" else 0
+        scheme = self._scheme
+        if scheme is not None:
+            return self._transport.request(
+                method,
+                self.base_url(scheme) + path,
+                headers=all_headers,
+                max_bytes=limit,
+                what=what,
+                verify=not self._insecure,
+                follow_redirects=follow_redirects,
+            )
+        with self._scheme_lock:
+            if self._scheme is not None:
+                return self._send(
+                    method, path, headers, authorization, max_bytes, what, follow_redirects
+                )
+            try:
+                response = self._transport.request(
+                    method,
+                    self.base_url("https") + path,
+                    headers=all_headers,
+                    max_bytes=limit,
+                    what=what,
+                    verify=False,
+                    follow_redirects=follow_redirects,
+                )
+                self._scheme = "https"
+                return response
+            except ConnectionFailedError:
+                # As the Docker daemon does for insecure registries: fall back to plain HTTP.
+                response = self._transport.request(
+                    method,
+                    self.base_url("http") + path,
+                    headers=all_headers,
+                    max_bytes=limit,
+                    what=what,
+                    verify=False,
+                    follow_redirects=follow_redirects,
+                )
+                self._scheme = "http"
+                return response
+
+    def _error_for(
+        self,
+        response: Response,
+        *,
+        method: str,
+        what: str,
+        repository: str,
+        subject: str,
+        sent: str | None,
+    ) -> ImginspectError:
+        status = response.status
+        code, message = _registry_error(response)
+        detail = f": {message}" if message else ""
+        where = f"{self.domain}/{subject}"
+        if status == 404:
+            if code == "NAME_UNKNOWN":
+                return NotFoundError(f"repository not found: {self.domain}/{repository}{detail}")
+            return NotFoundError(f"{what} not found: {where}{detail}")
+        if status in (401, 403):
+            anonymous = sent is None or self.auth.credential is None
+            hint = (
+                "the repository may not exist, or may be private and need credentials"
+                if anonymous
+                else "the credentials were refused or lack pull access to this repository"
+            )
+            verb = "authentication required" if status == 401 else "access denied"
+            return AuthError(f"{verb} for {where} (HTTP {status}){detail}", hint=hint)
+        if status == 429:
+            retry_after = response.header("retry-after")
+            wait = f"the registry asks to retry after {retry_after}" if retry_after else None
+            return RateLimitedError(f"rate limited by {self.domain} (HTTP 429){detail}", hint=wait)
+        if status >= 500:
+            return RegistryError(
+                f"registry {self.domain} failed with HTTP {status} for {what} {subject}{detail}"
+            )
+        return RegistryError(
+            f"unexpected HTTP {status} from {self.domain} for {method} {what} {subject}{detail}"
+        )
+
+
+def _registry_error(response: Response) -> tuple[str, str]:
+    """The first ``errors[]`` entry of a registry error body: (code, message)."""
+    try:
+        body = json.loads(response.body)
+    except (ValueError, RecursionError):
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    errors = body.get("errors")
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return "", ""
+    first = errors[0]
+    code = first.get("code")
+    message = first.get("message")
+    return (
+        code if isinstance(code, str) else "",
+        _one_line(message) if isinstance(message, str) else "",
+    )
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _subject(repository: str, target: str) -> str:
+    return f"{repository}@{target}" if ":" in target else f"{repository}:{target}"

@@ -1,0 +1,56 @@
+"""What an inspection found: the target descriptor, its document, and derived views.
+
+Pure module: the data model shared by the registry code that fills it and the JSON and
+table renderers that present it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imginspect.manifest import (
+    Child,
+    Descriptor,
+    Document,
+    ImageManifest,
+    Index,
+    Platform,
+    classify_child,
+)
+from imginspect.reference import Reference
+
+#: An index entry without a ``platform`` is reported as this, as the Docker Engine does.
+EMPTY_PLATFORM = Platform()
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    """The answer for one reference."""
+
+    reference: Reference
+    #: the target: media type, digest and size of the bytes received, plus the document's
+    #: own annotations and artifactType
+    descriptor: Descriptor
+    document: Document
+    raw: bytes
+    #: single-platform images: the platform read from the image config (None if it has none)
+    config_platform: Platform | None = None
+
+    @property
+    def is_index(self) -> bool:
+        return isinstance(self.document, Index)
+
+    @property
+    def children(self) -> tuple[Child, ...]:
+        if isinstance(self.document, Index):
+            return tuple(classify_child(d) for d in self.document.manifests)
+        return ()
+
+    @property
+    def platforms(self) -> tuple[Platform, ...]:
+        """One platform per index entry, in order; or the config's platform for an image."""
+        if isinstance(self.document, Index):
+            return tuple(d.platform or EMPTY_PLATFORM for d in self.document.manifests)
+        if isinstance(self.document, ImageManifest) and self.config_platform is not None:
+            return (self.config_platform,)
+        return ()

@@ -1,0 +1,80 @@
+"""The human view: a summary of the target and one table row per platform, with rich.
+
+Only the table path imports this module (and so rich); ``--json`` never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from imginspect.digest import short_digest
+from imginspect.manifest import Child, ChildKind
+from imginspect.result import InspectResult
+
+#: Below this terminal width digests in the platform table are abbreviated.
+FULL_DIGEST_WIDTH = 140
+
+
+def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> None:
+    console = Console(file=file, highlight=False, soft_wrap=False)
+    full = no_trunc or console.width >= FULL_DIGEST_WIDTH
+    desc = result.descriptor
+
+    summary = Table.grid(padding=(0, 1))
+    summary.add_column(style="bold")
+    summary.add_column(overflow="fold")
+    summary.add_row("Name", str(result.reference))
+    summary.add_row("Type", desc.media_type)
+    summary.add_row("Digest", desc.digest)
+    summary.add_row("Size", f"{desc.size} bytes")
+    if desc.artifact_type:
+        summary.add_row("Artifact", desc.artifact_type)
+    console.print(summary)
+
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    table.add_column("PLATFORM", overflow="fold")
+    table.add_column("OS VERSION", overflow="fold")
+    table.add_column("DIGEST", overflow="fold", no_wrap=not full)
+    table.add_column("SIZE", justify="right")
+    table.add_column("KIND", overflow="fold")
+
+    children = result.children
+    if children:
+        by_digest = {c.descriptor.digest: c for c in children}
+        for child in children:
+            d = child.descriptor
+            platform = d.platform
+            table.add_row(
+                str(platform) if platform and not platform.is_empty else "-",
+                (platform.os_version if platform else "") or "",
+                d.digest if full else short_digest(d.digest),
+                str(d.size),
+                _kind_text(child, by_digest, full),
+            )
+    else:
+        platform = result.config_platform
+        table.add_row(
+            str(platform) if platform else "-",
+            (platform.os_version if platform else "") or "",
+            desc.digest if full else short_digest(desc.digest),
+            str(desc.size),
+            "artifact" if desc.artifact_type else ("image" if platform else "no platform"),
+        )
+    console.print()
+    console.print(table)
+
+
+def _kind_text(child: Child, by_digest: dict[str, Child], full: bool) -> Text:
+    if child.kind is ChildKind.ATTESTATION and child.subject_digest:
+        subject = by_digest.get(child.subject_digest)
+        if subject is not None and subject.descriptor.platform is not None:
+            target = str(subject.descriptor.platform)
+        else:
+            target = child.subject_digest if full else short_digest(child.subject_digest)
+        return Text(f"attestation of {target}", style="dim")
+    style = "dim" if child.kind is not ChildKind.IMAGE else ""
+    return Text(child.kind.value, style=style)

@@ -1,0 +1,282 @@
+"""HTTP transport: connections, TLS, redirects, bounded reads, and network errors.
+
+This is the only module that talks to httpx. It owns one connection pool per TLS mode,
+built lazily (so a plain-HTTP run never builds a verifying TLS context), follows redirects
+itself so that an ``Authorization`` header never reaches another host, reads every body
+with a size bound (refusing by ``Content-Length`` before reading when it can), and turns
+httpx exceptions into :class:`NetworkError`. It knows nothing about registries or auth.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
+
+if "httpx" not in sys.modules:
+    # httpx's package __init__ imports its own command-line tool (httpx._main), which pulls
+    # in rich, click's extras and pygments: a third of a cold start. It guards that import
+    # with ``except ImportError``; a None entry makes it fail at once, and httpx's API is
+    # untouched.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+import httpx
+
+if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
+    del sys.modules["httpx._main"]  # leave `import httpx._main` working for anyone else
+
+from imginspect import __version__
+from imginspect.errors import ConnectionFailedError, NetworkError, RegistryError, TooLargeError
+
+if TYPE_CHECKING:
+    import ssl
+
+USER_AGENT = f"imginspect/{__version__}"
+MAX_REDIRECTS = 10
+#: Headers never written to debug output.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0
+    read: float = 30.0
+
+    def as_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read, connect=self.connect, pool=self.connect)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A fully read (and size-bounded) HTTP response."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self.headers.get(name)
+        return value
+
+
+Logger = Callable[[str], None]
+
+
+def _same_host(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.hostname, pa.port or _default_port(pa.scheme)) == (
+        pb.hostname,
+        pb.port or _default_port(pb.scheme),
+    )
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+class HttpTransport:
+    """Sends requests with bounded bodies; one instance is shared by a whole run."""
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        log: Logger | None = None,
+        ssl_context_factory: Callable[[], ssl.SSLContext] | None = None,
+    ) -> None:
+        self._timeouts = timeouts or Timeouts()
+        self._log = log
+        self._ssl_context_factory = ssl_context_factory
+        self._clients: dict[bool, httpx.Client] = {}
+
+    # ------------------------------------------------------------------ clients
+
+    def _client(self, verify: bool) -> httpx.Client:
+        client = self._clients.get(verify)
+        if client is None:
+            if verify:
+                verify_arg: ssl.SSLContext | bool = (
+                    self._ssl_context_factory() if self._ssl_context_factory else True
+                )
+            else:
+                verify_arg = False
+            client = httpx.Client(
+                verify=verify_arg,
+                timeout=self._timeouts.as_httpx(),
+                follow_redirects=False,
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+            self._clients[verify] = client
+        return client
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ requests
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_bytes: int,
+        what: str,
+        verify: bool = True,
+        follow_redirects: bool = False,
+        data: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send one request (following redirects if asked) and read its body, bounded.
+
+        ``what`` names the thing fetched, for error messages ("manifest", "config blob").
+        On a redirect to another host, ``Authorization`` is dropped.
+        """
+        current_headers = dict(headers or {})
+        current_url = url
+        current_method = method
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self._send_once(
+                current_method,
+                current_url,
+                current_headers,
+                max_bytes=max_bytes,
+                what=what,
+                verify=verify,
+                data=data,
+            )
+            if not (follow_redirects and response.status in (301, 302, 303, 307, 308)):
+                return response
+            location = response.header("location")
+            if not location:
+                return response
+            next_url = urljoin(current_url, location)
+            scheme = urlsplit(next_url).scheme
+            if scheme not in ("http", "https"):
+                raise RegistryError(f"refusing redirect of {what} to non-HTTP URL {scheme}:")
+            if not _same_host(current_url, next_url) or (
+                urlsplit(current_url).scheme == "https" and scheme == "http"
+            ):
+                # Credentials belong to the registry, never to wherever it redirects.
+                current_headers = {
+                    k: v for k, v in current_headers.items() if k.lower() != "authorization"
+                }
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                current_method = "GET"
+                data = None
+            current_url = next_url
+        raise RegistryError(f"too many redirects fetching {what} (more than {MAX_REDIRECTS})")
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        max_bytes: int,
+        what: str,
+        verify: bool,
+        data: Mapping[str, str] | None,
+    ) -> Response:
+        client = self._client(verify)
+        started = time.monotonic()
+        try:
+            request = client.build_request(method, url, headers=headers, data=data)
+            response = client.send(request, stream=True)
+            try:
+                body = self._read_bounded(response, max_bytes=max_bytes, what=what, url=url)
+            finally:
+                response.close()
+        except httpx.TimeoutException as exc:
+            raise NetworkError(
+                f"timed out fetching {what} from {_origin(url)} ({type(exc).__name__})",
+                hint="the registry did not answer in time; check the network or retry later",
+            ) from None
+        except httpx.ConnectError as exc:
+            raise ConnectionFailedError(
+                f"cannot connect to {_origin(url)}: {_reason(exc)}",
+                hint=_connect_hint(exc),
+            ) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise NetworkError(
+                f"connection to {_origin(url)} failed while fetching {what}: {_reason(exc)}"
+            ) from None
+        except httpx.DecodingError as exc:
+            raise RegistryError(
+                f"cannot decode {what} from {_origin(url)}: {_reason(exc)}"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise NetworkError(
+                f"HTTP error fetching {what} from {_origin(url)}: {_reason(exc)}"
+            ) from None
+        if self._log is not None:
+            elapsed = (time.monotonic() - started) * 1000
+            self._log(
+                f"{method} {url} -> {response.status_code} "
+                f"({len(body)} bytes, {elapsed:.1f} ms){_debug_headers(response.headers)}"
+            )
+        return Response(response.status_code, response.headers, body, url)
+
+    @staticmethod
+    def _read_bounded(response: httpx.Response, *, max_bytes: int, what: str, url: str) -> bytes:
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            if response.status_code < 400:
+                raise TooLargeError(
+                    f"{what} from {_origin(url)} is {int(length)} bytes, "
+                    f"more than the {max_bytes} bytes accepted"
+                )
+            return b""  # an oversized error body is not worth reading
+        chunks: list[bytes] = []
+        total = 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > max_bytes:
+                if response.status_code >= 400:
+                    break
+                raise TooLargeError(
+                    f"{what} from {_origin(url)} exceeds the {max_bytes} bytes accepted"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _connect_hint(exc: BaseException) -> str | None:
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            "the registry's TLS certificate is not trusted; add its CA to "
+            "/etc/docker/certs.d/HOST/ca.crt, or use --insecure for a test registry"
+        )
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        return "the registry may speak plain HTTP; use --insecure if that is intended"
+    return None
+
+
+def _debug_headers(headers: httpx.Headers) -> str:
+    interesting = ("content-type", "content-length", "docker-content-digest", "location")
+    parts = [f"{k}={headers[k]}" for k in interesting if k in headers]
+    parts += [f"{k}=<redacted>" for k in headers if k.lower() in _SECRET_HEADERS]
+    return (" " + " ".join(parts)) if parts else ""

@@ -237,7 +237,9 @@ def decode_document(raw: bytes, content_type: str | None = None) -> Document:
     body = _parse_json_object(raw, "manifest")
     schema_version = body.get("schemaVersion")
     media_type, declared = _effective_media_type(body, content_type)
-    if schema_version == 1 or media_type in mt.SCHEMA1_TYPES:
+    if (schema_version == 1 and not isinstance(schema_version, bool)) or (
+        media_type in mt.SCHEMA1_TYPES
+    ):
         raise UnsupportedManifestError(
             "Docker schema1 manifests are not supported (deprecated since 2017)",
             hint="push the image again with a current client to get a schema2 or OCI manifest",

@@ -1,0 +1,69 @@
+"""Keep the architecture honest: the pure core imports no I/O or presentation library,
+only cli.py imports click, and the --json path never imports rich."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "imginspect"
+PURE_MODULES = [
+    "imginspect.reference",
+    "imginspect.digest",
+    "imginspect.mediatypes",
+    "imginspect.manifest",
+    "imginspect.challenge",
+    "imginspect.result",
+    "imginspect.jsonenc",
+    "imginspect.errors",
+]
+FORBIDDEN_IN_CORE = ("httpx", "httpcore", "click", "rich", "platformdirs", "socket", "ssl")
+
+
+def _imported_modules(code: str) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_core_imports_no_io_or_presentation(module: str) -> None:
+    loaded = _imported_modules(f"import {module}")
+    bad = sorted(m for m in loaded if m.split(".")[0] in FORBIDDEN_IN_CORE)
+    assert not bad, f"{module} pulls in {bad}"
+
+
+def test_only_cli_imports_click() -> None:
+    offenders = []
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] == "click" for n in names) and path.name != "cli.py":
+                offenders.append(path.name)
+    assert offenders == []
+
+
+def test_json_path_does_not_import_rich() -> None:
+    loaded = _imported_modules(
+        "import imginspect.cli, imginspect.inspector, imginspect.jsonenc, imginspect.reference"
+    )
+    assert not any(m.split(".")[0] == "rich" for m in loaded)
+    assert "imginspect.table" not in loaded
+
+
+def test_library_does_not_import_click() -> None:
+    loaded = _imported_modules("import imginspect.inspector, imginspect.jsonenc")
+    assert not any(m.split(".")[0] == "click" for m in loaded)

@@ -35,35 +35,50 @@ def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> No
         summary.add_row("Artifact", desc.artifact_type)
     console.print(summary)
 
-    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-    table.add_column("PLATFORM", overflow="fold")
-    table.add_column("OS VERSION", overflow="fold")
-    table.add_column("DIGEST", overflow="fold", no_wrap=not full)
-    table.add_column("SIZE", justify="right")
-    table.add_column("KIND", overflow="fold")
-
+    rows: list[tuple[str, str, str, str, Text]] = []
     children = result.children
     if children:
         by_digest = {c.descriptor.digest: c for c in children}
         for child in children:
             d = child.descriptor
             platform = d.platform
-            table.add_row(
-                str(platform) if platform and not platform.is_empty else "-",
-                (platform.os_version if platform else "") or "",
-                d.digest if full else short_digest(d.digest),
-                str(d.size),
-                _kind_text(child, by_digest, full),
+            rows.append(
+                (
+                    str(platform) if platform and not platform.is_empty else "-",
+                    platform.os_version if platform else "",
+                    d.digest if full else short_digest(d.digest),
+                    str(d.size),
+                    _kind_text(child, by_digest, full),
+                )
             )
     else:
         platform = result.config_platform
-        table.add_row(
-            str(platform) if platform else "-",
-            (platform.os_version if platform else "") or "",
-            desc.digest if full else short_digest(desc.digest),
-            str(desc.size),
-            "artifact" if desc.artifact_type else ("image" if platform else "no platform"),
+        kind = "artifact" if desc.artifact_type else ("image" if platform else "no platform")
+        rows.append(
+            (
+                str(platform) if platform else "-",
+                platform.os_version if platform else "",
+                desc.digest if full else short_digest(desc.digest),
+                str(desc.size),
+                Text(kind),
+            )
         )
+    # The OS VERSION column only matters for Windows images: hide it when it would be empty.
+    with_os_version = any(row[1] for row in rows)
+
+    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+    table.add_column("PLATFORM", overflow="fold")
+    if with_os_version:
+        table.add_column("OS VERSION", overflow="fold")
+    table.add_column("DIGEST", overflow="fold", no_wrap=not full)
+    table.add_column("SIZE", justify="right")
+    table.add_column("KIND", overflow="fold")
+    for platform_text, os_version, digest, size, kind_text in rows:
+        cells: list[str | Text] = [platform_text]
+        if with_os_version:
+            cells.append(os_version)
+        cells += [digest, size, kind_text]
+        table.add_row(*cells)
     console.print()
     console.print(table)
 

@@ -10,10 +10,9 @@ from hypothesis import strategies as st
 from imginspect import mediatypes as mt
 from imginspect.digest import compute_digest
 from imginspect.jsonenc import encode_inspect, encode_platform, go_string
-from imginspect.manifest import decode_document
+from imginspect.manifest import Descriptor, Platform, decode_document
 from imginspect.reference import parse_reference
 from imginspect.result import InspectResult
-from imginspect.manifest import Descriptor, Platform
 
 
 def test_go_string_escapes_html_and_line_separators_like_go() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from typing import Any
@@ -99,7 +100,7 @@ def test_schema1_is_unsupported() -> None:
         (b"", "empty body"),
         (b"   \n", "empty body"),
         (b"<html><body>Bad gateway</body></html>", "HTML"),
-        (gzip.compress(b'{"schemaVersion":2}'), "gzip"),
+        (gzip.compress(b'{"schemaVersion":2}', mtime=0), "gzip"),
         (b"\xff\xfe{}", "not UTF-8"),
         (b'{"schemaVersion": 2,', "invalid JSON"),
         (b"[1,2]", "expected a JSON object"),
@@ -240,15 +241,28 @@ def test_classify(descriptor: dict[str, Any], kind: ChildKind) -> None:
 @settings(max_examples=1500)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_decoder_raises_only_project_errors_on_bytes(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(ImginspectError):
         decode_document(raw)
-    except ImginspectError:
-        pass
 
 
 _keys = st.sampled_from(
-    ["schemaVersion", "mediaType", "manifests", "config", "layers", "annotations", "platform"]
-    + ["digest", "size", "subject", "artifactType", "os", "architecture", "urls", "variant"]
+    [
+        "schemaVersion",
+        "mediaType",
+        "manifests",
+        "config",
+        "layers",
+        "annotations",
+        "platform",
+        "digest",
+        "size",
+        "subject",
+        "artifactType",
+        "os",
+        "architecture",
+        "urls",
+        "variant",
+    ]
 )
 _leaf = st.sampled_from(
     [None, True, 0, -1, 2, 1.5, "", "x", D1, mt.OCI_INDEX, mt.OCI_MANIFEST, mt.OCI_CONFIG]
@@ -269,7 +283,5 @@ def test_decoder_raises_only_project_errors_on_shapes(
     doc: dict[str, Any], ctype: str | None
 ) -> None:
     doc.setdefault("schemaVersion", 2)
-    try:
+    with contextlib.suppress(ImginspectError):
         decode_document(json.dumps(doc).encode(), ctype)
-    except ImginspectError:
-        pass

@@ -1,0 +1,108 @@
+"""Shared fixtures: real registries (started lazily, once per session and xdist worker) and the
+test image corpus pushed into them. See ``tests/support/`` for the helpers themselves."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The helpers are imported as ``tests.support.*`` everywhere; make that work under a bare
+# ``pytest`` as well as ``python -m pytest`` (which puts the working directory on sys.path).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.corpus import PushedImage, push_corpus
+from tests.support.registry import (
+    Registry,
+    start_basic_registry,
+    start_plain_registry,
+    start_tls_registry,
+    start_token_registry,
+)
+from tests.support.tokenserver import TokenServer
+
+#: Registry variants, in the order the ``any_registry``/``any_corpus`` fixtures run them.
+REGISTRY_VARIANTS = ("plain", "tls", "basic", "token")
+
+#: Repositories the ``registry_token`` token server refuses to anonymous clients: ``private``
+#: and everything below it (``private/...``).
+TOKEN_PRIVATE_REPOSITORIES = ("private",)
+
+
+@pytest.fixture(scope="session")
+def registry_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Plain HTTP registry, no auth."""
+    registry = start_plain_registry(tmp_path_factory.mktemp("registry-plain"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """HTTPS registry (trustme CA at ``registry.ca_path``), no auth."""
+    registry = start_tls_registry(tmp_path_factory.mktemp("registry-tls"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """HTTPS registry with htpasswd Basic auth (``registry.username``/``registry.password``)."""
+    registry = start_basic_registry(tmp_path_factory.mktemp("registry-basic"))
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Plain HTTP registry with token auth (``registry.token_server``); repositories under
+    :data:`TOKEN_PRIVATE_REPOSITORIES` are closed to anonymous clients."""
+    registry = start_token_registry(
+        tmp_path_factory.mktemp("registry-token"), private=TOKEN_PRIVATE_REPOSITORIES
+    )
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def token_server(registry_token: Registry) -> TokenServer:
+    """The token server of ``registry_token``."""
+    assert registry_token.token_server is not None
+    return registry_token.token_server
+
+
+@pytest.fixture(scope="session")
+def corpus_plain(registry_plain: Registry) -> dict[str, PushedImage]:
+    return push_corpus(registry_plain)
+
+
+@pytest.fixture(scope="session")
+def corpus_tls(registry_tls: Registry) -> dict[str, PushedImage]:
+    return push_corpus(registry_tls)
+
+
+@pytest.fixture(scope="session")
+def corpus_basic(registry_basic: Registry) -> dict[str, PushedImage]:
+    return push_corpus(registry_basic)
+
+
+@pytest.fixture(scope="session")
+def corpus_token(registry_token: Registry) -> dict[str, PushedImage]:
+    return push_corpus(registry_token)
+
+
+@pytest.fixture(params=REGISTRY_VARIANTS)
+def any_registry(request: pytest.FixtureRequest) -> Registry:
+    """Each registry variant in turn (the test runs once per variant)."""
+    registry: Registry = request.getfixturevalue(f"registry_{request.param}")
+    return registry
+
+
+@pytest.fixture(params=REGISTRY_VARIANTS)
+def any_corpus(request: pytest.FixtureRequest) -> tuple[Registry, dict[str, PushedImage]]:
+    """``(registry, corpus)`` for each registry variant in turn."""
+    registry: Registry = request.getfixturevalue(f"registry_{request.param}")
+    corpus: dict[str, PushedImage] = request.getfixturevalue(f"corpus_{request.param}")
+    return registry, corpus

@@ -12,7 +12,7 @@ import re
 from imginspect.errors import DigestMismatchError, MalformedDocumentError
 
 # The algorithms the OCI image spec registers, with the hex length each produces.
-_ALGORITHMS = {"sha256": 64, "sha512": 128}
+_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 
 

@@ -10,6 +10,7 @@ carries the right ``Authorization`` header at once, without another 401 round tr
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -52,6 +53,14 @@ class Credential:
         raw = f"{self.username}:{self.password}".encode()
         return "Basic " + base64.b64encode(raw).decode("ascii")
 
+    @property
+    def identity(self) -> str:
+        """Who this credential is, for cache keys: never the secret itself."""
+        if self.registry_token or self.identity_token:
+            secret = self.registry_token or self.identity_token
+            return "token:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+        return "user:" + self.username if self.username else ""
+
     def __repr__(self) -> str:  # never show secrets, even in a traceback or debugger
         return f"Credential(username={self.username!r}, source={self.source!r}, secret=<redacted>)"
 
@@ -60,6 +69,10 @@ class Credential:
 class _Token:
     value: str
     expires_at: float
+
+
+#: Finds the credential for a repository of one registry (None: anonymous).
+CredentialLookup = Callable[[str], Credential | None]
 
 
 def scope_for(repository: str, actions: str = "pull") -> str:
@@ -73,25 +86,31 @@ class Authenticator:
         self,
         transport: HttpTransport,
         registry_host: str,
-        credential: Credential | None,
+        credentials: CredentialLookup | None,
         *,
         insecure_host: Callable[[str], bool],
     ) -> None:
         self._transport = transport
         self._registry_host = registry_host
-        self._credential = credential
+        self._lookup = credentials
+        self._credentials: dict[str, Credential | None] = {}
         self._insecure_host = insecure_host
         self._challenge: Challenge | None = None
-        self._tokens: dict[tuple[str, str, str], _Token] = {}
+        self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._lock = threading.Lock()
 
-    @property
-    def credential(self) -> Credential | None:
-        return self._credential
+    def credential(self, repository: str) -> Credential | None:
+        """The credential for ``repository`` (looked up once per repository and run)."""
+        if repository not in self._credentials:
+            with self._lock:
+                if repository not in self._credentials:
+                    found = self._lookup(repository) if self._lookup is not None else None
+                    self._credentials[repository] = found
+        return self._credentials[repository]
 
-    def header(self, scope: str) -> str | None:
+    def header(self, repository: str, scope: str) -> str | None:
         """The Authorization header to send now for ``scope``, if we know one."""
-        cred = self._credential
+        cred = self.credential(repository)
         if cred is not None and cred.registry_token:
             return f"Bearer {cred.registry_token}"
         challenge = self._challenge
@@ -99,12 +118,14 @@ class Authenticator:
             return None
         if challenge.scheme == "basic":
             return cred.basic_header() if cred is not None and cred.has_password else None
-        token = self._tokens.get(self._token_key(challenge, scope))
+        token = self._tokens.get(self._token_key(challenge, scope, cred))
         if token is not None and token.expires_at > time.monotonic():
             return f"Bearer {token.value}"
         return None
 
-    def respond_to(self, response: Response, scope: str, *, sent: str | None) -> str | None:
+    def respond_to(
+        self, response: Response, repository: str, scope: str, *, sent: str | None
+    ) -> str | None:
         """After a 401, get what the challenge asks for and return a header to retry with.
 
         Returns ``None`` when retrying cannot help (nothing new to offer).
@@ -115,12 +136,12 @@ class Authenticator:
         if challenge is None:
             return None
         self._challenge = challenge
+        cred = self.credential(repository)
         if challenge.scheme == "basic":
-            cred = self._credential
             header = cred.basic_header() if cred is not None and cred.has_password else None
             return header if header != sent else None
         with self._lock:
-            key = self._token_key(challenge, scope)
+            key = self._token_key(challenge, scope, cred)
             cached = self._tokens.get(key)
             if (
                 cached is not None
@@ -128,18 +149,21 @@ class Authenticator:
                 and cached.expires_at > time.monotonic()
             ):
                 return f"Bearer {cached.value}"
-            token = self._fetch_token(challenge, scope)
+            token = self._fetch_token(challenge, scope, cred)
             self._tokens[key] = token
         header = f"Bearer {token.value}"
         return header if header != sent else None
 
     @staticmethod
-    def _token_key(challenge: Challenge, scope: str) -> tuple[str, str, str]:
-        return (challenge.realm, challenge.params.get("service", ""), scope)
+    def _token_key(
+        challenge: Challenge, scope: str, cred: Credential | None
+    ) -> tuple[str, str, str, str]:
+        identity = cred.identity if cred is not None else ""
+        return (challenge.realm, challenge.params.get("service", ""), scope, identity)
 
     # ------------------------------------------------------------------ token flow
 
-    def _fetch_token(self, challenge: Challenge, scope: str) -> _Token:
+    def _fetch_token(self, challenge: Challenge, scope: str, cred: Credential | None) -> _Token:
         realm = challenge.realm
         parts = urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -150,7 +174,6 @@ class Authenticator:
         service = challenge.params.get("service", "")
         realm_host = parts.netloc
         verify = not (self._insecure_host(realm_host) or is_loopback_host(realm_host))
-        cred = self._credential
         # Never send a secret in clear text to a host that is not local or declared insecure.
         may_send_secret = parts.scheme == "https" or not verify
         if cred is not None and cred.identity_token and may_send_secret:

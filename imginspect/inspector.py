@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import threading
 from collections.abc import Callable
 
@@ -30,7 +31,8 @@ from imginspect.registry import MAX_CONFIG_BYTES, RegistryClient
 from imginspect.result import InspectResult
 from imginspect.transport import HttpTransport, Logger, Timeouts
 
-CredentialProvider = Callable[[str], Credential | None]
+#: Finds the credential for (registry domain, repository path); None means anonymous.
+CredentialProvider = Callable[[str, str], Credential | None]
 
 
 class Inspector:
@@ -70,11 +72,11 @@ class Inspector:
         with self._lock:
             client = self._clients.get(domain)
             if client is None:
-                credential = self._credentials(domain) if self._credentials else None
+                provider = self._credentials
                 client = RegistryClient(
                     domain,
                     self._transport,
-                    credential=credential,
+                    credentials=(None if provider is None else functools.partial(provider, domain)),
                     insecure=self.is_insecure(domain),
                     insecure_host=self.is_insecure,
                 )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from imginspect import mediatypes as mt
-from imginspect.auth import Authenticator, Credential, scope_for
+from imginspect.auth import Authenticator, CredentialLookup, scope_for
 from imginspect.digest import compute_digest, is_valid_digest, verify_digest
 from imginspect.errors import (
     AuthError,
@@ -68,7 +68,7 @@ class RegistryClient:
         domain: str,
         transport: HttpTransport,
         *,
-        credential: Credential | None = None,
+        credentials: CredentialLookup | None = None,
         insecure: bool = False,
         insecure_host: Callable[[str], bool] | None = None,
     ) -> None:
@@ -82,7 +82,7 @@ class RegistryClient:
         self.auth = Authenticator(
             transport,
             self.api_host,
-            credential,
+            credentials,
             insecure_host=insecure_host or (lambda host: host == self.api_host and insecure),
         )
 
@@ -181,10 +181,10 @@ class RegistryClient:
         follow_redirects: bool = False,
     ) -> Response:
         scope = scope_for(repository)
-        sent = self.auth.header(scope)
+        sent = self.auth.header(repository, scope)
         response = self._send(method, path, headers, sent, max_bytes, what, follow_redirects)
         if response.status == 401:
-            retry_header = self.auth.respond_to(response, scope, sent=sent)
+            retry_header = self.auth.respond_to(response, repository, scope, sent=sent)
             if retry_header is not None:
                 sent = retry_header
                 response = self._send(
@@ -277,7 +277,7 @@ class RegistryClient:
                 return NotFoundError(f"repository not found: {self.domain}/{repository}{detail}")
             return NotFoundError(f"{what} not found: {where}{detail}")
         if status in (401, 403):
-            anonymous = sent is None or self.auth.credential is None
+            anonymous = sent is None or self.auth.credential(repository) is None
             hint = (
                 "the repository may not exist, or may be private and need credentials"
                 if anonymous

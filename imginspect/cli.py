@@ -1,51 +1,150 @@
-"""The command line: parses arguments, runs the inspection, prints results, maps errors.
+"""The command line: parses arguments, runs inspections, prints results, maps errors.
 
 This is the only module that imports click, and the one place where errors become
 ``error: ...`` / ``hint: ...`` lines and exit codes. stdout carries results only; debug
-output and errors go to stderr. rich is imported only when a table is printed.
+output and errors go to stderr. rich is imported only when a table is printed, and the
+library modules only once a command actually runs.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
 from imginspect import __version__
-from imginspect.errors import ExitCode, ImginspectError, UsageError
+from imginspect.errors import (
+    DigestDriftError,
+    ExitCode,
+    ImginspectError,
+    MissingPlatformError,
+    PlatformNotFoundError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from imginspect.inspector import Inspector
+    from imginspect.manifest import Child, Platform
+    from imginspect.result import InspectResult
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 EPILOG = """\b
 Examples:
-  imginspect ubuntu:24.04                     platform table
-  imginspect --json ubuntu:24.04 | jq .       the Docker Engine's JSON
-  imginspect --compat docker ubuntu:24.04     byte for byte what dockerd answers
-  imginspect --insecure myregistry:5000/app   plain HTTP / unverified TLS
+  imginspect ubuntu:24.04                          platform table
+  imginspect --json ubuntu:24.04 | jq .Platforms   the Docker Engine's JSON
+  imginspect --require linux/amd64,linux/arm64 ghcr.io/org/app:1.2
+  imginspect --digest --platform linux/arm64 ubuntu:24.04
+  imginspect --expect-digest sha256:... ubuntu:24.04
+  imginspect --json -f images.txt                  one JSON line per reference
 
 \b
 Exit codes:
-  0 ok            1 registry/protocol error   2 usage / invalid reference
-  3 auth refused  4 not found                 5 network/TLS/timeout
-  6 rate limited
+  0 ok              1 registry/protocol error    2 usage / invalid reference
+  3 auth refused    4 not found                  5 network/TLS/timeout
+  6 rate limited    7 required platform missing  8 digest differs from expected
+  130 interrupted   (batches exit with the highest code of any reference)
 """
+
+OUTPUT_MODES = ("table", "json", "extended-json")
 
 
 def _stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
-@click.command(
+_GROUP_OPTIONS = ("--help", "-h", "--version")
+
+
+class DefaultGroup(click.Group):
+    """A group whose default command is ``inspect``: ``imginspect REF`` means
+    ``imginspect inspect REF``, while ``imginspect auth REF`` etc. run subcommands."""
+
+    default_command = "inspect"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (
+            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        ):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(
+    cls=DefaultGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EPILOG,
 )
-@click.argument("reference", metavar="REFERENCE")
+@click.version_option(__version__, "--version", prog_name="imginspect")
+def cli() -> None:
+    """Inspect container images in their registry without pulling them: what a tag points
+    to (media type, digest, size) and which platforms it supports.
+
+    `imginspect REFERENCE...` is short for `imginspect inspect REFERENCE...`.
+    """
+
+
+@dataclass
+class Options:
+    """What one run asks for, validated once."""
+
+    mode: str = "table"  # table | json | docker | extended-json | digest | raw
+    platform: Platform | None = None
+    require: list[Platform] = field(default_factory=list)
+    require_only: bool = False
+    expect_digest: str | None = None
+    sizes: bool = False
+    no_attestations: bool = False
+    no_trunc: bool = False
+    concurrency: int = 8
+
+
+@dataclass
+class Outcome:
+    """The result of one reference: an inspection, a digest, and/or an error."""
+
+    given: str
+    result: InspectResult | None = None
+    digest: str | None = None
+    error: ImginspectError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.error.exit_code) if self.error else 0
+
+
+@cli.command(
+    "inspect",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EPILOG,
+)
+@click.argument("references", nargs=-1, metavar="REFERENCE...")
+@click.option(
+    "-f",
+    "--file",
+    "ref_file",
+    type=click.File("r"),
+    help="Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
+)
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print the Docker Engine's distribution-inspect JSON "
-    '({"Descriptor":...,"Platforms":...}), corrected where the daemon is wrong.',
+    '({"Descriptor":...,"Platforms":...}), corrected where the daemon is wrong. '
+    "One line per reference.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(OUTPUT_MODES),
+    help="Output format: table (default), json (as --json), or extended-json: everything "
+    "the table shows, as a versioned JSON document (schema: imginspect/schemas/extended-v1.json).",
 )
 @click.option(
     "--compat",
@@ -53,65 +152,418 @@ def _stderr(line: str) -> None:
     help="With 'docker': print byte for byte what the Docker Engine answers (implies --json).",
 )
 @click.option(
+    "--digest",
+    "digest_only",
+    is_flag=True,
+    help="Print only the digest (one HEAD request where possible; with --platform, the "
+    "selected image's digest). Batches print 'DIGEST  REFERENCE' lines.",
+)
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Print the manifest bytes exactly as received: `--raw R | sha256sum` is the digest.",
+)
+@click.option(
+    "--platform",
+    "platform_text",
+    metavar="OS/ARCH[/VARIANT]",
+    help="Select the image for this platform from an index and report it "
+    "('local' = this machine). Not found: exit 4.",
+)
+@click.option(
+    "--require",
+    multiple=True,
+    metavar="PLATFORMS",
+    help="Exit 7 unless every platform is present (repeatable or comma-separated; "
+    "arm64 = arm64/v8; attestations never count).",
+)
+@click.option(
+    "--require-only",
+    is_flag=True,
+    help="With --require: also exit 7 if the image has platforms beyond the required ones.",
+)
+@click.option(
+    "--expect-digest",
+    metavar="DIGEST",
+    help="Exit 8 if the reference (with --platform: the selected image) no longer has DIGEST.",
+)
+@click.option(
+    "--sizes",
+    is_flag=True,
+    help="Fetch each platform's manifest and show its compressed size (config + layers) "
+    "and layer count.",
+)
+@click.option("--no-attestations", is_flag=True, help="Hide attestation entries from the table.")
+@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
+@click.option(
     "--insecure",
     is_flag=True,
-    help="Treat the registry as insecure: https without verification, then plain http. "
+    help="Treat the registries as insecure: https without verification, then plain http. "
     "Loopback registries are always treated so.",
 )
-@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Parallel requests for batches and --sizes.",
+)
 @click.option("--debug", is_flag=True, help="Log every request and response line to stderr.")
-@click.version_option(__version__, "--version", prog_name="imginspect")
 def inspect_command(
-    reference: str,
+    references: tuple[str, ...],
+    ref_file: IO[str] | None,
     as_json: bool,
+    output_format: str | None,
     compat: str | None,
-    insecure: bool,
+    digest_only: bool,
+    raw: bool,
+    platform_text: str | None,
+    require: tuple[str, ...],
+    require_only: bool,
+    expect_digest: str | None,
+    sizes: bool,
+    no_attestations: bool,
     no_trunc: bool,
+    insecure: bool,
+    concurrency: int,
     debug: bool,
 ) -> None:
-    """Inspect REFERENCE in its registry without pulling it: what the tag points to (media
-    type, digest, size) and which platforms it supports.
+    """Inspect REFERENCE(s) in their registry without pulling them.
 
     REFERENCE is an image reference as docker takes it: ubuntu, ubuntu:24.04,
     ghcr.io/org/app@sha256:..., localhost:5000/team/app:1.2.
     """
+    options = _options(
+        as_json=as_json,
+        output_format=output_format,
+        compat=compat,
+        digest_only=digest_only,
+        raw=raw,
+        platform_text=platform_text,
+        require=require,
+        require_only=require_only,
+        expect_digest=expect_digest,
+        sizes=sizes,
+        no_attestations=no_attestations,
+        no_trunc=no_trunc,
+        concurrency=concurrency,
+    )
+    given = _references(references, ref_file)
+    first = next(given, None)
+    if first is None:
+        raise UsageError("no reference given", hint="see 'imginspect --help'")
+    second = next(given, None)
+    batch = second is not None or ref_file is not None
+    if batch and options.mode == "raw":
+        raise UsageError("--raw takes a single reference")
+    all_refs = _chain(first, second, given)
+
     from imginspect.inspector import Inspector
+
+    log = (lambda line: _stderr(f"debug: {line}")) if debug else None
+    worst = 0
+    with Inspector(insecure=insecure, log=log) as inspector:
+        outcomes = _ordered_map(
+            lambda text: _run_one(inspector, text, options),
+            all_refs,
+            workers=options.concurrency if batch else 1,
+        )
+        for outcome in outcomes:
+            _emit(outcome, options, batch=batch)
+            worst = max(worst, outcome.exit_code)
+    if worst:
+        sys.exit(worst)
+
+
+# ---------------------------------------------------------------------------------- options
+
+
+def _options(
+    *,
+    as_json: bool,
+    output_format: str | None,
+    compat: str | None,
+    digest_only: bool,
+    raw: bool,
+    platform_text: str | None,
+    require: tuple[str, ...],
+    require_only: bool,
+    expect_digest: str | None,
+    sizes: bool,
+    no_attestations: bool,
+    no_trunc: bool,
+    concurrency: int,
+) -> Options:
+    modes = []
+    if as_json:
+        modes.append("json")
+    if output_format is not None and not (as_json and output_format == "json"):
+        modes.append(output_format)
+    if compat == "docker":
+        modes = [m for m in modes if m != "json"] + ["docker"]
+    if digest_only:
+        modes.append("digest")
+    if raw:
+        modes.append("raw")
+    if len(modes) > 1:
+        raise UsageError(f"choose one output: {', '.join(modes)} cannot be combined")
+    options = Options(
+        mode=modes[0] if modes else "table",
+        require_only=require_only,
+        sizes=sizes,
+        no_attestations=no_attestations,
+        no_trunc=no_trunc,
+        concurrency=concurrency,
+    )
+    if platform_text or require:
+        from imginspect import platforms
+
+        if platform_text:
+            options.platform = (
+                platforms.local_platform()
+                if platform_text.strip().lower() == "local"
+                else platforms.parse_platform(platform_text)
+            )
+        options.require = platforms.parse_platform_list(require)
+    if require_only and not require:
+        raise UsageError("--require-only needs --require")
+    if expect_digest is not None:
+        from imginspect.digest import is_valid_digest
+
+        if not is_valid_digest(expect_digest):
+            raise UsageError(f"--expect-digest {expect_digest!r} is not a valid digest")
+        options.expect_digest = expect_digest
+    if options.mode == "docker" and (options.platform is None) and sizes:
+        raise UsageError("--sizes has no place in --compat docker output")
+    return options
+
+
+def _references(arguments: tuple[str, ...], ref_file: IO[str] | None) -> Iterator[str]:
+    yield from arguments
+    if ref_file is not None:
+        for line in ref_file:
+            text = line.split("#", 1)[0].strip()
+            if text:
+                yield text
+
+
+def _chain(first: str, second: str | None, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    if second is not None:
+        yield second
+        yield from rest
+
+
+def _ordered_map(func: Callable[[T], R], items: Iterable[T], *, workers: int) -> Iterator[R]:
+    """``map`` over a thread pool, yielding in input order with a bounded window in flight,
+    so a batch of any length streams its results and holds only a few in memory."""
+    if workers <= 1:
+        yield from map(func, items)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect")
+    pending: deque[Future[R]] = deque()
+    iterator = iter(items)
+    try:
+        for item in iterator:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= workers * 2:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------------- the work
+
+
+def _run_one(inspector: Inspector, given: str, options: Options) -> Outcome:
+    outcome = Outcome(given)
+    try:
+        _inspect_into(outcome, inspector, given, options)
+    except ImginspectError as error:
+        outcome.error = error
+    return outcome
+
+
+def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: Options) -> None:
     from imginspect.reference import parse_reference
 
-    ref = parse_reference(reference)
-    log = (lambda line: _stderr(f"debug: {line}")) if debug else None
-    compat_docker = compat == "docker"
-    with Inspector(insecure=insecure, log=log) as inspector:
-        result = inspector.inspect(ref, compat_docker=compat_docker)
-    if as_json or compat_docker:
-        from imginspect.jsonenc import encode_inspect
-
-        sys.stdout.buffer.write(encode_inspect(result, compat_docker=compat_docker))
-        sys.stdout.flush()
+    ref = parse_reference(given)
+    needs_document = options.require or options.platform is not None
+    if options.mode == "digest" and not needs_document:
+        outcome.digest = inspector.resolve_digest(ref)
+        _check_expected(outcome.digest, options, given)
         return
-    from imginspect.table import render
+    read_config = options.mode not in ("digest", "raw")
+    result = inspector.inspect(ref, compat_docker=options.mode == "docker", read_config=read_config)
+    outcome.result = result
+    images: list[Child] | None = None
+    if options.require:
+        images = inspector.image_children(result) if result.is_index else None
+        _check_required(result, images, options, given)
+    if options.platform is not None:
+        result = _select(inspector, result, options.platform, options, read_config)
+        outcome.result = result
+        images = None
+    if options.sizes and options.mode not in ("digest", "raw", "docker"):
+        if images is None:
+            images = inspector.image_children(result) if result.is_index else []
+        sizes = inspector.image_sizes(result, images, concurrency=options.concurrency)
+        outcome.result = replace(result, sizes=sizes)
+    outcome.digest = result.descriptor.digest
+    _check_expected(result.descriptor.digest, options, given)
 
-    render(result, sys.stdout, no_trunc=no_trunc)
+
+def _select(
+    inspector: Inspector,
+    result: InspectResult,
+    wanted: Platform,
+    options: Options,
+    read_config: bool,
+) -> InspectResult:
+    from imginspect import platforms
+
+    if not result.is_index:
+        present = result.config_platform
+        if present is not None and platforms.matches(wanted, present):
+            return result
+        has = platforms.format_platform(present) if present else "no platform"
+        raise PlatformNotFoundError(
+            f"{result.reference} has no {platforms.format_platform(wanted)} image "
+            f"(it is a single-platform image: {has})"
+        )
+    images = inspector.image_children(result)
+    candidates = [c.descriptor.platform for c in images]
+    index = platforms.best_match(wanted, [p for p in candidates if p is not None])
+    if index is None:
+        available = ", ".join(
+            sorted({platforms.format_platform(p) for p in candidates if p is not None})
+        )
+        raise PlatformNotFoundError(
+            f"{result.reference} has no {platforms.format_platform(wanted)} image",
+            hint=f"available platforms: {available or 'none'}",
+        )
+    chosen = [c for c in images if c.descriptor.platform is not None][index]
+    child = inspector.inspect_child(
+        result, chosen.descriptor, read_config=read_config, compat_docker=options.mode == "docker"
+    )
+    return replace(child, selected_from=result.descriptor)
+
+
+def _check_required(
+    result: InspectResult, images: list[Child] | None, options: Options, given: str
+) -> None:
+    from imginspect import platforms
+
+    if images is not None:
+        present = [c.descriptor.platform for c in images if c.descriptor.platform is not None]
+    else:
+        present = [result.config_platform] if result.config_platform is not None else []
+    missing = [w for w in options.require if not any(platforms.matches(w, p) for p in present)]
+    extra = []
+    if options.require_only:
+        extra = [p for p in present if not any(platforms.matches(w, p) for w in options.require)]
+    if not (missing or extra):
+        return
+    has = ", ".join(dict.fromkeys(platforms.format_platform(p) for p in present)) or "none"
+    problems = []
+    if missing:
+        problems.append("missing " + ", ".join(platforms.format_platform(p) for p in missing))
+    if extra:
+        names = dict.fromkeys(platforms.format_platform(p) for p in extra)
+        problems.append("unexpected " + ", ".join(names))
+    raise MissingPlatformError(
+        f"{given}: {'; '.join(problems)} (image has: {has})",
+        hint=None,
+    )
+
+
+def _check_expected(digest: str, options: Options, given: str) -> None:
+    if options.expect_digest is not None and digest != options.expect_digest:
+        raise DigestDriftError(
+            f"{given} points to {digest}, expected {options.expect_digest}",
+            hint="the tag was pushed again; update the pinned digest if that is intended",
+        )
+
+
+# ---------------------------------------------------------------------------------- output
+
+
+def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
+    out = sys.stdout.buffer
+    error = outcome.error
+    result = outcome.result
+    json_mode = options.mode in ("json", "docker", "extended-json")
+    if batch and json_mode and error is not None:
+        from imginspect.extended import encode_line, error_document
+
+        out.write(encode_line(error_document(outcome.given, error)))
+        out.flush()
+        _report(error, outcome.given if batch else None)
+        return
+    if options.mode == "digest":
+        # A failed check (exit 7 or 8) still found a digest: print it, then the error.
+        if outcome.digest is not None:
+            line = f"{outcome.digest}  {outcome.given}" if batch else outcome.digest
+            out.write((line + "\n").encode())
+    elif result is not None:
+        if options.mode == "raw":
+            out.write(result.raw)
+        elif options.mode in ("json", "docker"):
+            from imginspect.jsonenc import encode_inspect
+
+            out.write(encode_inspect(result, compat_docker=options.mode == "docker"))
+        elif options.mode == "extended-json":
+            from imginspect.extended import encode_line, extended_document
+
+            out.write(encode_line(extended_document(result, given=outcome.given)))
+        else:
+            out.flush()
+            from imginspect.table import render
+
+            render(
+                result,
+                sys.stdout,
+                no_trunc=options.no_trunc,
+                attestations=not options.no_attestations,
+            )
+            if batch:
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+    out.flush()
+    if error is not None:
+        _report(error, outcome.given if batch else None)
+
+
+def _report(error: ImginspectError, given: str | None) -> None:
+    prefix = f"{given}: " if given and not error.message.startswith(given) else ""
+    _stderr(f"error: {prefix}{error.message}")
+    if error.hint:
+        _stderr(f"hint: {error.hint}")
 
 
 def _fail(error: ImginspectError) -> NoReturn:
-    _stderr(f"error: {error.message}")
-    if error.hint:
-        _stderr(f"hint: {error.hint}")
+    _report(error, None)
     sys.exit(int(error.exit_code))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point."""
     try:
-        inspect_command.main(args=argv, prog_name="imginspect", standalone_mode=False)
+        cli.main(args=argv, prog_name="imginspect", standalone_mode=False)
     except ImginspectError as error:
         _fail(error)
     except click.UsageError as exc:
         _fail(UsageError(exc.format_message(), hint="see 'imginspect --help'"))
     except (KeyboardInterrupt, click.exceptions.Abort):
         _stderr("error: interrupted")
-        sys.exit(int(ExitCode.INTERRUPTED))
+        sys.stdout.flush()
+        # Worker threads may be blocked in network reads: do not wait for them.
+        os._exit(int(ExitCode.INTERRUPTED))
     except BrokenPipeError:
         # The reader went away (e.g. `| head`): not an error worth a traceback.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -122,4 +574,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.ClickException as exc:
         _stderr(f"error: {exc.format_message()}")
         sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
     sys.exit(int(ExitCode.OK))

@@ -13,13 +13,16 @@ import base64
 import binascii
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Credential
 from imginspect.digest import verify_digest
 from imginspect.errors import MalformedDocumentError, TooLargeError
 from imginspect.manifest import (
+    MAX_INDEX_DEPTH,
+    Child,
+    ChildKind,
     Descriptor,
     ImageManifest,
     Platform,
@@ -28,7 +31,7 @@ from imginspect.manifest import (
 )
 from imginspect.reference import Reference, is_loopback_host
 from imginspect.registry import MAX_CONFIG_BYTES, RegistryClient
-from imginspect.result import InspectResult
+from imginspect.result import ImageSize, InspectResult
 from imginspect.transport import HttpTransport, Logger, Timeouts
 
 #: Finds the credential for (registry domain, repository path); None means anonymous.
@@ -83,8 +86,26 @@ class Inspector:
                 self._clients[domain] = client
             return client
 
-    def inspect(self, reference: Reference, *, compat_docker: bool = False) -> InspectResult:
-        """Resolve ``reference`` and describe what it points to."""
+    def resolve_digest(self, reference: Reference) -> str:
+        """The digest ``reference`` points to, with one HEAD where the registry allows.
+
+        HEAD does not count against Docker Hub's pull limit. Registries that refuse HEAD or
+        omit ``Docker-Content-Digest`` get a GET, and the digest is computed from the body.
+        """
+        client = self.client_for(reference.domain)
+        head = client.head_manifest(reference.path, reference.target)
+        if head is not None:
+            return head.digest
+        return client.get_manifest(reference.path, reference.target).digest
+
+    def inspect(
+        self, reference: Reference, *, compat_docker: bool = False, read_config: bool = True
+    ) -> InspectResult:
+        """Resolve ``reference`` and describe what it points to.
+
+        ``read_config=False`` skips the config blob of a single image (its platform stays
+        unknown): for callers that only need the manifest, such as ``--raw``.
+        """
         client = self.client_for(reference.domain)
         fetched = client.get_manifest(reference.path, reference.target)
         document = decode_document(fetched.raw, fetched.content_type)
@@ -103,7 +124,11 @@ class Inspector:
             artifact_type=document.artifact_type,
         )
         config_platform = None
-        if isinstance(document, ImageManifest) and _wants_config(document, compat_docker):
+        if (
+            read_config
+            and isinstance(document, ImageManifest)
+            and _wants_config(document, compat_docker)
+        ):
             config_platform = self._config_platform(client, reference, document.config)
         return InspectResult(
             reference=reference,
@@ -112,6 +137,79 @@ class Inspector:
             raw=fetched.raw,
             config_platform=config_platform,
         )
+
+    def inspect_child(
+        self,
+        parent: InspectResult,
+        descriptor: Descriptor,
+        *,
+        read_config: bool = True,
+        compat_docker: bool = False,
+    ) -> InspectResult:
+        """Inspect an index entry (by digest) of ``parent``'s repository."""
+        child_ref = parent.reference.with_digest(descriptor.digest)
+        result = self.inspect(child_ref, read_config=read_config, compat_docker=compat_docker)
+        if result.descriptor.size != descriptor.size:
+            raise MalformedDocumentError(
+                f"index entry {descriptor.digest} says {descriptor.size} bytes, "
+                f"the manifest is {result.descriptor.size}"
+            )
+        return result
+
+    def image_children(self, result: InspectResult) -> list[Child]:
+        """Image entries of an index, nested indexes expanded (bounded depth, no cycles).
+
+        Attestations, artifacts and entries without a platform are not images and are left
+        out; so are the nested indexes themselves (their images are included).
+        """
+        images: list[Child] = []
+        self._collect_images(result, images, depth=0, seen={result.descriptor.digest})
+        return images
+
+    def _collect_images(
+        self, result: InspectResult, images: list[Child], *, depth: int, seen: set[str]
+    ) -> None:
+        for child in result.children:
+            if child.kind is ChildKind.IMAGE:
+                images.append(child)
+            elif child.kind is ChildKind.INDEX:
+                digest = child.descriptor.digest
+                if digest in seen:
+                    raise MalformedDocumentError(f"index cycle: {digest} contains itself")
+                if depth + 1 >= MAX_INDEX_DEPTH:
+                    raise MalformedDocumentError(
+                        f"indexes nested deeper than {MAX_INDEX_DEPTH} levels"
+                    )
+                nested = self.inspect_child(result, child.descriptor, read_config=False)
+                self._collect_images(nested, images, depth=depth + 1, seen=seen | {digest})
+
+    def image_sizes(
+        self, result: InspectResult, children: Sequence[Child], *, concurrency: int = 8
+    ) -> dict[str, ImageSize]:
+        """Compressed size (config + layers) and layer count per image child, fetched
+        concurrently with at most ``concurrency`` requests in flight."""
+        client = self.client_for(result.reference.domain)
+        repository = result.reference.path
+
+        def one(child: Child) -> tuple[str, ImageSize]:
+            digest = child.descriptor.digest
+            fetched = client.get_manifest(repository, digest)
+            document = decode_document(fetched.raw, fetched.content_type)
+            if not isinstance(document, ImageManifest):
+                raise MalformedDocumentError(f"index entry {digest} is not an image manifest")
+            return digest, ImageSize.of(document)
+
+        if isinstance(result.document, ImageManifest):
+            return {result.descriptor.digest: ImageSize.of(result.document)}
+        if not children:
+            return {}
+        workers = max(1, min(concurrency, len(children)))
+        if workers == 1:
+            return dict(one(c) for c in children)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sizes") as pool:
+            return dict(pool.map(one, children))
 
     def _config_platform(
         self, client: RegistryClient, reference: Reference, config: Descriptor

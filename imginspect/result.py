@@ -6,6 +6,7 @@ table renderers that present it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from imginspect.manifest import (
@@ -18,6 +19,19 @@ from imginspect.manifest import (
     classify_child,
 )
 from imginspect.reference import Reference
+
+
+@dataclass(frozen=True)
+class ImageSize:
+    """What pulling one image transfers: config plus layers, compressed as stored."""
+
+    compressed: int
+    layers: int
+
+    @classmethod
+    def of(cls, manifest: ImageManifest) -> ImageSize:
+        return cls(manifest.compressed_size, len(manifest.layers))
+
 
 #: An index entry without a ``platform`` is reported as this, as the Docker Engine does.
 EMPTY_PLATFORM = Platform()
@@ -35,6 +49,10 @@ class InspectResult:
     raw: bytes
     #: single-platform images: the platform read from the image config (None if it has none)
     config_platform: Platform | None = None
+    #: with --sizes: per image digest, its compressed size and layer count
+    sizes: Mapping[str, ImageSize] | None = None
+    #: with --platform: the index this image was selected from
+    selected_from: Descriptor | None = None
 
     @property
     def is_index(self) -> bool:

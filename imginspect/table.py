@@ -5,6 +5,7 @@ Only the table path imports this module (and so rich); ``--json`` never pays for
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TextIO
 
 from rich.console import Console
@@ -13,13 +14,19 @@ from rich.text import Text
 
 from imginspect.digest import short_digest
 from imginspect.manifest import Child, ChildKind
-from imginspect.result import InspectResult
+from imginspect.result import ImageSize, InspectResult
 
 #: Below this terminal width digests in the platform table are abbreviated.
 FULL_DIGEST_WIDTH = 140
 
 
-def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> None:
+def render(
+    result: InspectResult,
+    file: TextIO,
+    *,
+    no_trunc: bool = False,
+    attestations: bool = True,
+) -> None:
     console = Console(file=file, highlight=False, soft_wrap=False)
     full = no_trunc or console.width >= FULL_DIGEST_WIDTH
     desc = result.descriptor
@@ -35,11 +42,14 @@ def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> No
         summary.add_row("Artifact", desc.artifact_type)
     console.print(summary)
 
-    rows: list[tuple[str, str, str, str, Text]] = []
+    sizes = result.sizes
+    rows: list[tuple[str, str, str, str, Text, str, str]] = []
     children = result.children
     if children:
         by_digest = {c.descriptor.digest: c for c in children}
         for child in children:
+            if child.kind is ChildKind.ATTESTATION and not attestations:
+                continue
             d = child.descriptor
             platform = d.platform
             rows.append(
@@ -49,6 +59,7 @@ def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> No
                     d.digest if full else short_digest(d.digest),
                     str(d.size),
                     _kind_text(child, by_digest, full),
+                    *_size_cells(sizes, d.digest),
                 )
             )
     else:
@@ -61,6 +72,7 @@ def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> No
                 desc.digest if full else short_digest(desc.digest),
                 str(desc.size),
                 Text(kind),
+                *_size_cells(sizes, desc.digest),
             )
         )
     # The OS VERSION column only matters for Windows images: hide it when it would be empty.
@@ -73,14 +85,39 @@ def render(result: InspectResult, file: TextIO, *, no_trunc: bool = False) -> No
     table.add_column("DIGEST", overflow="fold", no_wrap=not full)
     table.add_column("SIZE", justify="right")
     table.add_column("KIND", overflow="fold")
-    for platform_text, os_version, digest, size, kind_text in rows:
+    if sizes is not None:
+        table.add_column("COMPRESSED", justify="right")
+        table.add_column("LAYERS", justify="right")
+    for platform_text, os_version, digest, size, kind_text, compressed, layers in rows:
         cells: list[str | Text] = [platform_text]
         if with_os_version:
             cells.append(os_version)
         cells += [digest, size, kind_text]
+        if sizes is not None:
+            cells += [compressed, layers]
         table.add_row(*cells)
+    if sizes:
+        total = sum(s.compressed for s in sizes.values())
+        table.caption = f"compressed total {human_size(total)} ({total} bytes)"
     console.print()
     console.print(table)
+
+
+def human_size(size: int) -> str:
+    """Decimal units, as docker and registries' UIs show image sizes."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"  # pragma: no cover - unreachable
+
+
+def _size_cells(sizes: Mapping[str, ImageSize] | None, digest: str) -> tuple[str, str]:
+    size = (sizes or {}).get(digest)
+    if size is None:
+        return ("", "")
+    return (human_size(size.compressed), str(size.layers))
 
 
 def _kind_text(child: Child, by_digest: dict[str, Child], full: bool) -> Text:

@@ -399,22 +399,33 @@ def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: O
         _check_expected(outcome.digest, options, given)
         return
     read_config = options.mode not in ("digest", "raw")
-    result = inspector.inspect(ref, compat_docker=options.mode == "docker", read_config=read_config)
-    outcome.result = result
+    result = inspector.inspect(
+        ref,
+        compat_docker=options.mode == "docker",
+        # a single image's platform lives in its config: --platform/--require need it
+        read_config=read_config or options.platform is not None or bool(options.require),
+    )
     images: list[Child] | None = None
+    # A failed --require is reported after the output: the inspection itself succeeded.
+    failed_check: MissingPlatformError | None = None
     if options.require:
         images = inspector.image_children(result) if result.is_index else None
-        _check_required(result, images, options, given)
+        try:
+            _check_required(result, images, options, given)
+        except MissingPlatformError as error:
+            failed_check = error
     if options.platform is not None:
         result = _select(inspector, result, options.platform, options, read_config)
-        outcome.result = result
         images = None
     if options.sizes and options.mode not in ("digest", "raw", "docker"):
         if images is None:
             images = inspector.image_children(result) if result.is_index else []
         sizes = inspector.image_sizes(result, images, concurrency=options.concurrency)
-        outcome.result = replace(result, sizes=sizes)
+        result = replace(result, sizes=sizes)
+    outcome.result = result
     outcome.digest = result.descriptor.digest
+    if failed_check is not None:
+        raise failed_check
     _check_expected(result.descriptor.digest, options, given)
 
 

@@ -135,3 +135,5 @@ class ConnectionFailedError(NetworkError):
     """No connection could be made (refused, DNS, TLS handshake); nothing was sent."""
 
     code = "connection-failed"
+    #: True for failures a retry cannot fix (TLS handshake, DNS)
+    permanent: bool = False

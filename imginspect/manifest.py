@@ -136,7 +136,8 @@ def _parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(
-            what, f"invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+            what,
+            f"invalid JSON ({exc.msg.removesuffix(' at')}: line {exc.lineno} column {exc.colno})",
         ) from None
     except RecursionError:
         raise _fail(what, "JSON nested too deeply") from None

@@ -24,6 +24,7 @@ from imginspect.errors import (
     NotFoundError,
     RateLimitedError,
     RegistryError,
+    TooLargeError,
 )
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
 from imginspect.transport import HttpTransport, Response
@@ -190,6 +191,10 @@ class RegistryClient:
                 response = self._send(
                     method, path, headers, sent, max_bytes, what, follow_redirects
                 )
+        if response.status < 300 and len(response.body) > max_bytes and method != "HEAD":
+            raise TooLargeError(
+                f"{what} of {self.domain}/{subject} is larger than the {max_bytes} bytes accepted"
+            )
         if response.status >= 300:
             raise self._error_for(
                 response,
@@ -214,7 +219,8 @@ class RegistryClient:
         all_headers = dict(headers)
         if authorization is not None:
             all_headers["Authorization"] = authorization
-        # Read error bodies too (bounded), to quote the registry's message.
+        # Read error bodies too (bounded), to quote the registry's message; a successful
+        # answer is still held to max_bytes (checked again below).
         limit = max(max_bytes, MAX_ERROR_BYTES) if method != "HEAD" else 0
         scheme = self._scheme
         if scheme is not None:

@@ -9,11 +9,17 @@ httpx exceptions into :class:`NetworkError`. It knows nothing about registries o
 
 from __future__ import annotations
 
+import contextvars
+import datetime
+import email.utils
+import random
+import socket
+import ssl
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 if "httpx" not in sys.modules:
@@ -31,9 +37,6 @@ if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
 from imginspect import __version__
 from imginspect.errors import ConnectionFailedError, NetworkError, RegistryError, TooLargeError
 
-if TYPE_CHECKING:
-    import ssl
-
 USER_AGENT = f"imginspect/{__version__}"
 MAX_REDIRECTS = 10
 #: Headers never written to debug output.
@@ -45,8 +48,12 @@ class Timeouts:
     connect: float = 10.0
     read: float = 30.0
 
-    def as_httpx(self) -> httpx.Timeout:
-        return httpx.Timeout(self.read, connect=self.connect, pool=self.connect)
+    def as_httpx(self, limit: float | None = None) -> httpx.Timeout:
+        """httpx timeouts, each capped at ``limit`` seconds (what is left of a deadline)."""
+        read, connect = self.read, self.connect
+        if limit is not None:
+            read, connect = min(read, max(limit, 0.001)), min(connect, max(limit, 0.001))
+        return httpx.Timeout(read, connect=connect, pool=connect)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,64 @@ class Response:
 
 
 Logger = Callable[[str], None]
+
+#: Statuses worth another try: the server says it is busy or briefly broken.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Only these are retried: repeating them cannot change anything on the server.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
+
+# The per-reference deadline (--timeout). A context variable, so that each worker thread of a
+# batch has its own; pools that fan out (e.g. --sizes) copy the context into their threads.
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "imginspect_deadline", default=None
+)
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Every request made inside this block must finish within ``seconds`` from now."""
+    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def remaining_time() -> float | None:
+    """Seconds left before the current deadline, or None if there is none."""
+    at = _deadline.get()
+    return None if at is None else at - time.monotonic()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with jittered exponential backoff."""
+
+    tries: int = 3
+    #: longest single wait we accept, from Retry-After or backoff (--max-wait)
+    max_wait: float = 5.0
+    base_delay: float = 0.25
+
+    def backoff(self, attempt: int) -> float:
+        delay = self.base_delay * (2 ** (attempt - 1))
+        return float(min(self.max_wait, delay * random.uniform(0.5, 1.5)))
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
 
 
 def _same_host(a: str, b: str) -> bool:
@@ -87,8 +152,10 @@ class HttpTransport:
         timeouts: Timeouts | None = None,
         log: Logger | None = None,
         ssl_context_factory: Callable[[], ssl.SSLContext] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._timeouts = timeouts or Timeouts()
+        self._retry = retry or RetryPolicy()
         self._log = log
         self._ssl_context_factory = ssl_context_factory
         self._clients: dict[bool, httpx.Client] = {}
@@ -138,17 +205,19 @@ class HttpTransport:
         verify: bool = True,
         follow_redirects: bool = False,
         data: Mapping[str, str] | None = None,
+        retry: bool = True,
     ) -> Response:
         """Send one request (following redirects if asked) and read its body, bounded.
 
         ``what`` names the thing fetched, for error messages ("manifest", "config blob").
-        On a redirect to another host, ``Authorization`` is dropped.
+        On a redirect to another host, ``Authorization`` is dropped. GET and HEAD are
+        retried (``retry``) on connection failures and on 408/429/5xx answers.
         """
         current_headers = dict(headers or {})
         current_url = url
         current_method = method
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._send_once(
+            response = self._send_with_retry(
                 current_method,
                 current_url,
                 current_headers,
@@ -156,19 +225,24 @@ class HttpTransport:
                 what=what,
                 verify=verify,
                 data=data,
+                retry=retry and current_method in IDEMPOTENT_METHODS,
             )
             if not (follow_redirects and response.status in (301, 302, 303, 307, 308)):
                 return response
             location = response.header("location")
             if not location:
                 return response
-            next_url = urljoin(current_url, location)
-            scheme = urlsplit(next_url).scheme
+            try:
+                next_url = urljoin(current_url, location)
+                scheme = urlsplit(next_url).scheme
+                cross_host = not _same_host(current_url, next_url)
+            except ValueError:
+                raise RegistryError(
+                    f"registry sent an invalid redirect for {what}: {location[:200]!r}"
+                ) from None
             if scheme not in ("http", "https"):
                 raise RegistryError(f"refusing redirect of {what} to non-HTTP URL {scheme}:")
-            if not _same_host(current_url, next_url) or (
-                urlsplit(current_url).scheme == "https" and scheme == "http"
-            ):
+            if cross_host or (urlsplit(current_url).scheme == "https" and scheme == "http"):
                 # Credentials belong to the registry, never to wherever it redirects.
                 current_headers = {
                     k: v for k, v in current_headers.items() if k.lower() != "authorization"
@@ -178,6 +252,53 @@ class HttpTransport:
                 data = None
             current_url = next_url
         raise RegistryError(f"too many redirects fetching {what} (more than {MAX_REDIRECTS})")
+
+    def _send_with_retry(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        max_bytes: int,
+        what: str,
+        verify: bool,
+        data: Mapping[str, str] | None,
+        retry: bool,
+    ) -> Response:
+        policy = self._retry
+        attempt = 0
+        while True:
+            attempt += 1
+            last_try = not retry or attempt >= policy.tries
+            response: Response | None = None
+            try:
+                response = self._send_once(
+                    method, url, headers, max_bytes=max_bytes, what=what, verify=verify, data=data
+                )
+            except ConnectionFailedError as exc:
+                # A TLS handshake or name lookup failure will not heal in a second.
+                if last_try or exc.permanent:
+                    raise
+                delay, reason = policy.backoff(attempt), exc.message
+            else:
+                if last_try or response.status not in RETRY_STATUSES:
+                    return response
+                wait = parse_retry_after(response.header("retry-after"))
+                if wait is not None and wait > policy.max_wait:
+                    return response  # longer than we may wait: the caller reports it
+                delay = wait if wait is not None else policy.backoff(attempt)
+                reason = f"HTTP {response.status}"
+            left = remaining_time()
+            if left is not None and delay >= left:
+                if response is not None:
+                    return response  # what the server said is more useful than "no time"
+                raise NetworkError(f"no time left to retry {what} from {_origin(url)}: {reason}")
+            if self._log is not None:
+                self._log(
+                    f"retry {attempt}/{policy.tries - 1} of {method} {url} "
+                    f"in {delay:.2f} s ({reason})"
+                )
+            time.sleep(delay)
 
     def _send_once(
         self,
@@ -192,24 +313,49 @@ class HttpTransport:
     ) -> Response:
         client = self._client(verify)
         started = time.monotonic()
+        left = remaining_time()
+        if left is not None and left <= 0:
+            raise NetworkError(
+                f"gave up fetching {what} from {_origin(url)}: the --timeout deadline passed",
+                hint="raise --timeout, or check the registry's health",
+            )
+        timeout = self._timeouts.as_httpx(limit=left)
         try:
-            request = client.build_request(method, url, headers=headers, data=data)
+            request = client.build_request(method, url, headers=headers, data=data, timeout=timeout)
             response = client.send(request, stream=True)
             try:
                 body = self._read_bounded(response, max_bytes=max_bytes, what=what, url=url)
             finally:
                 response.close()
         except httpx.TimeoutException as exc:
+            left = remaining_time()
+            if left is not None and left <= 0.05:
+                raise NetworkError(
+                    f"gave up fetching {what} from {_origin(url)}: the --timeout deadline passed",
+                    hint="raise --timeout, or check the registry's health",
+                ) from None
             raise NetworkError(
                 f"timed out fetching {what} from {_origin(url)} ({type(exc).__name__})",
                 hint="the registry did not answer in time; check the network or retry later",
             ) from None
         except httpx.ConnectError as exc:
-            raise ConnectionFailedError(
+            failure = ConnectionFailedError(
                 f"cannot connect to {_origin(url)}: {_reason(exc)}",
                 hint=_connect_hint(exc),
+            )
+            failure.permanent = _is_permanent_connect_failure(exc)
+            raise failure from None
+        except httpx.RemoteProtocolError as exc:
+            if "location header" in str(exc).lower():
+                raise RegistryError(
+                    f"registry sent an invalid redirect for {what}: {_reason(exc)}"
+                ) from None
+            raise NetworkError(
+                f"connection to {_origin(url)} failed while fetching {what}: {_reason(exc)}"
             ) from None
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"invalid URL for {what}: {_reason(exc)}") from None
+        except (httpx.ReadError, httpx.WriteError) as exc:
             raise NetworkError(
                 f"connection to {_origin(url)} failed while fetching {what}: {_reason(exc)}"
             ) from None
@@ -231,6 +377,8 @@ class HttpTransport:
 
     @staticmethod
     def _read_bounded(response: httpx.Response, *, max_bytes: int, what: str, url: str) -> bytes:
+        if response.request.method == "HEAD":
+            return b""  # Content-Length describes the body a GET would have sent
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
             if response.status_code < 400:
@@ -242,6 +390,13 @@ class HttpTransport:
         chunks: list[bytes] = []
         total = 0
         for chunk in response.iter_bytes():
+            left = remaining_time()
+            if left is not None and left <= 0:
+                raise NetworkError(
+                    f"gave up reading {what} from {_origin(url)}: the --timeout deadline passed "
+                    f"after {total} bytes",
+                    hint="the registry is sending very slowly; raise --timeout or retry later",
+                )
             total += len(chunk)
             if total > max_bytes:
                 if response.status_code >= 400:
@@ -261,6 +416,19 @@ def _origin(url: str) -> str:
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _is_permanent_connect_failure(exc: BaseException) -> bool:
+    """TLS handshake and DNS failures: retrying at once cannot help."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, (ssl.SSLError, socket.gaierror)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    return "SSL" in text or "Name or service not known" in text or "nodename nor servname" in text
 
 
 def _connect_hint(exc: BaseException) -> str | None:

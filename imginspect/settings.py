@@ -1,0 +1,546 @@
+"""Registry settings as Docker users already have them: ``certs.d`` and ``daemon.json``.
+
+:class:`RegistrySettings` answers, per registry host, what the Docker daemon would do:
+
+* TLS (:meth:`RegistrySettings.ssl_context_for`): ``<root>/<host[:port]>/`` under the
+  ``certs.d`` roots (``/etc/docker/certs.d``, ``$XDG_CONFIG_HOME/docker/certs.d`` for
+  rootless Docker, ``/etc/containers/certs.d``; the first directory that exists for the host
+  is used, as containers/image does). ``*.crt`` files are extra CAs, *added* to the default
+  trust store as Docker adds them to the system pool; ``*.cert`` + ``*.key`` pairs (same
+  base name) are client certificates. A ``.cert`` without its ``.key`` or the reverse is a
+  :class:`CertsDirError`. Docker Hub never uses ``certs.d`` (neither does the daemon).
+* Insecure registries (:meth:`RegistrySettings.is_insecure`): ``insecure-registries`` from
+  ``daemon.json`` (``host[:port]`` entries match exactly, CIDR entries such as
+  ``10.0.0.0/8`` match the host's address, resolving a name as the daemon does), plus
+  loopback hosts as in the daemon -- except a loopback host that has a ``certs.d``
+  directory: that directory says how to verify it, so it is verified (Docker would skip
+  verification for it altogether).
+* Mirrors (:meth:`RegistrySettings.mirrors_for`): ``registry-mirrors`` from ``daemon.json``,
+  for Docker Hub only, in order (see :class:`imginspect.registry.MirroredRegistryClient`).
+
+Proxies are not configured here: httpx reads ``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``
+and ``NO_PROXY`` from the environment itself (``trust_env``, its default), as Docker does.
+
+Everything is read lazily, once, and cached; ``ssl`` is imported only when a context is
+built. Standard library only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from imginspect.errors import UsageError
+from imginspect.reference import is_loopback_host
+
+if TYPE_CHECKING:
+    import ssl
+
+#: Docker Hub's names; certs.d is never consulted for them (the daemon does not either).
+HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+SYSTEM_DAEMON_CONFIG = Path("/etc/docker/daemon.json")
+#: daemon.json is a small document; refuse to read anything absurd.
+MAX_SETTINGS_FILE = 4 * 1024 * 1024
+
+Warn = Callable[[str], None]
+Log = Callable[[str], None]
+
+
+class ConfigError(UsageError):
+    """A configuration file or directory the user has is unusable (exit code 2).
+
+    Local configuration, like a bad option: retrying will not help and it is no network
+    problem, hence the usage exit code rather than 5.
+    """
+
+    code = "config"
+
+
+class CertsDirError(ConfigError):
+    """A ``certs.d`` host directory is inconsistent (lone ``.cert``/``.key``, unreadable CA)."""
+
+    code = "certs-dir"
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One ``registry-mirrors`` entry, normalized as the daemon does (trailing ``/``)."""
+
+    url: str  # "https://mirror.example.com/" or "http://10.0.0.5:5000/prefix/"
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of the mirror (what certs.d and insecure-registries match)."""
+        return urlsplit(self.url).netloc
+
+    @property
+    def base_url(self) -> str:
+        """The URL ``/v2/...`` paths are appended to (no trailing slash)."""
+        return self.url.rstrip("/")
+
+
+def default_certs_dirs(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The ``certs.d`` roots searched when none are given, in order."""
+    env = os.environ if environ is None else environ
+    return (
+        Path("/etc/docker/certs.d"),
+        _xdg_config_home(env) / "docker" / "certs.d",
+        Path("/etc/containers/certs.d"),
+    )
+
+
+def default_daemon_configs(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """``daemon.json`` candidates when none is given: rootless Docker's, then the system's."""
+    env = os.environ if environ is None else environ
+    return (_xdg_config_home(env) / "docker" / "daemon.json", SYSTEM_DAEMON_CONFIG)
+
+
+def validate_mirror(text: str) -> Mirror:
+    """Docker's ``ValidateMirror``: an http(s) URL without query, fragment or user info."""
+    scheme, sep, _ = text.partition("://")
+    if not sep or not scheme:
+        raise ValueError(f"no scheme in {text!r}: must use either 'https://' or 'http://'")
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"unsupported scheme {parts.scheme!r} in {text!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"query or fragment at the end of {text!r}")
+    if "@" in parts.netloc:
+        raise ValueError("user name or password in a mirror URL")  # never echo the URL
+    if not parts.hostname:
+        raise ValueError(f"no host in {text!r}")
+    return Mirror(text.rstrip("/") + "/")
+
+
+class RegistrySettings:
+    """``certs.d`` and ``daemon.json`` for one run; every lookup is cached and thread-safe.
+
+    ``certs_dirs`` replaces the default ``certs.d`` roots (``[]``: none at all);
+    ``daemon_config`` names the ``daemon.json`` to read (then it must exist and be valid;
+    otherwise the default locations are read if present, and a broken one only warns, as a
+    broken config never stops ``docker pull`` of a public image either).
+    ``insecure_registries`` adds entries in ``daemon.json``'s syntax.
+    """
+
+    def __init__(
+        self,
+        *,
+        certs_dirs: Iterable[str | os.PathLike[str]] | None = None,
+        daemon_config: str | os.PathLike[str] | None = None,
+        insecure_registries: Iterable[str] = (),
+        environ: Mapping[str, str] | None = None,
+        warn: Warn | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self._environ = dict(os.environ if environ is None else environ)
+        self._certs_roots = (
+            default_certs_dirs(self._environ)
+            if certs_dirs is None
+            else tuple(Path(d) for d in certs_dirs)
+        )
+        self._daemon_config = Path(daemon_config) if daemon_config is not None else None
+        self._extra_insecure = tuple(insecure_registries)
+        self._warn = warn or (lambda message: None)
+        self._log = log
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._load_error: ConfigError | None = None
+        self._daemon_path: Path | None = None
+        self._mirrors: tuple[Mirror, ...] = ()
+        self._insecure_hosts: set[str] = set()
+        self._insecure_networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self._contexts: dict[str, ssl.SSLContext | None] = {}
+        self._context_errors: dict[str, CertsDirError] = {}
+        self._resolved: dict[str, tuple[str, ...]] = {}
+
+    # ------------------------------------------------------------------ daemon.json
+
+    @property
+    def certs_roots(self) -> tuple[Path, ...]:
+        return self._certs_roots
+
+    @property
+    def daemon_config_path(self) -> Path | None:
+        """The ``daemon.json`` actually read (None: none found)."""
+        self._load()
+        return self._daemon_path
+
+    @property
+    def mirrors(self) -> tuple[Mirror, ...]:
+        """``registry-mirrors``, in order."""
+        self._load()
+        return self._mirrors
+
+    def mirrors_for(self, domain: str) -> tuple[Mirror, ...]:
+        """The mirrors to try before ``domain``'s registry: Docker Hub only, as in the daemon."""
+        return self.mirrors if domain.lower() in HUB_HOSTS else ()
+
+    def is_insecure(self, host: str) -> bool:
+        """Whether ``host`` (``host[:port]``) is insecure: https unverified, then plain http.
+
+        ``insecure-registries`` entries first (exact ``host[:port]``, then CIDR); then
+        loopback hosts, unless a ``certs.d`` directory says how to verify them.
+        """
+        self._load()
+        key = host.lower()
+        if key in self._insecure_hosts:
+            return True
+        if self._insecure_networks and self._in_insecure_network(host):
+            return True
+        return is_loopback_host(host) and self.certs_dir_for(host) is None
+
+    def insecure_reason(self, host: str) -> str | None:
+        """Why :meth:`is_insecure` says so, for explanations (None: secure)."""
+        self._load()
+        if host.lower() in self._insecure_hosts:
+            return f"listed in insecure-registries ({self._where()})"
+        if self._insecure_networks and self._in_insecure_network(host):
+            return f"in an insecure-registries CIDR range ({self._where()})"
+        if is_loopback_host(host) and self.certs_dir_for(host) is None:
+            return "loopback registries are insecure by default, as in the Docker daemon"
+        return None
+
+    def _where(self) -> str:
+        return str(self._daemon_path) if self._daemon_path is not None else "settings"
+
+    def _in_insecure_network(self, host: str) -> bool:
+        name = _strip_port(host)
+        try:
+            addresses: tuple[str, ...] = (str(ipaddress.ip_address(name)),)
+        except ValueError:
+            addresses = self._resolve(name)
+        for text in addresses:
+            try:
+                address = ipaddress.ip_address(text.split("%", 1)[0])
+            except ValueError:
+                continue
+            for network in self._insecure_networks:
+                if address.version == network.version and address in network:
+                    return True
+        return False
+
+    def _resolve(self, name: str) -> tuple[str, ...]:
+        """The daemon resolves a name to match it against CIDR entries; so do we (cached)."""
+        with self._lock:
+            if name not in self._resolved:
+                try:
+                    infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+                    found = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+                except (OSError, UnicodeError):
+                    found = ()  # unresolvable: no match, as in the daemon
+                self._resolved[name] = found
+            return self._resolved[name]
+
+    def _load(self) -> None:
+        """Read the insecure-registries entries and daemon.json once (a ConfigError sticks)."""
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    try:
+                        for entry in self._extra_insecure:
+                            self._add_insecure(entry, explicit=True, where="insecure registries")
+                        self._read_daemon_config()
+                    except ConfigError as error:
+                        self._load_error = error
+                    self._loaded = True
+        if self._load_error is not None:
+            raise self._load_error
+
+    def _read_daemon_config(self) -> None:
+        explicit = self._daemon_config is not None
+        if self._daemon_config is not None:
+            candidates: tuple[Path, ...] = (self._daemon_config,)
+        else:
+            candidates = default_daemon_configs(self._environ)
+        for path in candidates:
+            try:
+                raw = _read_bounded(path)
+            except FileNotFoundError:
+                if explicit:
+                    raise ConfigError(f"daemon config {path} does not exist") from None
+                continue
+            except OSError as exc:
+                self._problem(f"cannot read daemon config {path}: {_os_reason(exc)}", explicit)
+                return
+            self._daemon_path = path
+            try:
+                document = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                self._problem(f"daemon config {path} is not valid JSON: {exc}", explicit)
+                return
+            if not isinstance(document, dict):
+                self._problem(f"daemon config {path} is not a JSON object", explicit)
+                return
+            self._read_mirrors(path, document.get("registry-mirrors"), explicit)
+            insecure = document.get("insecure-registries")
+            if insecure is not None:
+                if not isinstance(insecure, list) or not all(isinstance(e, str) for e in insecure):
+                    self._problem(
+                        f"daemon config {path}: insecure-registries must be a list of strings",
+                        explicit,
+                    )
+                else:
+                    for entry in insecure:
+                        self._add_insecure(entry, explicit=explicit, where=str(path))
+            return
+
+    def _read_mirrors(self, path: Path, value: object, explicit: bool) -> None:
+        if value is None:
+            return
+        if not isinstance(value, list) or not all(isinstance(e, str) for e in value):
+            self._problem(
+                f"daemon config {path}: registry-mirrors must be a list of strings", explicit
+            )
+            return
+        mirrors: list[Mirror] = []
+        for entry in value:
+            try:
+                mirror = validate_mirror(entry)
+            except ValueError as exc:
+                self._problem(f"daemon config {path}: invalid registry mirror: {exc}", explicit)
+                continue
+            if mirror not in mirrors:
+                mirrors.append(mirror)
+        self._mirrors = tuple(mirrors)
+
+    def _add_insecure(self, entry: str, *, explicit: bool, where: str) -> None:
+        """Docker's ``LoadInsecureRegistries`` for one entry."""
+        text = entry.strip()
+        lowered = text.lower()
+        if lowered.startswith("http://"):
+            text = text[len("http://") :]
+        elif lowered.startswith("https://"):
+            text = text[len("https://") :]
+        elif "://" in text:
+            self._problem(f"{where}: insecure registry {entry!r} must not contain '://'", explicit)
+            return
+        text = text.rstrip("/")
+        if "/" in text:
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                self._problem(
+                    f"{where}: insecure registry {entry!r} is neither host[:port] nor a CIDR",
+                    explicit,
+                )
+                return
+            self._insecure_networks.append(network)
+            return
+        if not text or any(ch.isspace() for ch in text):
+            self._problem(f"{where}: insecure registry {entry!r} is not valid", explicit)
+            return
+        self._insecure_hosts.add("docker.io" if text.lower() == "index.docker.io" else text.lower())
+
+    def _problem(self, message: str, explicit: bool) -> None:
+        if explicit:
+            raise ConfigError(message)
+        self._warn(f"{message}; ignoring it")
+
+    # ------------------------------------------------------------------ certs.d
+
+    def certs_dir_for(self, host: str) -> Path | None:
+        """The ``certs.d`` directory for ``host`` (``host[:port]``), if any (not for Hub)."""
+        if host.lower() in HUB_HOSTS or not _safe_dir_name(host):
+            return None
+        for root in self._certs_roots:
+            candidate = root / host
+            if candidate.is_dir():
+                return candidate
+        return None
+
+    def ssl_context_for(self, host: str) -> ssl.SSLContext | None:
+        """The verifying TLS context for ``host``, or None for the default verification.
+
+        Built on first use and cached per host. Raises :class:`CertsDirError` for an
+        inconsistent directory (every time it is asked, not only the first).
+        """
+        with self._lock:
+            if host in self._context_errors:
+                raise self._context_errors[host]
+            if host in self._contexts:
+                return self._contexts[host]
+            directory = self.certs_dir_for(host)
+            context = None
+            if directory is not None:
+                try:
+                    context = self._build_context(host, directory)
+                except CertsDirError as error:
+                    self._context_errors[host] = error
+                    raise
+            self._contexts[host] = context
+            return context
+
+    def _build_context(self, host: str, directory: Path) -> ssl.SSLContext:
+        import ssl
+
+        cas, pairs = _certs_dir_files(directory)
+        context = ssl.create_default_context()  # the system trust store, as Docker uses
+        _load_httpx_default_cas(context, self._environ)  # and what the default client trusts
+        for ca in cas:
+            try:
+                context.load_verify_locations(cafile=str(ca))
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise CertsDirError(
+                    f"cannot load CA certificate {ca}: {_ssl_reason(exc)}",
+                    hint="files ending in .crt must hold PEM CA certificates",
+                ) from None
+        if pairs:
+            cert, key = pairs[0]
+            try:
+                context.load_cert_chain(str(cert), str(key), password=_no_password)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise CertsDirError(
+                    f"cannot load client certificate {cert} with key {key}: {_ssl_reason(exc)}",
+                    hint="the key must be an unencrypted PEM key matching the certificate",
+                ) from None
+            if len(pairs) > 1:
+                others = ", ".join(c.name for c, _ in pairs[1:])
+                self._warn(
+                    f"{directory}: several client certificates; using {cert.name}, "
+                    f"ignoring {others}"
+                )
+        if self._log is not None:
+            parts = [f"{len(cas)} CA file(s)"]
+            if pairs:
+                parts.append(f"client certificate {pairs[0][0].name}")
+            self._log(f"tls: {host} verified with {directory} ({', '.join(parts)})")
+        return context
+
+    # ------------------------------------------------------------------ explanation
+
+    def explain_host(self, host: str) -> tuple[str, ...]:
+        """Lines saying how ``host`` is reached (TLS mode, certs.d, mirrors); no secrets."""
+        lines: list[str] = []
+        reason = self.insecure_reason(host)
+        directory = self.certs_dir_for(host)
+        if reason is not None:
+            lines.append(f"tls: insecure (https without verification, then http): {reason}")
+        elif directory is not None:
+            cas, pairs = _certs_dir_files(directory)
+            detail = [f"CA {', '.join(c.name for c in cas)}" if cas else "no extra CA"]
+            if pairs:
+                detail.append(f"client certificate {pairs[0][0].name}")
+            lines.append(f"tls: verified, with {directory} ({'; '.join(detail)})")
+        else:
+            lines.append("tls: verified against the default trust store")
+        for mirror in self.mirrors_for(host):
+            lines.append(f"mirror: {mirror.base_url} (tried first; then the registry itself)")
+        return tuple(lines)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _xdg_config_home(environ: Mapping[str, str]) -> Path:
+    configured = environ.get("XDG_CONFIG_HOME")
+    if configured:
+        return Path(configured)
+    return _home(environ) / ".config"
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    home = environ.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+def _strip_port(host: str) -> str:
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 0 else host
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
+def _safe_dir_name(host: str) -> bool:
+    return bool(host) and host not in (".", "..") and "/" not in host and "\\" not in host
+
+
+def _read_bounded(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_SETTINGS_FILE + 1)
+    if len(data) > MAX_SETTINGS_FILE:
+        raise OSError(f"larger than {MAX_SETTINGS_FILE} bytes")
+    return data
+
+
+def _certs_dir_files(directory: Path) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """Docker's ``ReadCertsDirectory``: (CA files, client (cert, key) pairs); checks pairs."""
+    try:
+        names = sorted(entry.name for entry in directory.iterdir())
+    except OSError as exc:
+        raise CertsDirError(f"cannot read certs.d directory {directory}: {_os_reason(exc)}") from None
+    present = set(names)
+    cas = [directory / n for n in names if n.endswith(".crt")]
+    pairs: list[tuple[Path, Path]] = []
+    for name in names:
+        if name.endswith(".cert"):
+            key = name[: -len(".cert")] + ".key"
+            if key not in present:
+                raise CertsDirError(
+                    f"missing key {key} for client certificate {name} in {directory}",
+                    hint="client certificates need their key (NAME.cert + NAME.key); "
+                    "CA certificates must use the extension .crt",
+                )
+            pairs.append((directory / name, directory / key))
+        elif name.endswith(".key"):
+            cert = name[: -len(".key")] + ".cert"
+            if cert not in present:
+                raise CertsDirError(
+                    f"missing client certificate {cert} for key {name} in {directory}",
+                    hint="client keys need their certificate (NAME.cert + NAME.key)",
+                )
+    return cas, pairs
+
+
+def _load_httpx_default_cas(context: ssl.SSLContext, environ: Mapping[str, str]) -> None:
+    """Trust what httpx's default (``verify=True``) client trusts, so certs.d only adds."""
+    cafile = environ.get("SSL_CERT_FILE")
+    capath = environ.get("SSL_CERT_DIR")
+    try:
+        if cafile:
+            context.load_verify_locations(cafile=cafile)
+            return
+        if capath:
+            context.load_verify_locations(capath=capath)
+            return
+        import certifi
+
+        context.load_verify_locations(cafile=certifi.where())
+    except (ImportError, OSError, ValueError):
+        pass  # the system store loaded by create_default_context remains
+
+
+def _no_password() -> bytes:
+    """Never prompt for a client key's passphrase (an encrypted key then fails to load)."""
+    return b""
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return text or type(exc).__name__
+

@@ -16,12 +16,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from imginspect.challenge import Challenge, parse_challenges, preferred_challenge
 from imginspect.errors import AuthError, MalformedDocumentError, RegistryError
 from imginspect.reference import is_loopback_host
-from imginspect.transport import HttpTransport, Response
+
+if TYPE_CHECKING:
+    # Only annotations: importing Credential (credentials.py, `imginspect auth`) stays httpx-free.
+    from imginspect.transport import HttpTransport, Response
 
 #: Token responses are small JSON documents; anything bigger is not a token response.
 MAX_TOKEN_RESPONSE = 256 * 1024

@@ -102,6 +102,7 @@ class Options:
     no_attestations: bool = False
     no_trunc: bool = False
     concurrency: int = 8
+    timeout: float | None = None
 
 
 @dataclass
@@ -208,6 +209,26 @@ class Outcome:
     show_default=True,
     help="Parallel requests for batches and --sizes.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=60.0,
+    show_default=True,
+    envvar="IMGINSPECT_TIMEOUT",
+    metavar="SECONDS",
+    help="Give up on a reference after this long, whatever the registry does "
+    "(connect and read timeouts are 10 s and 30 s within it).",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    envvar="IMGINSPECT_MAX_WAIT",
+    metavar="SECONDS",
+    help="Longest wait before a retry (Retry-After or backoff); a registry asking for "
+    "longer gets exit 6 (rate limited) or 1.",
+)
 @click.option("--debug", is_flag=True, help="Log every request and response line to stderr.")
 def inspect_command(
     references: tuple[str, ...],
@@ -226,6 +247,8 @@ def inspect_command(
     no_trunc: bool,
     insecure: bool,
     concurrency: int,
+    timeout: float,
+    max_wait: float,
     debug: bool,
 ) -> None:
     """Inspect REFERENCE(s) in their registry without pulling them.
@@ -248,6 +271,7 @@ def inspect_command(
         no_trunc=no_trunc,
         concurrency=concurrency,
     )
+    options.timeout = timeout
     given = _references(references, ref_file)
     first = next(given, None)
     if first is None:
@@ -259,10 +283,12 @@ def inspect_command(
     all_refs = _chain(first, second, given)
 
     from imginspect.inspector import Inspector
+    from imginspect.transport import RetryPolicy
 
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
     worst = 0
-    with Inspector(insecure=insecure, log=log) as inspector:
+    retry = RetryPolicy(max_wait=max_wait)
+    with Inspector(insecure=insecure, log=log, retry=retry) as inspector:
         outcomes = _ordered_map(
             lambda text: _run_one(inspector, text, options),
             all_refs,
@@ -381,9 +407,12 @@ def _ordered_map(func: Callable[[T], R], items: Iterable[T], *, workers: int) ->
 
 
 def _run_one(inspector: Inspector, given: str, options: Options) -> Outcome:
+    from imginspect.transport import deadline
+
     outcome = Outcome(given)
     try:
-        _inspect_into(outcome, inspector, given, options)
+        with deadline(options.timeout):
+            _inspect_into(outcome, inspector, given, options)
     except ImginspectError as error:
         outcome.error = error
     return outcome

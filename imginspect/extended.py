@@ -85,6 +85,11 @@ def extended_document(result: InspectResult, *, given: str) -> dict[str, Any]:
             _descriptor_object(result.selected_from) if result.selected_from else None
         ),
         "children": [_child_object(c, result) for c in result.children],
+        "rateLimit": (
+            None
+            if result.rate_limit is None
+            else dict(zip(("limit", "remaining", "window"), result.rate_limit, strict=True))
+        ),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -32,7 +33,7 @@ from imginspect.manifest import (
 from imginspect.reference import Reference, is_loopback_host
 from imginspect.registry import MAX_CONFIG_BYTES, RegistryClient
 from imginspect.result import ImageSize, InspectResult
-from imginspect.transport import HttpTransport, Logger, Timeouts
+from imginspect.transport import HttpTransport, Logger, RetryPolicy, Timeouts
 
 #: Finds the credential for (registry domain, repository path); None means anonymous.
 CredentialProvider = Callable[[str, str], Credential | None]
@@ -48,13 +49,14 @@ class Inspector:
         insecure_registries: frozenset[str] = frozenset(),
         credentials: CredentialProvider | None = None,
         timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
         log: Logger | None = None,
     ) -> None:
         self._insecure_all = insecure
         self._insecure_registries = insecure_registries
         self._credentials = credentials
         self._log = log
-        self._transport = HttpTransport(timeouts=timeouts, log=log)
+        self._transport = HttpTransport(timeouts=timeouts, log=log, retry=retry)
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
 
@@ -136,6 +138,15 @@ class Inspector:
             document=document,
             raw=fetched.raw,
             config_platform=config_platform,
+            rate_limit=(
+                None
+                if fetched.rate_limit is None
+                else (
+                    fetched.rate_limit.limit,
+                    fetched.rate_limit.remaining,
+                    fetched.rate_limit.window,
+                )
+            ),
         )
 
     def inspect_child(
@@ -208,8 +219,10 @@ class Inspector:
             return dict(one(c) for c in children)
         from concurrent.futures import ThreadPoolExecutor
 
+        # Each task runs in a copy of this context, so the caller's deadline applies there too.
+        context = contextvars.copy_context()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sizes") as pool:
-            return dict(pool.map(one, children))
+            return dict(pool.map(lambda child: context.copy().run(one, child), children))
 
     def _config_platform(
         self, client: RegistryClient, reference: Reference, config: Descriptor

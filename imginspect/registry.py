@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from imginspect.errors import (
     TooLargeError,
 )
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
-from imginspect.transport import HttpTransport, Response
+from imginspect.transport import HttpTransport, Response, parse_retry_after
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; so do we.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -35,6 +36,35 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 #: Error bodies are read only to quote the registry's message.
 MAX_ERROR_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Docker Hub's ``RateLimit-Limit: 100;w=21600`` / ``RateLimit-Remaining: 76;w=21600``."""
+
+    limit: int | None
+    remaining: int | None
+    window: int | None
+
+    @classmethod
+    def from_headers(cls, limit: str | None, remaining: str | None) -> RateLimit | None:
+        if limit is None and remaining is None:
+            return None
+        lim, window = _quota(limit)
+        rem, window2 = _quota(remaining)
+        return cls(lim, rem, window or window2)
+
+
+def _quota(value: str | None) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    count, _, params = value.partition(";")
+    window = None
+    for param in params.split(";"):
+        key, _, val = param.strip().partition("=")
+        if key == "w" and val.isdigit():
+            window = int(val)
+    return (int(count) if count.strip().isdigit() else None), window
 
 
 @dataclass(frozen=True)
@@ -46,6 +76,8 @@ class FetchedManifest:
     digest: str
     #: the registry's ``Docker-Content-Digest`` header, if it sent one
     header_digest: str | None
+    #: Docker Hub's pull limit as the response announced it (``RateLimit-*`` headers)
+    rate_limit: RateLimit | None = None
 
     @property
     def size(self) -> int:
@@ -113,7 +145,15 @@ class RegistryClient:
             digest = target
         else:
             digest = compute_digest(raw)
-        return FetchedManifest(raw, response.header("content-type"), digest, header_digest)
+        return FetchedManifest(
+            raw,
+            response.header("content-type"),
+            digest,
+            header_digest,
+            RateLimit.from_headers(
+                response.header("ratelimit-limit"), response.header("ratelimit-remaining")
+            ),
+        )
 
     def head_manifest(self, repository: str, target: str) -> ManifestHead | None:
         """HEAD a manifest: its digest without its body (free on Docker Hub's pull limit).
@@ -292,9 +332,10 @@ class RegistryClient:
             verb = "authentication required" if status == 401 else "access denied"
             return AuthError(f"{verb} for {where} (HTTP {status}){detail}", hint=hint)
         if status == 429:
-            retry_after = response.header("retry-after")
-            wait = f"the registry asks to retry after {retry_after}" if retry_after else None
-            return RateLimitedError(f"rate limited by {self.domain} (HTTP 429){detail}", hint=wait)
+            return RateLimitedError(
+                f"rate limited by {self.domain} (HTTP 429){detail}",
+                hint=_retry_hint(response.header("retry-after")),
+            )
         if status >= 500:
             return RegistryError(
                 f"registry {self.domain} failed with HTTP {status} for {what} {subject}{detail}"
@@ -302,6 +343,14 @@ class RegistryClient:
         return RegistryError(
             f"unexpected HTTP {status} from {self.domain} for {method} {what} {subject}{detail}"
         )
+
+
+def _retry_hint(retry_after: str | None) -> str:
+    wait = parse_retry_after(retry_after)
+    if wait is None:
+        return "the registry did not say when to retry; wait a while before trying again"
+    when = time.strftime("%H:%M:%S UTC", time.gmtime(time.time() + wait))
+    return f"the registry asks to retry in {wait:.0f} s (after {when}); see --max-wait"
 
 
 def _registry_error(response: Response) -> tuple[str, str]:

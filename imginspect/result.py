@@ -53,6 +53,8 @@ class InspectResult:
     sizes: Mapping[str, ImageSize] | None = None
     #: with --platform: the index this image was selected from
     selected_from: Descriptor | None = None
+    #: Docker Hub's pull quota after this request: (limit, remaining, window seconds)
+    rate_limit: tuple[int | None, int | None, int | None] | None = None
 
     @property
     def is_index(self) -> bool:

@@ -484,7 +484,9 @@ def _certs_dir_files(directory: Path) -> tuple[list[Path], list[tuple[Path, Path
     try:
         names = sorted(entry.name for entry in directory.iterdir())
     except OSError as exc:
-        raise CertsDirError(f"cannot read certs.d directory {directory}: {_os_reason(exc)}") from None
+        raise CertsDirError(
+            f"cannot read certs.d directory {directory}: {_os_reason(exc)}"
+        ) from None
     present = set(names)
     cas = [directory / n for n in names if n.endswith(".crt")]
     pairs: list[tuple[Path, Path]] = []
@@ -543,4 +545,3 @@ def _ssl_reason(exc: BaseException) -> str:
         return exc.strerror
     text = str(exc).strip()
     return text or type(exc).__name__
-

@@ -16,6 +16,7 @@ import random
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -71,6 +72,8 @@ class Response:
 
 
 Logger = Callable[[str], None]
+#: The verifying TLS context for an https host (``host[:port]``); None: the default one.
+SslContextForHost = Callable[[str], "ssl.SSLContext | None"]
 
 #: Statuses worth another try: the server says it is busy or briefly broken.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -153,38 +156,59 @@ class HttpTransport:
         log: Logger | None = None,
         ssl_context_factory: Callable[[], ssl.SSLContext] | None = None,
         retry: RetryPolicy | None = None,
+        ssl_context_for: SslContextForHost | None = None,
     ) -> None:
+        """``ssl_context_for`` gives a host its own verifying context (certs.d: extra CAs,
+        client certificate); hosts it answers None for share the default verifying client.
+        It is asked for https URLs with verification only, and may raise an
+        :class:`~imginspect.errors.ImginspectError` (e.g. a broken certs.d directory)."""
         self._timeouts = timeouts or Timeouts()
         self._retry = retry or RetryPolicy()
         self._log = log
         self._ssl_context_factory = ssl_context_factory
-        self._clients: dict[bool, httpx.Client] = {}
+        self._ssl_context_for = ssl_context_for
+        # Keyed by TLS mode: True (default verification), False (none), or "host[:port]"
+        # for a host with its own context.
+        self._clients: dict[bool | str, httpx.Client] = {}
+        self._clients_lock = threading.Lock()
 
     # ------------------------------------------------------------------ clients
 
-    def _client(self, verify: bool) -> httpx.Client:
-        client = self._clients.get(verify)
-        if client is None:
-            if verify:
-                verify_arg: ssl.SSLContext | bool = (
-                    self._ssl_context_factory() if self._ssl_context_factory else True
+    def _client(self, verify: bool, url: str = "") -> httpx.Client:
+        key: bool | str = verify
+        context: ssl.SSLContext | None = None
+        if verify and self._ssl_context_for is not None:
+            parts = urlsplit(url)
+            if parts.scheme == "https":
+                host = parts.netloc.rpartition("@")[2]
+                context = self._ssl_context_for(host)
+                if context is not None:
+                    key = host
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is None:
+                if context is not None:
+                    verify_arg: ssl.SSLContext | bool = context
+                elif verify:
+                    verify_arg = self._ssl_context_factory() if self._ssl_context_factory else True
+                else:
+                    verify_arg = False
+                client = httpx.Client(
+                    verify=verify_arg,
+                    timeout=self._timeouts.as_httpx(),
+                    follow_redirects=False,
+                    headers={"User-Agent": USER_AGENT},
+                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                 )
-            else:
-                verify_arg = False
-            client = httpx.Client(
-                verify=verify_arg,
-                timeout=self._timeouts.as_httpx(),
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            )
-            self._clients[verify] = client
+                self._clients[key] = client
         return client
 
     def close(self) -> None:
-        for client in self._clients.values():
+        with self._clients_lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
             client.close()
-        self._clients.clear()
 
     def __enter__(self) -> HttpTransport:
         return self
@@ -311,7 +335,7 @@ class HttpTransport:
         verify: bool,
         data: Mapping[str, str] | None,
     ) -> Response:
-        client = self._client(verify)
+        client = self._client(verify, url)
         started = time.monotonic()
         left = remaining_time()
         if left is not None and left <= 0:

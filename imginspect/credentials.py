@@ -1,0 +1,865 @@
+"""Finding the credential for a registry, as ``docker pull`` (and podman/skopeo) would.
+
+One :class:`CredentialResolver` per run. Its :meth:`~CredentialResolver.lookup` is the
+:class:`~imginspect.inspector.Inspector`'s credential provider; :meth:`~CredentialResolver.explain`
+says where a credential comes from without ever showing it.
+
+Order, first match wins:
+
+1. ``anonymous=True``: nothing, whatever is stored.
+2. An explicit username and password from the caller (``--username`` + ``--password-stdin``),
+   for the registries they were given for.
+3. With an explicit ``authfile`` (``--authfile``): that file only (podman's ``auth.json``
+   rules, below). Otherwise:
+
+   a. ``DOCKER_AUTH_CONFIG`` (a ``config.json`` document; its ``auths``), as recent docker;
+   b. Docker's ``config.json`` (``config_dir``/``--config``, else ``$DOCKER_CONFIG``, else
+      ``~/.docker``): ``credHelpers[registry]``, else ``credsStore``, else ``auths`` -- one
+      store per registry exactly as docker picks it (when a helper is configured for the
+      registry, ``auths`` of that file is not consulted: docker ignores it too);
+   c. podman/containers ``auth.json``: ``$REGISTRY_AUTH_FILE`` if set, else
+      ``$XDG_RUNTIME_DIR/containers/auth.json`` (``/run/containers/UID/auth.json`` without
+      it) and ``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config``).
+
+Keys: docker files match the registry exactly (Docker Hub: ``https://index.docker.io/v1/``),
+then any key whose host (docker's ``ConvertToHostname``: scheme and path dropped) is the
+registry's; Docker Hub's key also serves ``docker.io``, ``index.docker.io`` and
+``registry-1.docker.io``. ``auth.json`` files first try namespaced keys, most specific first
+(``host/ns/repo``, ``host/ns``, ``host``), then normalized host keys (containers/image rules).
+
+Entries: ``auth`` (base64 ``user:password``, split on the first ``:``), ``username`` /
+``password``, ``identitytoken`` (an OAuth2 refresh token), ``registrytoken`` (a bearer token
+sent as is). Credential helpers (``docker-credential-NAME get``, server URL on stdin) answer
+``{"ServerURL","Username","Secret"}``; a ``<token>`` user name means the secret is an identity
+token. A helper that is missing, fails or does not answer within ``helper_timeout`` seconds
+is reported through ``warn`` and the lookup goes on without a credential (anonymous access
+to public images keeps working).
+
+Broken files: one the caller named (``config_dir``, ``authfile``) is a :class:`ConfigError`
+(exit code 2); one found in a default place (or ``DOCKER_AUTH_CONFIG``) only warns and is
+skipped, as docker's CLI warns about a broken ``config.json`` and goes on.
+
+Files are read lazily, once; a helper runs at most once per (helper, server URL). No secret
+ever goes into a message, an explanation or a ``Credential.source``. Standard library only
+(no httpx): cheap to import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from imginspect.auth import Credential
+from imginspect.errors import UsageError
+from imginspect.settings import HUB_HOSTS, ConfigError
+
+#: The server address docker uses for Docker Hub (config key and helper input).
+DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
+#: podman's (containers/image) name for Docker Hub in auth.json and for helpers.
+CONTAINERS_HUB_REGISTRY = "docker.io"
+HELPER_PREFIX = "docker-credential-"
+#: A helper answering this user name means the secret is an identity token.
+TOKEN_USERNAME = "<token>"
+#: What docker-credential-helpers print when they have nothing for the server.
+HELPER_NOT_FOUND = "credentials not found in native keychain"
+DEFAULT_HELPER_TIMEOUT = 5.0
+#: config.json / auth.json are small documents; refuse to read anything absurd.
+MAX_CONFIG_FILE = 16 * 1024 * 1024
+MAX_HELPER_OUTPUT = 1024 * 1024
+
+#: Token flows, as :attr:`Explanation.flow` names them.
+FLOW_BASIC = "basic"
+FLOW_IDENTITY_TOKEN = "identity token"
+FLOW_REGISTRY_TOKEN = "registry token"
+FLOW_ANONYMOUS = "anonymous"
+
+_FLOW_TEXT = {
+    FLOW_BASIC: "username and password: HTTP Basic if the registry asks for Basic, otherwise "
+    "sent (Basic) to the token realm the registry's challenge names, for a bearer token",
+    FLOW_IDENTITY_TOKEN: "identity token (OAuth2 refresh token): exchanged at the token realm "
+    "(POST grant_type=refresh_token) for a bearer token",
+    FLOW_REGISTRY_TOKEN: "registry token: sent to the registry as a bearer token, as is",
+    FLOW_ANONYMOUS: "no credential: anonymous requests (and anonymous bearer tokens where the "
+    "registry asks for them)",
+}
+
+Warn = Callable[[str], None]
+
+
+def _warn_to_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- key normalization
+
+
+def is_docker_hub(domain: str) -> bool:
+    """Whether ``domain`` names Docker Hub (``docker.io``, ``index.docker.io``, ...)."""
+    return domain.lower() in HUB_HOSTS
+
+
+def server_url_for(domain: str) -> str:
+    """What docker stores a registry's credential under, and gives credential helpers:
+    ``https://index.docker.io/v1/`` for Docker Hub, ``host[:port]`` for the others."""
+    return DOCKER_HUB_SERVER_URL if is_docker_hub(domain) else domain
+
+
+def convert_to_hostname(key: str) -> str:
+    """Docker's ``ConvertToHostname``: a config key (``https://host:5000/v1/``) as ``host:5000``.
+
+    With ``://``, the URL's host and port; otherwise everything before the first ``/``.
+    """
+    if "://" in key:
+        try:
+            netloc = urlsplit(key).netloc
+        except ValueError:
+            netloc = ""
+        host, port = _split_host_port(netloc.rpartition("@")[2])
+        if host:
+            if not port:
+                return host
+            return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return key.partition("/")[0]
+
+
+def normalize_registry(registry: str) -> str:
+    """containers/image's ``normalizeRegistry``: Docker Hub's names as ``index.docker.io``."""
+    lowered = registry.lower()
+    return "index.docker.io" if lowered in HUB_HOSTS else lowered
+
+
+def normalize_auth_file_key(key: str) -> str:
+    """containers/image's ``normalizeAuthFileKey``: a URL key as its host; others as is."""
+    stripped = key
+    for prefix in ("http://", "https://"):
+        if stripped.startswith(prefix):
+            stripped = stripped[len(prefix) :]
+            break
+    if stripped != key:
+        stripped = stripped.partition("/")[0]
+    return normalize_registry(stripped)
+
+
+def namespaced_keys(registry: str, repository: str) -> list[str]:
+    """``auth.json`` keys for a repository, most specific first: ``host/a/b``, ``host/a``,
+    ``host``."""
+    keys = []
+    key = f"{registry}/{repository}" if repository else registry
+    while True:
+        keys.append(key)
+        parent, slash, _ = key.rpartition("/")
+        if not slash:
+            return keys
+        key = parent
+
+
+def _split_host_port(netloc: str) -> tuple[str, str]:
+    """Go's ``url.URL.Hostname``/``Port`` split (brackets removed from IPv6 hosts)."""
+    host, port = netloc, ""
+    colon = host.rfind(":")
+    if colon != -1 and host[colon + 1 :].isdigit() and host.rfind("]") < colon:
+        host, port = host[:colon], host[colon + 1 :]
+    elif colon != -1 and colon == len(host) - 1:
+        host = host[:colon]
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def password_from_stdin(data: str) -> str:
+    """A password read with ``--password-stdin``: one trailing newline (``\\n`` or ``\\r\\n``)
+    removed, as ``docker login --password-stdin`` does. Raises :class:`UsageError` if empty."""
+    password = data[:-1] if data.endswith("\n") else data
+    password = password[:-1] if password.endswith("\r") else password
+    if not password:
+        raise UsageError("no password on standard input", hint="echo PASSWORD | imginspect ...")
+    return password
+
+
+# ---------------------------------------------------------------------- explanation
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Which credential source applies to a repository and how it is used. Never a secret."""
+
+    domain: str
+    repository: str
+    #: what docker would look up: ``https://index.docker.io/v1/`` or ``host[:port]``
+    server_url: str
+    #: ``anonymous`` (forced), ``explicit``, ``env``, ``docker-config``, ``credential-helper``,
+    #: ``auth-file`` or ``none``
+    kind: str
+    #: ``basic``, ``identity token``, ``registry token`` or ``anonymous``
+    flow: str
+    #: :attr:`Credential.source` of the credential used ("" when none)
+    source: str = ""
+    username: str = ""
+    #: ``docker-credential-NAME`` when a helper answered (or was asked)
+    helper: str = ""
+    #: the file the credential (or the helper's configuration) came from
+    path: str = ""
+    #: the key matched in that file (``auths`` key, ``credHelpers`` key or ``credsStore``)
+    key: str = ""
+    #: the environment variable the credential came from (``DOCKER_AUTH_CONFIG``)
+    env_var: str = ""
+    #: every place looked at, in order, with what was found there
+    checked: tuple[str, ...] = ()
+    #: warnings raised while looking (failing helpers, broken files)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def has_credential(self) -> bool:
+        return self.flow != FLOW_ANONYMOUS
+
+    def describe(self) -> str:
+        """A few lines for humans (``imginspect auth REFERENCE``)."""
+        lines = [
+            f"registry:   {self.domain}",
+            f"repository: {self.repository}",
+            f"key:        {self.server_url}",
+        ]
+        if self.has_credential:
+            who = f'user "{self.username}"' if self.username else "a token"
+            lines.append(f"credential: {who}, from {self.source}")
+        elif self.kind == "anonymous":
+            lines.append("credential: none (anonymous requested; stored credentials ignored)")
+        else:
+            lines.append("credential: none found")
+        lines.append(f"flow:       {self.flow}: {_FLOW_TEXT[self.flow]}")
+        if self.checked:
+            lines.append("checked:")
+            lines.extend(f"  {line}" for line in self.checked)
+        if self.warnings:
+            lines.append("warnings:")
+            lines.extend(f"  {line}" for line in self.warnings)
+        return "\n".join(lines) + "\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The explanation as JSON-ready data (no secrets in it either)."""
+        return {
+            "registry": self.domain,
+            "repository": self.repository,
+            "key": self.server_url,
+            "kind": self.kind,
+            "flow": self.flow,
+            "source": self.source,
+            "username": self.username,
+            "helper": self.helper,
+            "path": self.path,
+            "fileKey": self.key,
+            "envVar": self.env_var,
+            "checked": list(self.checked),
+            "warnings": list(self.warnings),
+        }
+
+
+# ---------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class _Location:
+    """A place credentials may be stored."""
+
+    label: str  # a path, or "DOCKER_AUTH_CONFIG"
+    path: Path | None  # None for the environment variable
+    docker_format: bool  # docker config.json rules (else containers auth.json rules)
+    explicit: bool  # named by the caller: problems are errors, not warnings
+    kind: str  # "env", "docker-config" or "auth-file"
+
+
+@dataclass(frozen=True)
+class _File:
+    location: _Location
+    auths: dict[str, dict[str, Any]]
+    cred_helpers: dict[str, str]
+    creds_store: str
+
+
+@dataclass(frozen=True)
+class _Found:
+    credential: Credential
+    kind: str
+    helper: str = ""
+    path: str = ""
+    key: str = ""
+    env_var: str = ""
+
+
+_ENTRY_FIELDS = ("auth", "username", "password", "identitytoken", "registrytoken")
+
+
+class CredentialResolver:
+    """Resolves the credential for (registry domain, repository); see the module docstring.
+
+    ``username``/``password`` are an explicit credential (both or neither), used for
+    ``explicit_domains`` (None: every registry). ``environ`` replaces ``os.environ`` for
+    every variable read here and for the helpers' environment. ``warn`` receives one-line
+    warnings (no ``warning:`` prefix); by default they go to stderr.
+    """
+
+    def __init__(
+        self,
+        *,
+        config_dir: str | os.PathLike[str] | None = None,
+        authfile: str | os.PathLike[str] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        explicit_domains: Collection[str] | None = None,
+        explicit_source: str = "explicit username and password",
+        anonymous: bool = False,
+        environ: Mapping[str, str] | None = None,
+        warn: Warn | None = None,
+        helper_timeout: float = DEFAULT_HELPER_TIMEOUT,
+    ) -> None:
+        if (username is None) != (password is None):
+            raise UsageError(
+                "a username needs a password and a password a username",
+                hint="use --username NAME with --password-stdin",
+            )
+        if username is not None and not username:
+            raise UsageError("the username is empty")
+        if anonymous and username is not None:
+            raise UsageError("--anonymous cannot be combined with --username")
+        if config_dir is not None and authfile is not None:
+            raise UsageError(
+                "--config and --authfile cannot be combined",
+                hint="--authfile makes that file the only source of stored credentials",
+            )
+        self._explicit = (
+            Credential(username, password or "", source=explicit_source)
+            if username is not None
+            else None
+        )
+        self._explicit_domains = (
+            None
+            if explicit_domains is None
+            else frozenset(_canonical_domain(d) for d in explicit_domains)
+        )
+        self._anonymous = anonymous
+        self._config_dir = Path(config_dir) if config_dir is not None else None
+        self._authfile = Path(authfile) if authfile is not None else None
+        self._environ = dict(os.environ if environ is None else environ)
+        self._helper_env = None if environ is None else dict(environ)
+        self._warn_callback = warn or _warn_to_stderr
+        self._helper_timeout = helper_timeout
+        self._lock = threading.RLock()
+        self._files: dict[_Location, _File | None] = {}
+        self._helpers: dict[tuple[str, str], tuple[Credential | None, str]] = {}
+        self._results: dict[tuple[str, str], _Found | None] = {}
+        self._warned: list[str] = []
+
+    # ------------------------------------------------------------------ public API
+
+    def lookup(self, domain: str, repository: str) -> Credential | None:
+        """The credential for ``repository`` of registry ``domain``; None means anonymous.
+
+        Usable as the Inspector's credential provider. Cached per (domain, repository).
+        """
+        with self._lock:
+            key = (domain, repository)
+            if key not in self._results:
+                self._results[key] = self._resolve(domain, repository, [])
+            found = self._results[key]
+        return found.credential if found is not None else None
+
+    __call__ = lookup
+
+    def explain(self, domain: str, repository: str) -> Explanation:
+        """Which source :meth:`lookup` uses for ``repository`` of ``domain``, and how."""
+        with self._lock:
+            checked: list[str] = []
+            warned_before = len(self._warned)
+            found = self._resolve(domain, repository, checked)
+            self._results.setdefault((domain, repository), found)
+            warnings = tuple(self._warned[warned_before:])
+        server_url = server_url_for(domain)
+        if found is None:
+            return Explanation(
+                domain=domain,
+                repository=repository,
+                server_url=server_url,
+                kind="anonymous" if self._anonymous else "none",
+                flow=FLOW_ANONYMOUS,
+                checked=tuple(checked),
+                warnings=warnings,
+            )
+        credential = found.credential
+        return Explanation(
+            domain=domain,
+            repository=repository,
+            server_url=server_url,
+            kind=found.kind,
+            flow=flow_of(credential),
+            source=credential.source,
+            username=credential.username,
+            helper=found.helper,
+            path=found.path,
+            key=found.key,
+            env_var=found.env_var,
+            checked=tuple(checked),
+            warnings=warnings,
+        )
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Every warning given so far, in order."""
+        with self._lock:
+            return tuple(self._warned)
+
+    def locations(self) -> tuple[str, ...]:
+        """The stored-credential locations consulted, in order (paths or variable names)."""
+        return tuple(location.label for location in self._locations())
+
+    # ------------------------------------------------------------------ resolution
+
+    def _resolve(self, domain: str, repository: str, checked: list[str]) -> _Found | None:
+        if self._anonymous:
+            checked.append("anonymous requested: stored credentials are not consulted")
+            return None
+        if self._explicit is not None:
+            if self._explicit_domains is None or _canonical_domain(domain) in (
+                self._explicit_domains
+            ):
+                checked.append(f"{self._explicit.source}: used")
+                return _Found(self._explicit, "explicit")
+            checked.append(f"{self._explicit.source}: given for another registry")
+        if self._authfile is None:
+            env_value = self._environ.get("DOCKER_AUTH_CONFIG", "")
+            if not env_value:
+                checked.append("DOCKER_AUTH_CONFIG: not set")
+        for location in self._locations():
+            file = self._load(location)
+            if file is None:
+                checked.append(f"{location.label}: {self._absent_reason(location)}")
+                continue
+            found = (
+                self._from_docker_file(file, domain, checked)
+                if location.docker_format
+                else self._from_auth_file(file, domain, repository, checked)
+            )
+            if found is not None:
+                return found
+        return None
+
+    def _locations(self) -> list[_Location]:
+        env = self._environ
+        if self._authfile is not None:
+            return [
+                _Location(str(self._authfile), self._authfile, False, True, "auth-file"),
+            ]
+        locations: list[_Location] = []
+        if env.get("DOCKER_AUTH_CONFIG"):
+            locations.append(_Location("DOCKER_AUTH_CONFIG", None, True, False, "env"))
+        if self._config_dir is not None:
+            locations.append(
+                _Location(
+                    str(self._config_dir / "config.json"),
+                    self._config_dir / "config.json",
+                    True,
+                    True,
+                    "docker-config",
+                )
+            )
+        else:
+            docker_dir = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else None
+            if docker_dir is None:
+                docker_dir = _home(env) / ".docker"
+            path = docker_dir / "config.json"
+            locations.append(_Location(str(path), path, True, False, "docker-config"))
+        auth_files: list[Path] = []
+        if env.get("REGISTRY_AUTH_FILE"):
+            auth_files.append(Path(env["REGISTRY_AUTH_FILE"]))
+        else:
+            runtime_dir = env.get("XDG_RUNTIME_DIR")
+            if runtime_dir:
+                auth_files.append(Path(runtime_dir) / "containers" / "auth.json")
+            else:
+                auth_files.append(Path(f"/run/containers/{_uid()}/auth.json"))
+            config_home = env.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
+            auth_files.append(Path(config_home) / "containers" / "auth.json")
+        for path in auth_files:
+            locations.append(_Location(str(path), path, False, False, "auth-file"))
+        return locations
+
+    def _absent_reason(self, location: _Location) -> str:
+        if location.path is not None and not location.path.exists():
+            return "no such file"
+        return "unusable (see warnings)"
+
+    # ------------------------------------------------------------------ docker config.json
+
+    def _from_docker_file(self, file: _File, domain: str, checked: list[str]) -> _Found | None:
+        label = file.location.label
+        server_url = server_url_for(domain)
+        if file.location.kind != "env":  # docker reads only auths from DOCKER_AUTH_CONFIG
+            helper_key = _find_key(file.cred_helpers, _docker_keys(domain))
+            helper, via = "", ""
+            if helper_key is not None:
+                helper, via = file.cred_helpers[helper_key], f'credHelpers["{helper_key}"]'
+            elif file.creds_store:
+                helper, via = file.creds_store, "credsStore"
+            if helper:
+                program = HELPER_PREFIX + helper
+                origin = f"{via} in {label}"
+                credential, status = self._helper(helper, server_url, origin)
+                checked.append(f"{label}: {via} -> {program} get {server_url}: {status}")
+                if credential is None:
+                    return None  # docker uses that one store for the registry, nothing else
+                return _Found(credential, "credential-helper", program, label, via)
+        key = _find_docker_entry(file.auths, domain)
+        if key is None:
+            checked.append(f'{label}: no auths entry for "{server_url}"')
+            return None
+        credential = self._entry_credential(file, key)
+        if credential is None:
+            checked.append(f'{label}: auths["{key}"] holds no usable credential')
+            return None
+        checked.append(f'{label}: auths["{key}"] -> used ({flow_of(credential)})')
+        if file.location.kind == "env":
+            return _Found(credential, "env", key=key, env_var="DOCKER_AUTH_CONFIG")
+        return _Found(credential, "docker-config", path=label, key=key)
+
+    # ------------------------------------------------------------------ containers auth.json
+
+    def _from_auth_file(
+        self, file: _File, domain: str, repository: str, checked: list[str]
+    ) -> _Found | None:
+        label = file.location.label
+        registry = CONTAINERS_HUB_REGISTRY if is_docker_hub(domain) else domain
+        helper_key = _find_key(file.cred_helpers, [registry, *_docker_keys(domain)])
+        if helper_key is not None:
+            helper = file.cred_helpers[helper_key]
+            program = HELPER_PREFIX + helper
+            via = f'credHelpers["{helper_key}"]'
+            credential, status = self._helper(helper, registry, f"{via} in {label}")
+            checked.append(f"{label}: {via} -> {program} get {registry}: {status}")
+            if credential is None:
+                return None
+            return _Found(credential, "credential-helper", program, label, via)
+        key = _find_auth_file_entry(file.auths, registry, repository)
+        if key is None:
+            checked.append(f'{label}: no auths entry for "{registry}/{repository}"')
+            return None
+        credential = self._entry_credential(file, key)
+        if credential is None:
+            checked.append(f'{label}: auths["{key}"] holds no usable credential')
+            return None
+        checked.append(f'{label}: auths["{key}"] -> used ({flow_of(credential)})')
+        return _Found(credential, "auth-file", path=label, key=key)
+
+    # ------------------------------------------------------------------ entries
+
+    def _entry_credential(self, file: _File, key: str) -> Credential | None:
+        """The credential of ``auths[key]``; None (after a warning) if it is malformed in a
+        file found by default; :class:`ConfigError` in a file the caller named."""
+        entry = file.auths[key]
+        label = file.location.label
+        where = f'{label} auths["{key}"]'
+        username = _str_field(entry, "username")
+        password = _str_field(entry, "password")
+        auth = _str_field(entry, "auth")
+        if auth:
+            try:
+                username, password = decode_auth(auth)
+            except ValueError as exc:
+                self._problem(file.location, f"{where}: {exc}")
+                return None
+        identity_token = _str_field(entry, "identitytoken")
+        registry_token = _str_field(entry, "registrytoken")
+        if not (registry_token or identity_token or (username and password)):
+            return None
+        if file.location.kind == "env":
+            source = f'DOCKER_AUTH_CONFIG auths["{key}"]'
+        else:
+            source = where
+        return Credential(
+            username=username,
+            password=password,
+            identity_token=identity_token,
+            registry_token=registry_token,
+            source=source,
+        )
+
+    # ------------------------------------------------------------------ loading files
+
+    def _load(self, location: _Location) -> _File | None:
+        if location in self._files:
+            return self._files[location]
+        file = self._read(location)
+        self._files[location] = file
+        return file
+
+    def _read(self, location: _Location) -> _File | None:
+        if location.path is None:
+            raw: bytes = self._environ.get("DOCKER_AUTH_CONFIG", "").encode()
+        else:
+            if location.explicit and location.kind == "docker-config":
+                directory = location.path.parent
+                if not directory.is_dir():
+                    raise ConfigError(f"docker config directory {directory} does not exist")
+            try:
+                raw = _read_bounded(location.path)
+            except FileNotFoundError:
+                if location.explicit and location.kind == "auth-file":
+                    raise ConfigError(f"auth file {location.path} does not exist") from None
+                return None
+            except IsADirectoryError:
+                self._problem(location, f"{location.label} is a directory, not a file")
+                return None
+            except OSError as exc:
+                self._problem(location, f"cannot read {location.label}: {_os_reason(exc)}")
+                return None
+        what = "DOCKER_AUTH_CONFIG" if location.path is None else location.label
+        try:
+            document = json.loads(raw) if raw.strip() else {}
+        except (ValueError, RecursionError) as exc:
+            # the message names a position, never the content (which may hold secrets)
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid"
+            self._problem(location, f"{what} is not valid JSON ({reason})")
+            return None
+        if not isinstance(document, dict):
+            self._problem(location, f"{what} is not a JSON object")
+            return None
+        auths = document.get("auths", {})
+        helpers = document.get("credHelpers", {})
+        store = document.get("credsStore", "")
+        if auths is None:
+            auths = {}
+        if helpers is None:
+            helpers = {}
+        if not isinstance(auths, dict) or not all(isinstance(v, dict) for v in auths.values()):
+            self._problem(location, f"{what}: auths must be an object of objects")
+            return None
+        if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
+            self._problem(location, f"{what}: credHelpers must map registries to helper names")
+            return None
+        if not isinstance(store, str):
+            self._problem(location, f"{what}: credsStore must be a string")
+            return None
+        for key, entry in auths.items():
+            for field in _ENTRY_FIELDS:
+                if field in entry and not isinstance(entry[field], (str, type(None))):
+                    self._problem(location, f'{what}: auths["{key}"].{field} must be a string')
+                    return None
+        return _File(location, auths, helpers, store)
+
+    def _problem(self, location: _Location, message: str) -> None:
+        if location.explicit:
+            raise ConfigError(message)
+        self._warn(f"{message}; ignoring it")
+
+    def _warn(self, message: str) -> None:
+        self._warned.append(message)
+        self._warn_callback(message)
+
+    # ------------------------------------------------------------------ credential helpers
+
+    def _helper(self, helper: str, server_url: str, origin: str) -> tuple[Credential | None, str]:
+        """Run ``docker-credential-<helper> get`` once per (helper, server URL)."""
+        key = (helper, server_url)
+        if key not in self._helpers:
+            self._helpers[key] = self._run_helper(helper, server_url, origin)
+        return self._helpers[key]
+
+    def _run_helper(
+        self, helper: str, server_url: str, origin: str
+    ) -> tuple[Credential | None, str]:
+        program = HELPER_PREFIX + helper
+        anonymous = f"continuing without credentials for {server_url}"
+        if not helper or "/" in helper or "\\" in helper or helper in (".", ".."):
+            self._warn(f"invalid credential helper name {helper!r} ({origin}); {anonymous}")
+            return None, "invalid helper name"
+        executable = shutil.which(program, path=self._environ.get("PATH", os.defpath))
+        if executable is None:
+            self._warn(f"credential helper {program} not found in PATH ({origin}); {anonymous}")
+            return None, "helper not found in PATH"
+        try:
+            process = subprocess.Popen(
+                [executable, "get"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self._helper_env,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self._warn(f"cannot run credential helper {program}: {_os_reason(exc)}; {anonymous}")
+            return None, "could not be run"
+        try:
+            out, err = process.communicate(server_url.encode(), timeout=self._helper_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+            self._warn(
+                f"credential helper {program} did not answer within "
+                f"{self._helper_timeout:g} s; {anonymous}"
+            )
+            return None, "timed out"
+        stdout = out[:MAX_HELPER_OUTPUT].decode("utf-8", "replace").strip()
+        stderr = err[:MAX_HELPER_OUTPUT].decode("utf-8", "replace").strip()
+        if HELPER_NOT_FOUND in (stdout, stderr):
+            return None, "no credentials stored"
+        if process.returncode != 0:
+            detail = _helper_message(stderr) or _helper_message(stdout)
+            self._warn(
+                f"credential helper {program} failed (exit status {process.returncode})"
+                f"{': ' + detail if detail else ''}; {anonymous}"
+            )
+            return None, f"failed (exit status {process.returncode})"
+        try:
+            answer = json.loads(stdout)
+        except (ValueError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict):
+            self._warn(f"credential helper {program} did not answer a JSON object; {anonymous}")
+            return None, "unusable answer"
+        username, secret = answer.get("Username"), answer.get("Secret")
+        if not isinstance(username, str) or not isinstance(secret, str):
+            self._warn(f"credential helper {program} answered no Username/Secret; {anonymous}")
+            return None, "unusable answer"
+        if not secret:
+            return None, "empty secret"
+        source = f"credential helper {program} ({origin})"
+        if username == TOKEN_USERNAME:
+            return Credential(identity_token=secret, source=source), "identity token"
+        if not username:
+            self._warn(f"credential helper {program} answered an empty Username; {anonymous}")
+            return None, "unusable answer"
+        return Credential(username=username, password=secret, source=source), f'user "{username}"'
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def flow_of(credential: Credential | None) -> str:
+    """How a credential is used, as :attr:`Explanation.flow` names it (auth.py's order)."""
+    if credential is None:
+        return FLOW_ANONYMOUS
+    if credential.registry_token:
+        return FLOW_REGISTRY_TOKEN
+    if credential.identity_token:
+        return FLOW_IDENTITY_TOKEN
+    if credential.has_password:
+        return FLOW_BASIC
+    return FLOW_ANONYMOUS
+
+
+def decode_auth(auth: str) -> tuple[str, str]:
+    """Docker's ``decodeAuth``: base64 ``user:password`` split on the first ``:``.
+
+    Raises ValueError with a message that never contains the value.
+    """
+    try:
+        decoded = base64.b64decode(auth.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("auth is not valid base64") from None
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("auth does not decode to UTF-8 text") from None
+    username, colon, password = text.partition(":")
+    if not colon or not username:
+        raise ValueError('auth does not decode to "username:password"')
+    return username, password.strip("\x00")
+
+
+def _canonical_domain(domain: str) -> str:
+    return "docker.io" if is_docker_hub(domain) else domain.lower()
+
+
+def _docker_keys(domain: str) -> list[str]:
+    """Exact keys docker would use for ``domain`` (Hub: its v1 URL, then its other names)."""
+    if is_docker_hub(domain):
+        return [DOCKER_HUB_SERVER_URL, "docker.io", "index.docker.io", "registry-1.docker.io"]
+    return [domain]
+
+
+def _find_key(mapping: Mapping[str, object], keys: list[str]) -> str | None:
+    for key in keys:
+        if key in mapping:
+            return key
+    lowered = {k.lower(): k for k in mapping}
+    for key in keys:
+        if key.lower() in lowered:
+            return lowered[key.lower()]
+    return None
+
+
+def _usable(entry: Mapping[str, Any]) -> bool:
+    return any(isinstance(entry.get(f), str) and entry.get(f) for f in _ENTRY_FIELDS)
+
+
+def _find_docker_entry(auths: Mapping[str, Mapping[str, Any]], domain: str) -> str | None:
+    """docker's file store: the exact key, then a key whose ``ConvertToHostname`` matches."""
+    for key in _docker_keys(domain)[:1]:
+        if key in auths and _usable(auths[key]):
+            return key
+    targets = HUB_HOSTS if is_docker_hub(domain) else frozenset({domain.lower()})
+    for key, entry in auths.items():
+        if convert_to_hostname(key).lower() in targets and _usable(entry):
+            return key
+    return None
+
+
+def _find_auth_file_entry(
+    auths: Mapping[str, Mapping[str, Any]], registry: str, repository: str
+) -> str | None:
+    """containers/image: namespaced keys, most specific first, then normalized host keys."""
+    for key in namespaced_keys(registry, repository):
+        if key in auths and _usable(auths[key]):
+            return key
+    target = normalize_registry(registry)
+    for key, entry in auths.items():
+        if normalize_auth_file_key(key) == target and _usable(entry):
+            return key
+    return None
+
+
+def _str_field(entry: Mapping[str, Any], name: str) -> str:
+    value = entry.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _helper_message(text: str) -> str:
+    """The first line of a failing helper's output, unless it could carry a secret."""
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    if not line or line.startswith(("{", "[")) or "secret" in line.lower():
+        return ""
+    return line if len(line) <= 200 else line[:199] + "…"
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    home = environ.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+def _uid() -> int:
+    getuid = getattr(os, "getuid", None)
+    return int(getuid()) if getuid is not None else 0
+
+
+def _read_bounded(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_CONFIG_FILE + 1)
+    if len(data) > MAX_CONFIG_FILE:
+        raise OSError(f"larger than {MAX_CONFIG_FILE} bytes")
+    return data
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__

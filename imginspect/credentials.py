@@ -580,16 +580,12 @@ class CredentialResolver:
         registry_token = _str_field(entry, "registrytoken")
         if not (registry_token or identity_token or (username and password)):
             return None
-        if file.location.kind == "env":
-            source = f'DOCKER_AUTH_CONFIG auths["{key}"]'
-        else:
-            source = where
         return Credential(
             username=username,
             password=password,
             identity_token=identity_token,
             registry_token=registry_token,
-            source=source,
+            source=where,  # 'PATH auths["KEY"]' or 'DOCKER_AUTH_CONFIG auths["KEY"]'
         )
 
     # ------------------------------------------------------------------ loading files

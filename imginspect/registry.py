@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, CredentialLookup, scope_for
@@ -26,9 +27,10 @@ from imginspect.errors import (
     RateLimitedError,
     RegistryError,
     TooLargeError,
+    UsageError,
 )
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
-from imginspect.transport import HttpTransport, Response, parse_retry_after
+from imginspect.transport import HttpTransport, Logger, Response, parse_retry_after
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; so do we.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
@@ -104,13 +106,21 @@ class RegistryClient:
         credentials: CredentialLookup | None = None,
         insecure: bool = False,
         insecure_host: Callable[[str], bool] | None = None,
+        endpoint: str | None = None,
     ) -> None:
         self.domain = domain
         self.api_host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
+        # A mirror (``registry-mirrors``): requests for ``domain`` go to ``endpoint``, a URL
+        # with scheme, host and optional path prefix, and only there.
+        self._endpoint = endpoint.rstrip("/") if endpoint else None
+        if self._endpoint is not None:
+            self.api_host = urlsplit(self._endpoint).netloc
         self._transport = transport
         self._insecure = insecure
         # Secure registries are https only; insecure ones try https (unverified), then http.
         self._scheme: str | None = None if insecure else "https"
+        if self._endpoint is not None:
+            self._scheme = urlsplit(self._endpoint).scheme
         self._scheme_lock = threading.Lock()
         self.auth = Authenticator(
             transport,
@@ -207,6 +217,8 @@ class RegistryClient:
     # ------------------------------------------------------------------ plumbing
 
     def base_url(self, scheme: str) -> str:
+        if self._endpoint is not None:
+            return self._endpoint
         return f"{scheme}://{self.api_host}"
 
     def _request(
@@ -343,6 +355,72 @@ class RegistryClient:
         return RegistryError(
             f"unexpected HTTP {status} from {self.domain} for {method} {what} {subject}{detail}"
         )
+
+
+class MirroredRegistryClient(RegistryClient):
+    """Docker Hub through ``registry-mirrors``: each mirror in turn, then the registry itself.
+
+    As in the Docker daemon, any failure of a mirror (unreachable, refusing, not having the
+    image, sending bad content) moves on to the next one, and the registry's own answer is
+    final. Each mirror is a :class:`RegistryClient` of its own (``endpoint=`` its URL) with
+    its own TLS mode, auth state and credentials: the registry's credentials are never sent
+    to a mirror. Configuration errors (:class:`UsageError`) are raised, not skipped.
+    """
+
+    def __init__(
+        self,
+        domain: str,
+        transport: HttpTransport,
+        *,
+        mirrors: Sequence[RegistryClient],
+        credentials: CredentialLookup | None = None,
+        insecure: bool = False,
+        insecure_host: Callable[[str], bool] | None = None,
+        log: Logger | None = None,
+    ) -> None:
+        super().__init__(
+            domain,
+            transport,
+            credentials=credentials,
+            insecure=insecure,
+            insecure_host=insecure_host,
+        )
+        self.mirrors = tuple(mirrors)
+        self._log = log
+
+    def _skipped(self, mirror: RegistryClient, error: ImginspectError) -> None:
+        if self._log is not None:
+            self._log(f"mirror {mirror.base_url('https')} failed ({error.message}); next")
+
+    def get_manifest(self, repository: str, target: str) -> FetchedManifest:
+        for mirror in self.mirrors:
+            try:
+                return mirror.get_manifest(repository, target)
+            except UsageError:
+                raise
+            except ImginspectError as error:
+                self._skipped(mirror, error)
+        return super().get_manifest(repository, target)
+
+    def head_manifest(self, repository: str, target: str) -> ManifestHead | None:
+        for mirror in self.mirrors:
+            try:
+                return mirror.head_manifest(repository, target)
+            except UsageError:
+                raise
+            except ImginspectError as error:
+                self._skipped(mirror, error)
+        return super().head_manifest(repository, target)
+
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes:
+        for mirror in self.mirrors:
+            try:
+                return mirror.get_blob(repository, digest, max_bytes=max_bytes, what=what)
+            except UsageError:
+                raise
+            except ImginspectError as error:
+                self._skipped(mirror, error)
+        return super().get_blob(repository, digest, max_bytes=max_bytes, what=what)
 
 
 def _retry_hint(retry_after: str | None) -> str:

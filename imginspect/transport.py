@@ -73,7 +73,7 @@ class Response:
 
 Logger = Callable[[str], None]
 #: The verifying TLS context for an https host (``host[:port]``); None: the default one.
-SslContextForHost = Callable[[str], "ssl.SSLContext | None"]
+SslContextForHost = Callable[[str], ssl.SSLContext | None]
 
 #: Statuses worth another try: the server says it is busy or briefly broken.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
+from imginspect.cache import Cache
 from imginspect.challenge import Challenge, parse_challenges, preferred_challenge
 from imginspect.errors import AuthError, MalformedDocumentError, RegistryError
 from imginspect.reference import is_loopback_host
@@ -93,8 +94,10 @@ class Authenticator:
         credentials: CredentialLookup | None,
         *,
         insecure_host: Callable[[str], bool],
+        cache: Cache | None = None,
     ) -> None:
         self._transport = transport
+        self._cache = cache
         self._registry_host = registry_host
         self._lookup = credentials
         self._credentials: dict[str, Credential | None] = {}
@@ -102,6 +105,13 @@ class Authenticator:
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._lock = threading.Lock()
+        if cache is not None:
+            # What the registry asked for last time: lets the first request carry a token.
+            known = (cache.get_host(registry_host) or {}).get("challenge")
+            if isinstance(known, dict) and isinstance(known.get("scheme"), str):
+                params = known.get("params")
+                if isinstance(params, dict) and all(isinstance(v, str) for v in params.values()):
+                    self._challenge = Challenge(known["scheme"], dict(params))
 
     def credential(self, repository: str) -> Credential | None:
         """The credential for ``repository`` (looked up once per repository and run)."""
@@ -122,8 +132,13 @@ class Authenticator:
             return None
         if challenge.scheme == "basic":
             return cred.basic_header() if cred is not None and cred.has_password else None
-        token = self._tokens.get(self._token_key(challenge, scope, cred))
-        if token is not None and token.expires_at > time.monotonic():
+        key = self._token_key(challenge, scope, cred)
+        token = self._tokens.get(key)
+        if token is None and self._cache is not None:
+            stored = self._cache.get_token(*key)
+            if stored is not None:
+                token = self._tokens[key] = _Token(*stored)
+        if token is not None and token.expires_at > time.time():
             return f"Bearer {token.value}"
         return None
 
@@ -139,6 +154,11 @@ class Authenticator:
         )
         if challenge is None:
             return None
+        if challenge != self._challenge and self._cache is not None:
+            self._cache.update_host(
+                self._registry_host,
+                challenge={"scheme": challenge.scheme, "params": challenge.params},
+            )
         self._challenge = challenge
         cred = self.credential(repository)
         if challenge.scheme == "basic":
@@ -150,11 +170,13 @@ class Authenticator:
             if (
                 cached is not None
                 and f"Bearer {cached.value}" != sent
-                and cached.expires_at > time.monotonic()
+                and cached.expires_at > time.time()
             ):
                 return f"Bearer {cached.value}"
             token = self._fetch_token(challenge, scope, cred)
             self._tokens[key] = token
+            if self._cache is not None:
+                self._cache.put_token(*key, token=token.value, expires_at=token.expires_at)
         header = f"Bearer {token.value}"
         return header if header != sent else None
 
@@ -238,5 +260,6 @@ def _parse_token_response(response: Response, realm: str) -> _Token:
     lifetime = body.get("expires_in")
     if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
         lifetime = DEFAULT_TOKEN_LIFETIME
-    expires_at = time.monotonic() + max(float(lifetime) - TOKEN_EXPIRY_MARGIN, 1.0)
+    # Wall-clock time: tokens outlive this process in the cache.
+    expires_at = time.time() + max(float(lifetime) - TOKEN_EXPIRY_MARGIN, 1.0)
     return _Token(value, expires_at)

@@ -229,6 +229,13 @@ class Outcome:
     help="Longest wait before a retry (Retry-After or backoff); a registry asking for "
     "longer gets exit 6 (rate limited) or 1.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    envvar="IMGINSPECT_NO_CACHE",
+    help="Neither read nor write the cache of manifests, configs and tokens "
+    "(see 'imginspect cache').",
+)
 @click.option("--debug", is_flag=True, help="Log every request and response line to stderr.")
 def inspect_command(
     references: tuple[str, ...],
@@ -249,6 +256,7 @@ def inspect_command(
     concurrency: int,
     timeout: float,
     max_wait: float,
+    no_cache: bool,
     debug: bool,
 ) -> None:
     """Inspect REFERENCE(s) in their registry without pulling them.
@@ -288,7 +296,12 @@ def inspect_command(
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
     worst = 0
     retry = RetryPolicy(max_wait=max_wait)
-    with Inspector(insecure=insecure, log=log, retry=retry) as inspector:
+    cache = None
+    if not no_cache:
+        from imginspect.cache import Cache
+
+        cache = Cache(log=log)
+    with Inspector(insecure=insecure, log=log, retry=retry, cache=cache) as inspector:
         outcomes = _ordered_map(
             lambda text: _run_one(inspector, text, options),
             all_refs,
@@ -584,6 +597,41 @@ def _report(error: ImginspectError, given: str | None) -> None:
     _stderr(f"error: {prefix}{error.message}")
     if error.hint:
         _stderr(f"hint: {error.hint}")
+
+
+@cli.group("cache", invoke_without_command=True)
+@click.pass_context
+def cache_command(ctx: click.Context) -> None:
+    """Show or clear the cache of manifests, config blobs and tokens.
+
+    Content is stored by digest and verified on every read; tags are always re-resolved
+    with a HEAD request. The directory is the user cache dir (IMGINSPECT_CACHE_DIR
+    overrides it); tokens in it are readable by the owner only.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(cache_show)
+
+
+@cache_command.command("show")
+def cache_show() -> None:
+    """Print where the cache is and what it holds."""
+    from imginspect.cache import Cache
+
+    stats = Cache().stats()
+    click.echo(f"path:     {stats.path}")
+    click.echo(f"content:  {stats.entries} entries, {stats.bytes} bytes")
+    click.echo(f"tags:     {stats.tags}")
+    click.echo(f"tokens:   {stats.tokens}")
+
+
+@cache_command.command("clear")
+def cache_clear() -> None:
+    """Delete everything in the cache."""
+    from imginspect.cache import Cache
+
+    cache = Cache()
+    cache.clear()
+    click.echo(f"cleared {cache.root}")
 
 
 def _fail(error: ImginspectError) -> NoReturn:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Credential
+from imginspect.cache import Cache
 from imginspect.digest import verify_digest
 from imginspect.errors import MalformedDocumentError, TooLargeError
 from imginspect.manifest import (
@@ -31,7 +32,7 @@ from imginspect.manifest import (
     decode_document,
 )
 from imginspect.reference import Reference, is_loopback_host
-from imginspect.registry import MAX_CONFIG_BYTES, RegistryClient
+from imginspect.registry import MAX_CONFIG_BYTES, FetchedManifest, RegistryClient
 from imginspect.result import ImageSize, InspectResult
 from imginspect.transport import HttpTransport, Logger, RetryPolicy, Timeouts
 
@@ -51,11 +52,13 @@ class Inspector:
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         log: Logger | None = None,
+        cache: Cache | None = None,
     ) -> None:
         self._insecure_all = insecure
         self._insecure_registries = insecure_registries
         self._credentials = credentials
         self._log = log
+        self._cache = cache
         self._transport = HttpTransport(timeouts=timeouts, log=log, retry=retry)
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
@@ -83,6 +86,7 @@ class Inspector:
                     self._transport,
                     credentials=(None if provider is None else functools.partial(provider, domain)),
                     insecure=self.is_insecure(domain),
+                    cache=self._cache,
                     insecure_host=self.is_insecure,
                 )
                 self._clients[domain] = client
@@ -109,7 +113,7 @@ class Inspector:
         unknown): for callers that only need the manifest, such as ``--raw``.
         """
         client = self.client_for(reference.domain)
-        fetched = client.get_manifest(reference.path, reference.target)
+        fetched = self._fetch_manifest(client, reference)
         document = decode_document(fetched.raw, fetched.content_type)
         if self._log is not None and fetched.content_type:
             header_type = fetched.content_type.split(";")[0].strip()
@@ -148,6 +152,42 @@ class Inspector:
                 )
             ),
         )
+
+    def _fetch_manifest(self, client: RegistryClient, reference: Reference) -> FetchedManifest:
+        """The manifest ``reference`` names, from the cache where that is safe.
+
+        By digest, a cached copy is the answer (content never changes). By tag, the tag is
+        re-resolved with a HEAD only when the cache already holds what it pointed to last
+        time (otherwise a GET by tag answers in one request); the HEAD's digest then finds
+        the cached bytes, or they are fetched by that digest.
+        """
+        cache = self._cache
+        repository = reference.path
+        if cache is None:
+            return client.get_manifest(repository, reference.target)
+        if reference.digest is not None:
+            cached = _from_cache(cache, reference.digest)
+            if cached is not None:
+                return cached
+            fetched = client.get_manifest(repository, reference.digest)
+            cache.put_manifest(fetched.digest, fetched.raw, fetched.content_type)
+            return fetched
+        tag = reference.tag or "latest"
+        last = cache.get_tag(reference.name, tag)
+        if last is not None and cache.has_content(last):
+            head = client.head_manifest(repository, tag)
+            if head is not None:
+                cached = _from_cache(cache, head.digest)
+                if cached is None:
+                    cached = client.get_manifest(repository, head.digest)
+                    cache.put_manifest(cached.digest, cached.raw, cached.content_type)
+                if head.digest != last:
+                    cache.put_tag(reference.name, tag, head.digest)
+                return cached
+        fetched = client.get_manifest(repository, tag)
+        cache.put_manifest(fetched.digest, fetched.raw, fetched.content_type)
+        cache.put_tag(reference.name, tag, fetched.digest)
+        return fetched
 
     def inspect_child(
         self,
@@ -200,11 +240,10 @@ class Inspector:
         """Compressed size (config + layers) and layer count per image child, fetched
         concurrently with at most ``concurrency`` requests in flight."""
         client = self.client_for(result.reference.domain)
-        repository = result.reference.path
 
         def one(child: Child) -> tuple[str, ImageSize]:
             digest = child.descriptor.digest
-            fetched = client.get_manifest(repository, digest)
+            fetched = self._fetch_manifest(client, result.reference.with_digest(digest))
             document = decode_document(fetched.raw, fetched.content_type)
             if not isinstance(document, ImageManifest):
                 raise MalformedDocumentError(f"index entry {digest} is not an image manifest")
@@ -233,15 +272,27 @@ class Inspector:
                 f"more than the {MAX_CONFIG_BYTES} bytes accepted"
             )
         raw = _embedded_data(config)
+        if raw is None and self._cache is not None:
+            raw = self._cache.get_content(config.digest, what="config blob")
         if raw is None:
             raw = client.get_blob(
                 reference.path, config.digest, max_bytes=config.size, what="config blob"
             )
+            if self._cache is not None:
+                self._cache.put_content(config.digest, raw)
         if len(raw) != config.size:
             raise MalformedDocumentError(
                 f"config blob {config.digest} is {len(raw)} bytes, the manifest says {config.size}"
             )
         return decode_config_platform(raw)
+
+
+def _from_cache(cache: Cache, digest: str) -> FetchedManifest | None:
+    hit = cache.get_manifest(digest)
+    if hit is None:
+        return None
+    raw, content_type = hit
+    return FetchedManifest(raw, content_type, digest, None)
 
 
 def _wants_config(manifest: ImageManifest, compat_docker: bool) -> bool:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, CredentialLookup, scope_for
+from imginspect.cache import Cache
 from imginspect.digest import compute_digest, is_valid_digest, verify_digest
 from imginspect.errors import (
     AuthError,
@@ -107,8 +108,10 @@ class RegistryClient:
         insecure: bool = False,
         insecure_host: Callable[[str], bool] | None = None,
         endpoint: str | None = None,
+        cache: Cache | None = None,
     ) -> None:
         self.domain = domain
+        self._cache = cache
         self.api_host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
         # A mirror (``registry-mirrors``): requests for ``domain`` go to ``endpoint``, a URL
         # with scheme, host and optional path prefix, and only there.
@@ -122,11 +125,18 @@ class RegistryClient:
         if self._endpoint is not None:
             self._scheme = urlsplit(self._endpoint).scheme
         self._scheme_lock = threading.Lock()
+        #: the scheme came from the cache: if it stops working, negotiate again
+        self._scheme_from_cache = False
+        if self._scheme is None and cache is not None:
+            known = (cache.get_host(self.api_host) or {}).get("scheme")
+            if known in ("https", "http"):
+                self._scheme, self._scheme_from_cache = known, True
         self.auth = Authenticator(
             transport,
             self.api_host,
             credentials,
             insecure_host=insecure_host or (lambda host: host == self.api_host and insecure),
+            cache=cache,
         )
 
     # ------------------------------------------------------------------ public API
@@ -276,15 +286,21 @@ class RegistryClient:
         limit = max(max_bytes, MAX_ERROR_BYTES) if method != "HEAD" else 0
         scheme = self._scheme
         if scheme is not None:
-            return self._transport.request(
-                method,
-                self.base_url(scheme) + path,
-                headers=all_headers,
-                max_bytes=limit,
-                what=what,
-                verify=not self._insecure,
-                follow_redirects=follow_redirects,
-            )
+            try:
+                return self._transport.request(
+                    method,
+                    self.base_url(scheme) + path,
+                    headers=all_headers,
+                    max_bytes=limit,
+                    what=what,
+                    verify=not self._insecure,
+                    follow_redirects=follow_redirects,
+                )
+            except ConnectionFailedError:
+                if not self._scheme_from_cache:
+                    raise
+                # The registry changed since it was cached (e.g. now speaks TLS): negotiate.
+                self._scheme, self._scheme_from_cache = None, False
         with self._scheme_lock:
             if self._scheme is not None:
                 return self._send(
@@ -299,8 +315,9 @@ class RegistryClient:
                     what=what,
                     verify=False,
                     follow_redirects=follow_redirects,
+                    retry=False,  # a refused or failed TLS probe means: try plain http
                 )
-                self._scheme = "https"
+                self._remember_scheme("https")
                 return response
             except ConnectionFailedError:
                 # As the Docker daemon does for insecure registries: fall back to plain HTTP.
@@ -313,8 +330,13 @@ class RegistryClient:
                     verify=False,
                     follow_redirects=follow_redirects,
                 )
-                self._scheme = "http"
+                self._remember_scheme("http")
                 return response
+
+    def _remember_scheme(self, scheme: str) -> None:
+        self._scheme = scheme
+        if self._cache is not None:
+            self._cache.update_host(self.api_host, scheme=scheme)
 
     def _error_for(
         self,

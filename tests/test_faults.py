@@ -52,6 +52,7 @@ def run_cli(*args: str, timeout: float = 60.0) -> Run:
     """``python -m imginspect ARGS`` with no proxy and an empty docker config."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARIABLES}
     env["DOCKER_CONFIG"] = str(REPO_ROOT / "tests" / "support" / "no-such-docker-config")
+    env["IMGINSPECT_NO_CACHE"] = "1"  # each scenario starts cold: nothing cached between runs
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "imginspect", *args],

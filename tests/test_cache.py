@@ -1,0 +1,244 @@
+"""The persistent cache and the round trips it saves, counted at the real registry and token
+server: cold <= 2 registry requests + 1 token request; warm exactly one HEAD."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from imginspect.cache import Cache
+from imginspect.digest import compute_digest
+from tests.expected import expected_json
+from tests.support.cli import run_imginspect
+from tests.support.corpus import PushedImage
+from tests.support.registry import Registry
+
+Corpus = dict[str, PushedImage]
+
+
+def _counts(registry: Registry, reg_mark: int, tok_mark: int) -> tuple[list[tuple[str, int]], int]:
+    assert registry.token_server is not None
+    reqs = [(r.method, r.status) for r in registry.requests_since(reg_mark)]
+    return reqs, len(registry.token_server.requests_since(tok_mark))
+
+
+def _run(registry: Registry, cache: Path, *args: str) -> tuple[bytes, list[tuple[str, int]], int]:
+    assert registry.token_server is not None
+    reg_mark, tok_mark = registry.mark(), registry.token_server.mark()
+    result = run_imginspect(*args, env={"IMGINSPECT_CACHE_DIR": str(cache)})
+    assert result.code == 0, result.stderr
+    reqs, tokens = _counts(registry, reg_mark, tok_mark)
+    return result.stdout, reqs, tokens
+
+
+def test_index_by_tag_cold_then_warm(
+    registry_token: Registry, corpus_token: Corpus, tmp_path: Path
+) -> None:
+    image = corpus_token["oci-index"]
+    ref = registry_token.ref(image.repo, image.tag)
+    out, reqs, tokens = _run(registry_token, tmp_path, "--json", ref)
+    assert out == expected_json(image)
+    assert reqs == [("GET", 401), ("GET", 200)] and tokens == 1
+    out, reqs, tokens = _run(registry_token, tmp_path, "--json", ref)
+    assert out == expected_json(image)
+    assert reqs == [("HEAD", 200)] and tokens == 0
+
+
+def test_single_image_warm_is_one_request(
+    registry_token: Registry, corpus_token: Corpus, tmp_path: Path
+) -> None:
+    image = corpus_token["oci-single"]
+    ref = registry_token.ref(image.repo, image.tag)
+    out, reqs, tokens = _run(registry_token, tmp_path, "--json", ref)
+    assert reqs == [("GET", 401), ("GET", 200), ("GET", 200)] and tokens == 1  # + config
+    out2, reqs, tokens = _run(registry_token, tmp_path, "--json", ref)
+    assert out2 == out == expected_json(image)
+    assert reqs == [("HEAD", 200)] and tokens == 0
+
+
+def test_digest_warm_is_one_head(
+    registry_token: Registry, corpus_token: Corpus, tmp_path: Path
+) -> None:
+    image = corpus_token["buildkit"]
+    ref = registry_token.ref(image.repo, image.tag)
+    _, reqs, tokens = _run(registry_token, tmp_path, "--digest", ref)
+    assert reqs == [("HEAD", 401), ("HEAD", 200)] and tokens == 1
+    out, reqs, tokens = _run(registry_token, tmp_path, "--digest", ref)
+    assert out == (image.digest + "\n").encode()
+    assert reqs == [("HEAD", 200)] and tokens == 0
+
+
+def test_by_digest_warm_needs_no_request(
+    registry_token: Registry, corpus_token: Corpus, tmp_path: Path
+) -> None:
+    image = corpus_token["windows"]
+    ref = registry_token.ref(image.repo, image.digest)
+    _run(registry_token, tmp_path, "--json", ref)
+    out, reqs, tokens = _run(registry_token, tmp_path, "--json", ref)
+    assert out == expected_json(image)
+    assert reqs == [] and tokens == 0
+
+
+def test_sizes_warm(registry_token: Registry, corpus_token: Corpus, tmp_path: Path) -> None:
+    image = corpus_token["oci-index"]
+    ref = registry_token.ref(image.repo, image.tag)
+    _, reqs, _ = _run(registry_token, tmp_path, "--format", "extended-json", "--sizes", ref)
+    assert len(reqs) == 2 + len(image.children)
+    out, reqs, tokens = _run(registry_token, tmp_path, "--format", "extended-json", "--sizes", ref)
+    assert reqs == [("HEAD", 200)] and tokens == 0
+    sizes = [c["compressedSize"] for c in json.loads(out)["children"]]
+    assert sizes == [c.compressed_size for c in image.children]
+
+
+def test_moved_tag_is_noticed(
+    registry_plain: Registry, corpus_plain: Corpus, tmp_path: Path
+) -> None:
+    a, b = corpus_plain["oci-single"], corpus_plain["schema2"]
+    env = {"IMGINSPECT_CACHE_DIR": str(tmp_path)}
+    with registry_plain.client() as client:
+
+        def retag(image: PushedImage) -> None:
+            response = client.put(
+                f"/v2/{a.repo}/manifests/moving",
+                content=image.raw,
+                headers={"Content-Type": image.media_type},
+            )
+            assert response.status_code == 201, response.text
+            # the manifest's blobs must be in a.repo: mount them from b's repository
+            for blob in image.blobs():
+                client.post(f"/v2/{a.repo}/blobs/uploads/?mount={blob.digest}&from={image.repo}")
+
+        for blob in b.blobs():
+            client.post(f"/v2/{a.repo}/blobs/uploads/?mount={blob.digest}&from={b.repo}")
+        retag(a)
+        ref = registry_plain.ref(a.repo, "moving")
+        first = run_imginspect("--json", ref, env=env)
+        assert first.stdout == expected_json(a)
+        retag(b)
+        mark = registry_plain.mark()
+        second = run_imginspect("--json", ref, env=env)
+        assert second.code == 0, second.stderr
+        assert second.stdout == expected_json(b), "a moved tag must never be answered from cache"
+        methods = [r.method for r in registry_plain.requests_since(mark)]
+        assert methods[0] == "HEAD" and methods.count("GET") == 2  # manifest by digest + config
+
+
+def test_corrupted_cache_entry_is_a_miss(
+    registry_plain: Registry, corpus_plain: Corpus, tmp_path: Path
+) -> None:
+    image = corpus_plain["oci-index"]
+    ref = registry_plain.ref(image.repo, image.digest)
+    env = {"IMGINSPECT_CACHE_DIR": str(tmp_path)}
+    assert run_imginspect("--json", ref, env=env).code == 0
+    stored = tmp_path / "content" / "sha256" / image.digest.split(":")[1]
+    stored.write_bytes(image.raw.replace(b"linux", b"LINUX"))
+    result = run_imginspect("--json", ref, env=env)
+    assert result.code == 0 and result.stdout == expected_json(image)
+    assert stored.read_bytes() == image.raw, "refetched and stored again"
+
+
+def test_no_cache_flag(registry_token: Registry, corpus_token: Corpus, tmp_path: Path) -> None:
+    image = corpus_token["oci-index"]
+    ref = registry_token.ref(image.repo, image.tag)
+    _run(registry_token, tmp_path, "--json", ref)
+    _, reqs, tokens = _run(registry_token, tmp_path, "--json", "--no-cache", ref)
+    assert reqs == [("GET", 401), ("GET", 200)] and tokens == 1
+
+
+def test_token_files_are_private(
+    registry_token: Registry, corpus_token: Corpus, tmp_path: Path
+) -> None:
+    image = corpus_token["oci-index"]
+    cache_dir = tmp_path / "c"
+    _run(registry_token, cache_dir, "--digest", registry_token.ref(image.repo, image.tag))
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    tokens = list((cache_dir / "tokens").iterdir())
+    assert tokens
+    for path in tokens:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for path in cache_dir.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_cache_subcommand(registry_plain: Registry, corpus_plain: Corpus, tmp_path: Path) -> None:
+    env = {"IMGINSPECT_CACHE_DIR": str(tmp_path)}
+    image = corpus_plain["schema2"]
+    assert run_imginspect("--json", registry_plain.ref(image.repo, image.tag), env=env).code == 0
+    shown = run_imginspect("cache", env=env)
+    assert shown.code == 0
+    assert f"path:     {tmp_path}" in shown.text and "content:  2 entries" in shown.text
+    cleared = run_imginspect("cache", "clear", env=env)
+    assert cleared.code == 0
+    assert "content:  0 entries" in run_imginspect("cache", "show", env=env).text
+
+
+def test_debug_says_cache_hit(
+    registry_plain: Registry, corpus_plain: Corpus, tmp_path: Path
+) -> None:
+    env = {"IMGINSPECT_CACHE_DIR": str(tmp_path)}
+    ref = registry_plain.ref(corpus_plain["oci-single"].repo, corpus_plain["oci-single"].digest)
+    run_imginspect("--json", ref, env=env)
+    result = run_imginspect("--json", "--debug", ref, env=env)
+    assert "cache hit: manifest" in result.stderr and "cache hit: config blob" in result.stderr
+
+
+# ---------------------------------------------------------------------------- unit level
+
+
+def test_eviction_keeps_the_bound(tmp_path: Path) -> None:
+    cache = Cache(tmp_path, max_bytes=10_000)
+    blobs = [os.urandom(1000) for _ in range(30)]
+    for i, blob in enumerate(blobs):
+        digest = compute_digest(blob)
+        cache.put_content(digest, blob)
+        os.utime(tmp_path / "content" / "sha256" / digest.split(":")[1], (i, i))
+    assert cache.stats().bytes <= 10_000
+    assert cache.get_content(compute_digest(blobs[-1]), what="x") == blobs[-1]
+    assert cache.get_content(compute_digest(blobs[0]), what="x") is None
+
+
+def test_content_never_stored_under_a_wrong_name(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.put_content(compute_digest(b"a"), b"b")
+    assert cache.get_content(compute_digest(b"a"), what="x") is None
+
+
+def test_expired_tokens_are_not_returned(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    cache.put_token("realm", "svc", "scope", "id", token="t", expires_at=1.0)
+    assert cache.get_token("realm", "svc", "scope", "id") is None
+    cache.put_token("realm", "svc", "scope", "id", token="t", expires_at=4e9)
+    assert cache.get_token("realm", "svc", "scope", "id") == ("t", 4e9)
+
+
+def test_unwritable_cache_is_not_an_error(
+    registry_plain: Registry, corpus_plain: Corpus, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    image = corpus_plain["oci-single"]
+    result = run_imginspect(
+        "--json",
+        registry_plain.ref(image.repo, image.tag),
+        env={"IMGINSPECT_CACHE_DIR": str(blocker / "sub")},
+    )
+    assert result.code == 0 and result.stdout == expected_json(image)
+
+
+@pytest.mark.parametrize("key", ["oci-index", "schema2"])
+def test_warm_output_equals_cold_output(
+    registry_plain: Registry, corpus_plain: Corpus, tmp_path: Path, key: str
+) -> None:
+    image = corpus_plain[key]
+    ref = registry_plain.ref(image.repo, image.tag)
+    env = {"IMGINSPECT_CACHE_DIR": str(tmp_path)}
+    for args in (["--json"], ["--format", "extended-json"], ["--compat", "docker"], []):
+        cold = run_imginspect(*args, ref)
+        warm1 = run_imginspect(*args, ref, env=env)
+        warm2 = run_imginspect(*args, ref, env=env)
+        assert cold.stdout == warm1.stdout == warm2.stdout, args

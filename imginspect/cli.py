@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -27,6 +27,8 @@ from imginspect.errors import (
 )
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from imginspect.inspector import Inspector
     from imginspect.manifest import Child, Platform
     from imginspect.result import InspectResult
@@ -68,11 +70,20 @@ class DefaultGroup(click.Group):
     default_command = "inspect"
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (
-            args[0] not in self.commands and args[0] not in ("--help", "-h", "--version")
+        # While completing the first word, stay at the group: it offers the subcommands.
+        completing_first_word = not args and ctx.resilient_parsing
+        if not completing_first_word and (
+            not args or (args[0] not in self.commands and args[0] not in _GROUP_OPTIONS)
         ):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        # `imginspect --<TAB>` means the default command's options.
+        default = self.commands[self.default_command]
+        if incomplete.startswith("-"):
+            return default.shell_complete(ctx, incomplete)
+        return super().shell_complete(ctx, incomplete)
 
 
 @click.group(
@@ -103,6 +114,8 @@ class Options:
     no_trunc: bool = False
     concurrency: int = 8
     timeout: float | None = None
+    color: bool | None = None
+    on_size: Callable[[], None] | None = None
 
 
 @dataclass
@@ -197,6 +210,11 @@ class Outcome:
 @click.option("--no-attestations", is_flag=True, help="Hide attestation entries from the table.")
 @click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
 @click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the table: auto by default (a terminal, and NO_COLOR unset).",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Treat the registries as insecure: https without verification, then plain http. "
@@ -252,6 +270,7 @@ def inspect_command(
     sizes: bool,
     no_attestations: bool,
     no_trunc: bool,
+    color: bool | None,
     insecure: bool,
     concurrency: int,
     timeout: float,
@@ -280,6 +299,7 @@ def inspect_command(
         concurrency=concurrency,
     )
     options.timeout = timeout
+    options.color = color
     given = _references(references, ref_file)
     first = next(given, None)
     if first is None:
@@ -301,17 +321,73 @@ def inspect_command(
         from imginspect.cache import Cache
 
         cache = Cache(log=log)
-    with Inspector(insecure=insecure, log=log, retry=retry, cache=cache) as inspector:
+    # A transient progress bar on stderr, only where it cannot mix with the results: stderr
+    # is a terminal and stdout is not (batches), or the one result comes at the end (--sizes).
+    show_progress = (
+        not debug
+        and _isatty(sys.stderr)
+        and (not _isatty(sys.stdout) or (not batch and options.sizes))
+        and (batch or options.sizes)
+    )
+    with (
+        Inspector(insecure=insecure, log=log, retry=retry, cache=cache) as inspector,
+        _Progress(show_progress, "inspecting" if batch else "sizes") as progress,
+    ):
+        options.on_size = None if batch else progress.advance
         outcomes = _ordered_map(
             lambda text: _run_one(inspector, text, options),
             all_refs,
             workers=options.concurrency if batch else 1,
         )
         for outcome in outcomes:
+            if batch:
+                progress.advance()
             _emit(outcome, options, batch=batch)
             worst = max(worst, outcome.exit_code)
     if worst:
         sys.exit(worst)
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """A transient rich progress counter on stderr; does nothing (imports nothing) when off."""
+
+    def __init__(self, enabled: bool, description: str) -> None:
+        self._enabled = enabled
+        self._description = description
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self._enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                "{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self._description, total=None)
+        return self
+
+    def advance(self) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
 
 
 # ---------------------------------------------------------------------------------- options
@@ -462,7 +538,9 @@ def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: O
     if options.sizes and options.mode not in ("digest", "raw", "docker"):
         if images is None:
             images = inspector.image_children(result) if result.is_index else []
-        sizes = inspector.image_sizes(result, images, concurrency=options.concurrency)
+        sizes = inspector.image_sizes(
+            result, images, concurrency=options.concurrency, on_done=options.on_size
+        )
         result = replace(result, sizes=sizes)
     outcome.result = result
     outcome.digest = result.descriptor.digest
@@ -583,6 +661,7 @@ def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
                 sys.stdout,
                 no_trunc=options.no_trunc,
                 attestations=not options.no_attestations,
+                color=options.color,
             )
             if batch:
                 sys.stdout.write("\n")
@@ -632,6 +711,35 @@ def cache_clear() -> None:
     cache = Cache()
     cache.clear()
     click.echo(f"cleared {cache.root}")
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(COMPLETION_SHELLS))
+def completion_command(shell: str) -> None:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    \b
+    bash:  imginspect completion bash > ~/.local/share/bash-completion/completions/imginspect
+    zsh:   imginspect completion zsh > "${fpath[1]}/_imginspect"
+    fish:  imginspect completion fish > ~/.config/fish/completions/imginspect.fish
+
+    Options and their choices complete; references never trigger network requests.
+    """
+    click.echo(completion_script(shell), nl=False)
+
+
+def completion_script(shell: str) -> str:
+    """The completion script click generates for ``shell`` (the files in completions/)."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    if cls is None:  # pragma: no cover - the Choice above prevents it
+        raise UsageError(f"no completion for shell {shell!r}")
+    script = cls(cli, {}, "imginspect", "_IMGINSPECT_COMPLETE").source()
+    return script if script.endswith("\n") else script + "\n"
 
 
 def _fail(error: ImginspectError) -> NoReturn:

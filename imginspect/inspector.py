@@ -235,7 +235,12 @@ class Inspector:
                 self._collect_images(nested, images, depth=depth + 1, seen=seen | {digest})
 
     def image_sizes(
-        self, result: InspectResult, children: Sequence[Child], *, concurrency: int = 8
+        self,
+        result: InspectResult,
+        children: Sequence[Child],
+        *,
+        concurrency: int = 8,
+        on_done: Callable[[], None] | None = None,
     ) -> dict[str, ImageSize]:
         """Compressed size (config + layers) and layer count per image child, fetched
         concurrently with at most ``concurrency`` requests in flight."""
@@ -247,6 +252,8 @@ class Inspector:
             document = decode_document(fetched.raw, fetched.content_type)
             if not isinstance(document, ImageManifest):
                 raise MalformedDocumentError(f"index entry {digest} is not an image manifest")
+            if on_done is not None:
+                on_done()
             return digest, ImageSize.of(document)
 
         if isinstance(result.document, ImageManifest):

@@ -26,8 +26,10 @@ def render(
     *,
     no_trunc: bool = False,
     attestations: bool = True,
+    color: bool | None = None,
 ) -> None:
-    console = Console(file=file, highlight=False, soft_wrap=False)
+    """Print ``result`` to ``file``. ``color``: None = auto (a terminal, and NO_COLOR unset)."""
+    console = make_console(file, color)
     full = no_trunc or console.width >= FULL_DIGEST_WIDTH
     desc = result.descriptor
 
@@ -101,6 +103,19 @@ def render(
         table.caption = f"compressed total {human_size(total)} ({total} bytes)"
     console.print()
     console.print(table)
+
+
+def make_console(file: TextIO, color: bool | None) -> Console:
+    if color is False:
+        return Console(file=file, highlight=False, soft_wrap=False, color_system=None)
+    # --color forces colour even into a pipe (and over NO_COLOR, as an explicit request).
+    return Console(
+        file=file,
+        highlight=False,
+        soft_wrap=False,
+        force_terminal=True if color else None,
+        no_color=False if color else None,
+    )
 
 
 def human_size(size: int) -> str:

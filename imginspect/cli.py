@@ -342,6 +342,8 @@ def inspect_command(
         for outcome in outcomes:
             if batch:
                 progress.advance()
+            else:
+                progress.close()  # the single result replaces the progress line
             _emit(outcome, options, batch=batch)
             worst = max(worst, outcome.exit_code)
     if worst:
@@ -367,12 +369,11 @@ class _Progress:
     def __enter__(self) -> _Progress:
         if self._enabled:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
+            from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn
 
             self._progress = Progress(
                 SpinnerColumn(),
                 "{task.description}",
-                BarColumn(),
                 MofNCompleteColumn(),
                 console=Console(stderr=True),
                 transient=True,
@@ -385,9 +386,13 @@ class _Progress:
         if self._progress is not None:
             self._progress.advance(self._task)
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
+            self._progress = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ---------------------------------------------------------------------------------- options

@@ -80,10 +80,12 @@ def render(
     # The OS VERSION column only matters for Windows images: hide it when it would be empty.
     with_os_version = any(row[1] for row in rows)
 
-    table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-    table.add_column("PLATFORM", overflow="fold")
+    table = Table(
+        box=None, header_style="bold", pad_edge=False, show_edge=False, caption_justify="left"
+    )
+    table.add_column("PLATFORM", no_wrap=True)
     if with_os_version:
-        table.add_column("OS VERSION", overflow="fold")
+        table.add_column("OS VERSION", no_wrap=True)
     table.add_column("DIGEST", overflow="fold", no_wrap=not full)
     table.add_column("SIZE", justify="right")
     table.add_column("KIND", overflow="fold")

@@ -513,9 +513,10 @@ def _run_one(inspector: Inspector, given: str, options: Options) -> Outcome:
 
 
 def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: Options) -> None:
+    from imginspect.layout import parse_source_reference
     from imginspect.reference import parse_reference
 
-    ref = parse_reference(given)
+    ref = parse_source_reference(given) or parse_reference(given)
     needs_document = options.require or options.platform is not None
     if options.mode == "digest" and not needs_document:
         outcome.digest = inspector.resolve_digest(ref)

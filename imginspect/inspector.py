@@ -15,6 +15,7 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Credential
@@ -34,10 +35,17 @@ from imginspect.manifest import (
 from imginspect.reference import Reference, is_loopback_host
 from imginspect.registry import MAX_CONFIG_BYTES, FetchedManifest, RegistryClient
 from imginspect.result import ImageSize, InspectResult
+
+if TYPE_CHECKING:
+    from imginspect.layout import ManifestSource
+
 from imginspect.transport import HttpTransport, Logger, RetryPolicy, Timeouts
 
 #: Finds the credential for (registry domain, repository path); None means anonymous.
 CredentialProvider = Callable[[str, str], Credential | None]
+
+#: Reference domains that name local OCI layouts rather than registries (imginspect.layout).
+LAYOUT_PREFIXES = ("oci:", "oci-archive:")
 
 
 class Inspector:
@@ -60,11 +68,15 @@ class Inspector:
         self._log = log
         self._cache = cache
         self._transport = HttpTransport(timeouts=timeouts, log=log, retry=retry)
-        self._clients: dict[str, RegistryClient] = {}
+        self._clients: dict[str, ManifestSource] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._transport.close()
+        for client in self._clients.values():
+            close = getattr(client, "close", None)
+            if close is not None and not isinstance(client, RegistryClient):
+                close()  # layouts: archives keep their file open
 
     def __enter__(self) -> Inspector:
         return self
@@ -76,9 +88,15 @@ class Inspector:
         """Loopback registries are insecure by default, as in the Docker daemon."""
         return self._insecure_all or host in self._insecure_registries or is_loopback_host(host)
 
-    def client_for(self, domain: str) -> RegistryClient:
+    def client_for(self, domain: str) -> ManifestSource:
         with self._lock:
             client = self._clients.get(domain)
+            if client is None and domain.startswith(LAYOUT_PREFIXES):
+                # oci:PATH / oci-archive:FILE: read files, no HTTP (imported only when used)
+                from imginspect.layout import LayoutClient
+
+                client = LayoutClient.for_domain(domain)
+                self._clients[domain] = client
             if client is None:
                 provider = self._credentials
                 client = RegistryClient(
@@ -153,7 +171,7 @@ class Inspector:
             ),
         )
 
-    def _fetch_manifest(self, client: RegistryClient, reference: Reference) -> FetchedManifest:
+    def _fetch_manifest(self, client: ManifestSource, reference: Reference) -> FetchedManifest:
         """The manifest ``reference`` names, from the cache where that is safe.
 
         By digest, a cached copy is the answer (content never changes). By tag, the tag is
@@ -163,7 +181,7 @@ class Inspector:
         """
         cache = self._cache
         repository = reference.path
-        if cache is None:
+        if cache is None or not isinstance(client, RegistryClient):  # local files: no gain
             return client.get_manifest(repository, reference.target)
         if reference.digest is not None:
             cached = _from_cache(cache, reference.digest)
@@ -271,7 +289,7 @@ class Inspector:
             return dict(pool.map(lambda child: context.copy().run(one, child), children))
 
     def _config_platform(
-        self, client: RegistryClient, reference: Reference, config: Descriptor
+        self, client: ManifestSource, reference: Reference, config: Descriptor
     ) -> Platform | None:
         if config.size > MAX_CONFIG_BYTES:
             raise TooLargeError(
@@ -279,13 +297,14 @@ class Inspector:
                 f"more than the {MAX_CONFIG_BYTES} bytes accepted"
             )
         raw = _embedded_data(config)
-        if raw is None and self._cache is not None:
+        local = not isinstance(client, RegistryClient)
+        if raw is None and self._cache is not None and not local:
             raw = self._cache.get_content(config.digest, what="config blob")
         if raw is None:
             raw = client.get_blob(
                 reference.path, config.digest, max_bytes=config.size, what="config blob"
             )
-            if self._cache is not None:
+            if self._cache is not None and not local:
                 self._cache.put_content(config.digest, raw)
         if len(raw) != config.size:
             raise MalformedDocumentError(

@@ -5,6 +5,7 @@ Only the table path imports this module (and so rich); ``--json`` never pays for
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from typing import TextIO
 
@@ -29,7 +30,10 @@ def render(
     color: bool | None = None,
 ) -> None:
     """Print ``result`` to ``file``. ``color``: None = auto (a terminal, and NO_COLOR unset)."""
-    console = make_console(file, color)
+    # Render into a buffer first: rich pads every line to the table's width, and the trailing
+    # blanks are noise in a terminal and in anything that reads the output.
+    buffer = io.StringIO()
+    console = make_console(file, color, buffer=buffer)
     full = no_trunc or console.width >= FULL_DIGEST_WIDTH
     desc = result.descriptor
 
@@ -105,18 +109,27 @@ def render(
         table.caption = f"compressed total {human_size(total)} ({total} bytes)"
     console.print()
     console.print(table)
+    file.write("".join(line.rstrip(" ") + "\n" for line in buffer.getvalue().splitlines()))
 
 
-def make_console(file: TextIO, color: bool | None) -> Console:
+def make_console(file: TextIO, color: bool | None, *, buffer: TextIO | None = None) -> Console:
+    """A console sized and coloured for ``file`` (a terminal or not), writing to ``buffer``."""
+    probe = Console(file=file)  # what rich detects for the real output: width, terminal
+    target = buffer if buffer is not None else file
     if color is False:
-        return Console(file=file, highlight=False, soft_wrap=False, color_system=None)
+        return Console(
+            file=target, width=probe.width, highlight=False, soft_wrap=False, color_system=None
+        )
     # --color forces colour even into a pipe (and over NO_COLOR, as an explicit request).
+    terminal = True if color else probe.is_terminal
     return Console(
-        file=file,
+        file=target,
+        width=probe.width,
         highlight=False,
         soft_wrap=False,
-        force_terminal=True if color else None,
-        no_color=False if color else None,
+        force_terminal=terminal,
+        color_system="auto",
+        no_color=False if color else probe.no_color,
     )
 
 

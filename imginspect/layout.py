@@ -1,0 +1,694 @@
+"""Offline sources: OCI image layouts (``oci:``) and their tar form (``oci-archive:``).
+
+A build can be checked before it is pushed: ``docker buildx build --output
+type=oci,dest=app.tar`` (or ``type=oci,tar=false,dest=DIR``) writes an OCI image layout, and
+``imginspect oci-archive:app.tar`` / ``imginspect oci:DIR`` read it with the same outputs and
+the same checks as a registry: every manifest and blob is verified against its digest, and
+the same size limits apply.
+
+References (the semantics of skopeo's ``oci:`` transport, plus digests)::
+
+    oci:PATH[:IMAGE][@DIGEST]
+    oci-archive:FILE[:IMAGE][@DIGEST]
+
+* ``@DIGEST``: the last ``@``, when followed by ``sha256:``, ``sha384:`` or ``sha512:``,
+  starts a digest, which must then be valid (otherwise ``@`` is part of PATH or IMAGE). Any
+  manifest of the layout can be selected, and index.json itself by its own digest. A digest
+  wins over an IMAGE given with it (which is then only displayed), as in Docker.
+* The rest is split at its *first* ``:``, exactly as skopeo does (containers/image
+  ``SplitPathAndImage``): PATH cannot contain ``:`` (skopeo refuses such paths too; reach
+  them through a symlink). The split is purely textual: parsing never touches the disk.
+* IMAGE (empty means none: ``oci:PATH:`` is ``oci:PATH``) is an
+  ``org.opencontainers.image.ref.name`` value: OCI's grammar (``latest``, ``v1.2``, or a full
+  name such as ``example.com/app:v1``) or Docker's tag grammar. It selects the first
+  index.json entry whose ref.name equals it; failing that, the entry whose
+  ``io.containerd.image.name`` equals it or, for a plain tag, whose ref.name or containerd
+  name is a full reference ending in ``:IMAGE`` (ambiguity there is an error).
+* No IMAGE and no digest: index.json's only entry if it has exactly one (skopeo), otherwise
+  index.json itself, reported as the image index (its exact bytes, digest = their sha256).
+
+Errors: a missing directory, archive, tag, manifest or blob is :class:`NotFoundError` (exit 4;
+a missing tag lists the tags there are); a path that exists but is not an OCI layout (no or
+bad ``oci-layout``, no ``index.json``, not a tar, unsafe member paths) is
+:class:`MalformedDocumentError` (exit 1: the content is wrong, not the command line); bytes
+that do not hash to their digest are :class:`DigestMismatchError` (exit 1); a malformed
+reference is :class:`InvalidReferenceError` (exit 2).
+
+Tar archives (plain, or gzip/bzip2/xz-compressed) are read in place, member by member, never
+extracted; absolute and ``..`` member paths are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tarfile
+import threading
+import zlib
+from dataclasses import dataclass, replace
+from typing import Final, Protocol
+
+from imginspect import mediatypes as mt
+from imginspect.digest import algorithm_of, compute_digest, is_valid_digest
+from imginspect.errors import (
+    DigestMismatchError,
+    ImginspectError,
+    InvalidReferenceError,
+    MalformedDocumentError,
+    NotFoundError,
+    TooLargeError,
+    UsageError,
+)
+from imginspect.manifest import Descriptor, Index, decode_document
+from imginspect.reference import Reference
+from imginspect.registry import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead
+
+__all__ = [
+    "ARCHIVE_PREFIX",
+    "DEFAULT_TARGET",
+    "LAYOUT_PREFIX",
+    "LayoutClient",
+    "LayoutReference",
+    "ManifestSource",
+    "is_layout_domain",
+    "open_layout_client",
+    "parse_source_reference",
+]
+
+LAYOUT_PREFIX: Final = "oci:"
+ARCHIVE_PREFIX: Final = "oci-archive:"
+
+#: ``target`` of a reference with neither IMAGE nor digest: "index.json's only entry, or
+#: index.json itself". Neither a valid ref.name nor a digest, so it cannot collide with one.
+DEFAULT_TARGET: Final = "/index.json"
+
+ANNOTATION_REF_NAME: Final = "org.opencontainers.image.ref.name"
+ANNOTATION_CONTAINERD_NAME: Final = "io.containerd.image.name"
+
+#: The oci-layout file is one tiny JSON object.
+MAX_OCI_LAYOUT_BYTES: Final = 64 * 1024
+#: index.json is an image index: the manifest bound applies.
+MAX_INDEX_JSON_BYTES: Final = MAX_MANIFEST_BYTES
+#: A bound on the members of a tar archive (each blob is one), against pathological input.
+MAX_ARCHIVE_MEMBERS: Final = 100_000
+#: How many tags a "tag not found" hint lists.
+MAX_LISTED_TAGS: Final = 20
+
+_SUPPORTED_LAYOUT_MAJOR: Final = "1"
+
+#: What tarfile and the decompressors raise for bytes that are not a (well-formed) archive.
+#: OSErrors without an errno (gzip.BadGzipFile) are such errors too (see _ArchiveStore).
+_ARCHIVE_ERRORS: Final = (tarfile.TarError, EOFError, ValueError, zlib.error)
+
+# The OCI ref.name grammar (image-spec annotations.md), as containers/image validates it.
+_REF_NAME_COMPONENT: Final = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REF_NAME_RE: Final = re.compile(rf"{_REF_NAME_COMPONENT}(?:/{_REF_NAME_COMPONENT})*", re.ASCII)
+# What after the last '@' makes it a digest: a registered algorithm's name and ':'.
+_DIGEST_LIKE_RE: Final = re.compile(r"(?:sha256|sha384|sha512):.*", re.ASCII | re.DOTALL)
+# Docker's tag grammar: what may follow the last ':' of a full reference.
+_TAG_RE: Final = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+
+_DIGEST_HINT: Final = (
+    "a digest is ALGORITHM:HEX, e.g. sha256: followed by 64 lowercase hexadecimal digits"
+)
+_LAYOUT_HINT: Final = (
+    "an OCI image layout holds oci-layout, index.json and blobs/<alg>/<hex>, as "
+    "'docker buildx build --output type=oci,tar=false,dest=DIR' or 'skopeo copy ... oci:DIR' "
+    "write it"
+)
+
+
+# ---------------------------------------------------------------------------------- references
+
+
+def is_layout_domain(domain: str) -> bool:
+    """Whether a reference's ``domain`` names an offline source (``oci:`` / ``oci-archive:``)."""
+    return domain.startswith((LAYOUT_PREFIX, ARCHIVE_PREFIX))
+
+
+@dataclass(frozen=True)
+class LayoutReference(Reference):
+    """An ``oci:`` / ``oci-archive:`` reference, as :func:`parse_source_reference` returns it.
+
+    It is a :class:`Reference` (same fields), so the Inspector, the result model and the
+    renderers take it unchanged; only the meaning of the fields differs:
+
+    * ``domain``: ``"oci:" + PATH`` or ``"oci-archive:" + FILE``, PATH normalized (``./a//b/``
+      is ``a/b``; ``..`` is kept): one client per layout.
+    * ``path``: the normalized PATH or FILE, used as the repository in messages.
+    * ``tag``: the IMAGE part (an ``org.opencontainers.image.ref.name`` value) or None.
+    * ``digest``: the ``@DIGEST`` part or None.
+    """
+
+    @property
+    def transport(self) -> str:
+        """``"oci"`` or ``"oci-archive"``."""
+        return "oci-archive" if self.domain.startswith(ARCHIVE_PREFIX) else "oci"
+
+    @property
+    def is_archive(self) -> bool:
+        return self.domain.startswith(ARCHIVE_PREFIX)
+
+    @property
+    def name(self) -> str:
+        """``oci:PATH`` / ``oci-archive:FILE``: the layout, without IMAGE or digest."""
+        return self.domain
+
+    @property
+    def api_host(self) -> str:
+        return self.domain
+
+    @property
+    def familiar_name(self) -> str:
+        return self.domain
+
+    @property
+    def target(self) -> str:
+        """The digest if there is one, else the IMAGE, else :data:`DEFAULT_TARGET`."""
+        return self.digest or self.tag or DEFAULT_TARGET
+
+    def familiar_string(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        """``oci:PATH[:IMAGE][@DIGEST]``; parsing it gives back an equal value."""
+        tag = f":{self.tag}" if self.tag is not None else ""
+        digest = f"@{self.digest}" if self.digest is not None else ""
+        return f"{self.domain}{tag}{digest}"
+
+    def with_digest(self, digest: str) -> LayoutReference:
+        """The same layout and IMAGE, pinned to ``digest``."""
+        if not is_valid_digest(digest):
+            raise InvalidReferenceError(f"invalid digest {digest!r}", hint=_DIGEST_HINT)
+        return replace(self, digest=digest)
+
+
+def parse_source_reference(text: str) -> LayoutReference | None:
+    """Parse ``oci:PATH[:IMAGE][@DIGEST]`` or ``oci-archive:FILE[:IMAGE][@DIGEST]``.
+
+    Returns ``None`` when ``text`` starts with neither prefix (it is then a registry
+    reference for :func:`~imginspect.reference.parse_reference`); raises
+    :class:`InvalidReferenceError` when it does but is malformed. Pure: no file system access.
+    """
+    if text.startswith(ARCHIVE_PREFIX):
+        prefix = ARCHIVE_PREFIX
+    elif text.startswith(LAYOUT_PREFIX):
+        prefix = LAYOUT_PREFIX
+    else:
+        return None
+    rest = text[len(prefix) :]
+    what = "archive file" if prefix == ARCHIVE_PREFIX else "layout directory"
+    quoted = json.dumps(text, ensure_ascii=False)
+    if any(ord(c) < 0x20 or c == "\x7f" for c in rest):
+        raise InvalidReferenceError(f"invalid reference {quoted}: control character")
+
+    digest: str | None = None
+    head, at, tail = rest.rpartition("@")
+    if at and _DIGEST_LIKE_RE.fullmatch(tail):
+        if not is_valid_digest(tail):
+            raise InvalidReferenceError(
+                f"invalid reference {quoted}: invalid digest {tail!r}", hint=_DIGEST_HINT
+            )
+        digest, rest = tail, head
+
+    path, _, image = rest.partition(":")  # the FIRST ':', as skopeo splits
+    if not path:
+        raise InvalidReferenceError(
+            f"invalid reference {quoted}: no {what}",
+            hint=f"write {prefix}PATH[:TAG|@DIGEST], e.g. {prefix}./build/image:latest",
+        )
+    if image and not _valid_image_name(image):
+        raise InvalidReferenceError(
+            f"invalid reference {quoted}: {image!r} is not a valid image name or tag",
+            hint=(
+                "after the first ':' comes an org.opencontainers.image.ref.name value "
+                "(letters, digits, '.', '_', '-', ':', '@', '+', '/'); "
+                f"the {what} itself cannot contain ':'"
+            ),
+        )
+    normalized = _normalize_path(path)
+    return LayoutReference(
+        domain=prefix + normalized, path=normalized, tag=image or None, digest=digest
+    )
+
+
+def _normalize_path(path: str) -> str:
+    """``./a//b/`` -> ``a/b``; keeps ``..`` (normpath would change the meaning of symlinks)."""
+    absolute = path.startswith("/")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    joined = "/".join(parts)
+    if absolute:
+        return "/" + joined
+    return joined or "."
+
+
+# ---------------------------------------------------------------------------------- storage
+
+
+class _Store(Protocol):
+    """Read access to the files of a layout, by slash-separated relative name."""
+
+    def read(self, name: str, *, max_bytes: int, what: str, subject: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _DirectoryStore:
+    def __init__(self, root: str) -> None:
+        self._root = root
+
+    def read(self, name: str, *, max_bytes: int, what: str, subject: str) -> bytes:
+        path = os.path.join(self._root, *name.split("/"))
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFoundError(f"{what} not found: {subject} (no file {name})") from None
+        except OSError as exc:
+            raise MalformedDocumentError(
+                f"cannot read {what} {subject}: {exc.strerror or exc}"
+            ) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise MalformedDocumentError(f"{what} {subject}: {name} is not a regular file")
+        _check_size(info.st_size, max_bytes, what, subject)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise MalformedDocumentError(
+                f"cannot read {what} {subject}: {exc.strerror or exc}"
+            ) from None
+        _check_size(len(data), max_bytes, what, subject)
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class _ArchiveStore:
+    """Members of a tar file, read in place (one handle, reads serialized by a lock)."""
+
+    def __init__(self, file: str, display: str) -> None:
+        self._lock = threading.Lock()
+        try:
+            self._tar = tarfile.open(file, mode="r:*")  # noqa: SIM115 - open until close()
+        except (*_ARCHIVE_ERRORS, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise MalformedDocumentError(
+                    f"cannot read {display}: {exc.strerror or exc}"
+                ) from None
+            raise MalformedDocumentError(
+                f"{display} is not a tar archive (plain, gzip, bzip2 or xz)", hint=_LAYOUT_HINT
+            ) from None
+        try:
+            self._members = self._scan(display)
+        except BaseException:
+            self._tar.close()
+            raise
+
+    def _scan(self, display: str) -> dict[str, tarfile.TarInfo]:
+        members: dict[str, tarfile.TarInfo] = {}
+        count = 0
+        try:
+            while True:
+                info = self._tar.next()
+                if info is None:
+                    break
+                count += 1
+                if count > MAX_ARCHIVE_MEMBERS:
+                    raise MalformedDocumentError(
+                        f"{display} has more than {MAX_ARCHIVE_MEMBERS} members"
+                    )
+                name = _member_name(info.name, display)
+                if name:
+                    # A later member of the same name replaces an earlier one, as in extraction.
+                    members[name] = info
+        except (*_ARCHIVE_ERRORS, OSError) as exc:
+            raise MalformedDocumentError(f"{display} is a corrupt tar archive: {exc}") from None
+        return members
+
+    def read(self, name: str, *, max_bytes: int, what: str, subject: str) -> bytes:
+        info = self._members.get(name)
+        if info is None:
+            raise NotFoundError(f"{what} not found: {subject} (no member {name})")
+        if not info.isreg():
+            raise MalformedDocumentError(
+                f"{what} {subject}: archive member {name} is not a regular file"
+            )
+        _check_size(info.size, max_bytes, what, subject)
+        with self._lock:
+            try:
+                handle = self._tar.extractfile(info)
+                if handle is None:  # pragma: no cover - regular members always have data
+                    raise MalformedDocumentError(f"{what} {subject}: no data for member {name}")
+                with handle:
+                    data = handle.read(max_bytes + 1)
+            except (*_ARCHIVE_ERRORS, OSError) as exc:
+                raise MalformedDocumentError(
+                    f"cannot read {what} {subject} from the archive: {exc}"
+                ) from None
+        _check_size(len(data), max_bytes, what, subject)
+        if len(data) != info.size:
+            raise MalformedDocumentError(
+                f"{what} {subject}: archive member {name} is truncated "
+                f"({len(data)} of {info.size} bytes)"
+            )
+        return data
+
+    def close(self) -> None:
+        with self._lock:
+            self._tar.close()
+
+
+def _member_name(raw: str, display: str) -> str:
+    """A member's name relative to the layout root (``./`` stripped); unsafe names refused."""
+    if raw.startswith("/"):
+        raise MalformedDocumentError(
+            f"{display} has a member with an absolute path: {raw!r}",
+            hint="refusing archives with absolute or '..' member paths",
+        )
+    parts = [p for p in raw.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise MalformedDocumentError(
+            f"{display} has a member path leaving the archive: {raw!r}",
+            hint="refusing archives with absolute or '..' member paths",
+        )
+    return "/".join(parts)
+
+
+def _check_size(size: int, max_bytes: int, what: str, subject: str) -> None:
+    if size > max_bytes:
+        raise TooLargeError(f"{what} of {subject} is larger than the {max_bytes} bytes accepted")
+
+
+# ---------------------------------------------------------------------------------- the client
+
+
+class ManifestSource(Protocol):
+    """What the Inspector needs of a client; :class:`RegistryClient` and
+    :class:`LayoutClient` both provide it."""
+
+    def get_manifest(self, repository: str, target: str) -> FetchedManifest: ...
+
+    def head_manifest(self, repository: str, target: str) -> ManifestHead | None: ...
+
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class _Opened:
+    store: _Store
+    index_raw: bytes
+    index_digest: str
+    index_media_type: str
+    entries: tuple[Descriptor, ...]
+
+
+class LayoutClient:
+    """Reads one OCI layout (directory or tar) with :class:`RegistryClient`'s methods.
+
+    The layout is opened on first use, so errors (missing, not a layout) surface from the
+    first call, per reference. Thread-safe. ``repository`` arguments are accepted for
+    compatibility and ignored: a client serves exactly one layout. Call :meth:`close`
+    (archives keep their file open).
+    """
+
+    def __init__(self, location: str, *, archive: bool) -> None:
+        self.location = location
+        self.archive = archive
+        self.domain = (ARCHIVE_PREFIX if archive else LAYOUT_PREFIX) + location
+        self._lock = threading.Lock()
+        self._opened: _Opened | None = None
+        self._closed = False
+
+    @classmethod
+    def for_domain(cls, domain: str) -> LayoutClient:
+        """The client for a :class:`LayoutReference`'s ``domain`` (``oci:PATH`` /
+        ``oci-archive:FILE``), for code that keys clients by domain."""
+        if domain.startswith(ARCHIVE_PREFIX):
+            return cls(domain[len(ARCHIVE_PREFIX) :], archive=True)
+        if domain.startswith(LAYOUT_PREFIX):
+            return cls(domain[len(LAYOUT_PREFIX) :], archive=False)
+        raise UsageError(f"not an oci: or oci-archive: domain: {domain!r}")
+
+    def __enter__(self) -> LayoutClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._opened is not None:
+                self._opened.store.close()
+                self._opened = None
+
+    # ------------------------------------------------------------------ public API
+
+    def get_manifest(self, repository: str, target: str) -> FetchedManifest:
+        """The manifest or index ``target`` names (IMAGE, digest or :data:`DEFAULT_TARGET`),
+        verified against its digest."""
+        opened = self._open()
+        if target == DEFAULT_TARGET:
+            if len(opened.entries) == 1:
+                return self._fetch_entry(opened, opened.entries[0], self.domain)
+            return self._index_json(opened)
+        if is_valid_digest(target):
+            if compute_digest(opened.index_raw, algorithm_of(target)) == target:
+                return self._index_json(opened)
+            listed = next((d for d in opened.entries if d.digest == target), None)
+            if listed is not None:
+                return self._fetch_entry(opened, listed, f"{self.domain}@{target}")
+            raw = self._read_blob(opened, target, MAX_MANIFEST_BYTES, "manifest")
+            return FetchedManifest(raw, _declared_media_type(raw), target, None)
+        if not _valid_image_name(target):
+            raise InvalidReferenceError(
+                f"{self.domain}: {target!r} is neither a valid image name (tag) nor a digest"
+            )
+        entry = self._find_image(opened, target)
+        return self._fetch_entry(opened, entry, f"{self.domain}:{target}")
+
+    def head_manifest(self, repository: str, target: str) -> ManifestHead | None:
+        """Digest, media type and size of ``target`` (the bytes are read and verified:
+        locally that costs nothing, and a broken layout is caught here too)."""
+        fetched = self.get_manifest(repository, target)
+        media_type = fetched.content_type or _declared_media_type(fetched.raw)
+        return ManifestHead(fetched.digest, media_type, fetched.size)
+
+    def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes:
+        """The blob ``digest`` (at most ``max_bytes``), verified against its digest."""
+        if not is_valid_digest(digest):
+            raise MalformedDocumentError(f"invalid digest {digest!r} for {what}")
+        opened = self._open()
+        return self._read_blob(opened, digest, max_bytes, what)
+
+    def tags(self) -> list[str]:
+        """The IMAGE names index.json offers (ref.name, else containerd name), in order."""
+        return _tags(self._open().entries)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _open(self) -> _Opened:
+        with self._lock:
+            if self._closed:
+                raise UsageError(f"{self.domain}: client used after close()")
+            if self._opened is None:
+                self._opened = self._load()
+            return self._opened
+
+    def _load(self) -> _Opened:
+        store = self._store()
+        try:
+            self._check_oci_layout(store)
+            index_raw = self._read_layout_file(store, "index.json", MAX_INDEX_JSON_BYTES)
+            try:
+                document = decode_document(index_raw, mt.OCI_INDEX)
+            except ImginspectError as error:
+                raise MalformedDocumentError(
+                    f"{self.domain}: index.json is not an image index: {error.message}"
+                ) from None
+            if not isinstance(document, Index):
+                raise MalformedDocumentError(
+                    f"{self.domain}: index.json is not an image index "
+                    f"(mediaType {document.media_type})"
+                )
+            return _Opened(
+                store=store,
+                index_raw=index_raw,
+                index_digest=compute_digest(index_raw),
+                index_media_type=document.media_type,
+                entries=document.manifests,
+            )
+        except BaseException:
+            store.close()
+            raise
+
+    def _store(self) -> _Store:
+        try:
+            info = os.stat(self.location)
+        except (FileNotFoundError, NotADirectoryError):
+            kind = "OCI archive" if self.archive else "OCI layout directory"
+            raise NotFoundError(f"{kind} not found: {self.location}") from None
+        except OSError as exc:
+            raise MalformedDocumentError(
+                f"cannot read {self.location}: {exc.strerror or exc}"
+            ) from None
+        if self.archive:
+            if stat.S_ISDIR(info.st_mode):
+                raise MalformedDocumentError(
+                    f"{self.domain}: {self.location} is a directory, not an archive",
+                    hint=f"for a layout directory use oci:{self.location}",
+                )
+            if not stat.S_ISREG(info.st_mode):
+                raise MalformedDocumentError(f"{self.domain}: not a regular file")
+            return _ArchiveStore(self.location, self.domain)
+        if not stat.S_ISDIR(info.st_mode):
+            raise MalformedDocumentError(
+                f"{self.domain}: {self.location} is not a directory",
+                hint=f"for a tar archive use oci-archive:{self.location}",
+            )
+        return _DirectoryStore(self.location)
+
+    def _read_layout_file(self, store: _Store, name: str, max_bytes: int) -> bytes:
+        try:
+            return store.read(name, max_bytes=max_bytes, what=name, subject=self.domain)
+        except NotFoundError:
+            raise MalformedDocumentError(
+                f"{self.domain} is not an OCI image layout: it has no {name}", hint=_LAYOUT_HINT
+            ) from None
+
+    def _check_oci_layout(self, store: _Store) -> None:
+        raw = self._read_layout_file(store, "oci-layout", MAX_OCI_LAYOUT_BYTES)
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            body = None
+        version = body.get("imageLayoutVersion") if isinstance(body, dict) else None
+        if not isinstance(version, str):
+            raise MalformedDocumentError(
+                f"{self.domain}: oci-layout is not a JSON object with an imageLayoutVersion",
+                hint=_LAYOUT_HINT,
+            )
+        if version.split(".")[0] != _SUPPORTED_LAYOUT_MAJOR:
+            raise MalformedDocumentError(
+                f"{self.domain}: unsupported imageLayoutVersion {version!r}",
+                hint="imginspect reads OCI image layouts of version 1.x",
+            )
+
+    def _index_json(self, opened: _Opened) -> FetchedManifest:
+        return FetchedManifest(opened.index_raw, opened.index_media_type, opened.index_digest, None)
+
+    def _fetch_entry(self, opened: _Opened, entry: Descriptor, subject: str) -> FetchedManifest:
+        raw = self._read_blob(opened, entry.digest, MAX_MANIFEST_BYTES, "manifest", subject)
+        if len(raw) != entry.size:
+            raise MalformedDocumentError(
+                f"index.json of {self.domain} says {entry.size} bytes for {entry.digest}, "
+                f"the blob is {len(raw)}"
+            )
+        return FetchedManifest(raw, entry.media_type, entry.digest, None)
+
+    def _read_blob(
+        self,
+        opened: _Opened,
+        digest: str,
+        max_bytes: int,
+        what: str,
+        subject: str | None = None,
+    ) -> bytes:
+        algorithm, _, encoded = digest.partition(":")
+        data = opened.store.read(
+            f"blobs/{algorithm}/{encoded}",
+            max_bytes=max_bytes,
+            what=what,
+            subject=subject or f"{self.domain}@{digest}",
+        )
+        actual = compute_digest(data, algorithm)
+        if actual != digest:
+            raise DigestMismatchError(
+                f"digest mismatch for {what} {self.domain}@{digest}: "
+                f"the blob's content hashes to {actual}",
+                hint="the layout's blob file is corrupt or was modified after it was written",
+            )
+        return data
+
+    def _find_image(self, opened: _Opened, image: str) -> Descriptor:
+        entries = opened.entries
+        for entry in entries:
+            if (entry.annotations or {}).get(ANNOTATION_REF_NAME) == image:
+                return entry  # the first exact ref.name, as skopeo picks
+        plain_tag = _TAG_RE.fullmatch(image) is not None
+        matches: list[tuple[str, Descriptor]] = []
+        for entry in entries:
+            annotations = entry.annotations or {}
+            for key in (ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME):
+                value = annotations.get(key)
+                if value is None:
+                    continue
+                if (key == ANNOTATION_CONTAINERD_NAME and value == image) or (
+                    plain_tag and _tag_of(value) == image
+                ):
+                    matches.append((value, entry))
+                    break
+        if len({entry.digest for _, entry in matches}) > 1:
+            names = ", ".join(dict.fromkeys(value for value, _ in matches))
+            raise UsageError(
+                f"{self.domain}: {image!r} matches several entries of index.json ({names})",
+                hint=f"name one in full, e.g. {self.domain}:{matches[0][0]}, or select by digest",
+            )
+        if matches:
+            return matches[0][1]
+        tags = _tags(entries)
+        if tags:
+            shown = ", ".join(tags[:MAX_LISTED_TAGS])
+            more = len(tags) - MAX_LISTED_TAGS
+            hint = f"tags in this layout: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        else:
+            hint = (
+                f"index.json names no tags ({ANNOTATION_REF_NAME}); use {self.domain} "
+                f"or {self.domain}@DIGEST"
+            )
+        raise NotFoundError(f"tag not found: {self.domain}:{image}", hint=hint)
+
+
+def open_layout_client(ref: LayoutReference) -> LayoutClient:
+    """A client for the layout ``ref`` names (opened, and checked, on first use)."""
+    return LayoutClient(ref.path, archive=ref.is_archive)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _tags(entries: tuple[Descriptor, ...]) -> list[str]:
+    names: dict[str, None] = {}
+    for entry in entries:
+        annotations = entry.annotations or {}
+        name = annotations.get(ANNOTATION_REF_NAME) or annotations.get(ANNOTATION_CONTAINERD_NAME)
+        if name:
+            names[name] = None
+    return list(names)
+
+
+def _valid_image_name(text: str) -> bool:
+    """An OCI ref.name value, or a Docker tag (``_v1``, ``a..b``: buildx writes those too)."""
+    return _REF_NAME_RE.fullmatch(text) is not None or _TAG_RE.fullmatch(text) is not None
+
+
+def _tag_of(value: str) -> str | None:
+    """The tag of a full reference (``example.com/app:v1`` -> ``v1``), ``@digest`` ignored."""
+    value = value.split("@", 1)[0]
+    name, colon, tag = value.rpartition(":")
+    if not colon or not name or "/" in tag or not _TAG_RE.fullmatch(tag):
+        return None
+    return tag
+
+
+def _declared_media_type(raw: bytes) -> str | None:
+    """The ``mediaType`` a JSON document declares, if any (None when it is not JSON)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    value = body.get("mediaType") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None

@@ -105,6 +105,7 @@ class Authenticator:
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, str, str, str], _Token] = {}
         self._lock = threading.Lock()
+        self._fetch_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
         if cache is not None:
             # What the registry asked for last time: lets the first request carry a token.
             known = (cache.get_host(registry_host) or {}).get("challenge")
@@ -164,8 +165,13 @@ class Authenticator:
         if challenge.scheme == "basic":
             header = cred.basic_header() if cred is not None and cred.has_password else None
             return header if header != sent else None
+        key = self._token_key(challenge, scope, cred)
         with self._lock:
-            key = self._token_key(challenge, scope, cred)
+            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
+        # One fetch per token at a time (requests for one repository share it), and no lock
+        # across tokens: a token server hanging for one repository must not hold up the
+        # other references of a batch, each bound by its own deadline.
+        with fetch_lock:
             cached = self._tokens.get(key)
             if (
                 cached is not None
@@ -191,8 +197,12 @@ class Authenticator:
 
     def _fetch_token(self, challenge: Challenge, scope: str, cred: Credential | None) -> _Token:
         realm = challenge.realm
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(realm)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: the registry's string, not ours
+            usable = False
+        if not usable:
             raise AuthError(
                 f"registry {self._registry_host} sent an unusable token realm {realm!r}",
                 hint="the registry's auth configuration is broken",
@@ -236,15 +246,25 @@ class Authenticator:
                 what="token",
                 verify=verify,
             )
-        return _parse_token_response(response, realm)
+        has_secret = cred is not None and bool(cred.identity_token or cred.has_password)
+        if not has_secret:
+            hint = "the repository may not exist, or may be private and need credentials"
+        elif may_send_secret:
+            hint = "check the username and password or token"
+        else:
+            hint = (
+                f"credentials were not sent: the token realm {parts.scheme}://{realm_host} is "
+                "plain HTTP on a host not declared insecure"
+            )
+        return _parse_token_response(response, realm, refused_hint=hint)
 
 
-def _parse_token_response(response: Response, realm: str) -> _Token:
+def _parse_token_response(response: Response, realm: str, *, refused_hint: str) -> _Token:
     origin = f"{urlsplit(realm).scheme}://{urlsplit(realm).netloc}"
     if response.status in (401, 403):
         raise AuthError(
             f"token server {origin} refused the credentials (HTTP {response.status})",
-            hint="check the username and password or token",
+            hint=refused_hint,
         )
     if response.status >= 400:
         raise RegistryError(f"token server {origin} answered HTTP {response.status}")

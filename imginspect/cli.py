@@ -132,6 +132,110 @@ class Outcome:
         return int(self.error.exit_code) if self.error else 0
 
 
+def _credential_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `inspect` and `auth`: where credentials and registry settings come
+    from (see imginspect.credentials and imginspect.settings)."""
+    options = [
+        click.option(
+            "--config",
+            "config_dir",
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="Docker client config directory (default: $DOCKER_CONFIG, else ~/.docker): "
+            "credentials from DIR/config.json (credHelpers, credsStore, auths).",
+        ),
+        click.option(
+            "--authfile",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="Take stored credentials from this podman/containers auth.json only "
+            "(docker's config and DOCKER_AUTH_CONFIG are then ignored).",
+        ),
+        click.option(
+            "--username",
+            metavar="USER",
+            help="Authenticate as USER (with --password-stdin), whatever is stored; for "
+            "the registry of the first reference only.",
+        ),
+        click.option(
+            "--password-stdin",
+            is_flag=True,
+            help="Read the password or token for --username from standard input.",
+        ),
+        click.option(
+            "--anonymous",
+            is_flag=True,
+            help="Use no credentials at all, whatever is stored.",
+        ),
+        click.option(
+            "--certs-dir",
+            "certs_dirs",
+            multiple=True,
+            type=click.Path(file_okay=False),
+            metavar="DIR",
+            help="certs.d root instead of /etc/docker/certs.d, ~/.config/docker/certs.d and "
+            "/etc/containers/certs.d (repeatable): DIR/HOST[:PORT]/*.crt are extra CAs, "
+            "*.cert + *.key a client certificate.",
+        ),
+        click.option(
+            "--daemon-config",
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="daemon.json to take insecure-registries and registry-mirrors from "
+            "(default: /etc/docker/daemon.json, or ~/.config/docker/daemon.json).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _credentials_and_settings(
+    *,
+    config_dir: str | None,
+    authfile: str | None,
+    username: str | None,
+    password_stdin: bool,
+    anonymous: bool,
+    certs_dirs: tuple[str, ...],
+    daemon_config: str | None,
+    first_domain: str | None,
+    log: Callable[[str], None] | None,
+    quiet: bool = False,
+) -> tuple[Any, Any]:
+    from imginspect.credentials import CredentialResolver, password_from_stdin
+    from imginspect.settings import RegistrySettings
+
+    def warn(message: str) -> None:
+        if not quiet:
+            _stderr(f"warning: {message}")
+
+    password = None
+    if password_stdin:
+        if username is None:
+            raise UsageError("--password-stdin needs --username")
+        password = password_from_stdin(sys.stdin.read())
+    elif username is not None:
+        raise UsageError(
+            "--username needs --password-stdin",
+            hint="echo PASSWORD | imginspect --username USER --password-stdin REFERENCE",
+        )
+    resolver = CredentialResolver(
+        config_dir=config_dir,
+        authfile=authfile,
+        username=username,
+        password=password,
+        explicit_domains=None if first_domain is None else [first_domain],
+        explicit_source="--username and --password-stdin",
+        anonymous=anonymous,
+        warn=warn,
+    )
+    settings = RegistrySettings(
+        certs_dirs=certs_dirs or None, daemon_config=daemon_config, warn=warn, log=log
+    )
+    return resolver, settings
+
+
 @cli.command(
     "inspect",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -255,6 +359,7 @@ class Outcome:
     "(see 'imginspect cache').",
 )
 @click.option("--debug", is_flag=True, help="Log every request and response line to stderr.")
+@_credential_options
 def inspect_command(
     references: tuple[str, ...],
     ref_file: IO[str] | None,
@@ -277,6 +382,13 @@ def inspect_command(
     max_wait: float,
     no_cache: bool,
     debug: bool,
+    config_dir: str | None,
+    authfile: str | None,
+    username: str | None,
+    password_stdin: bool,
+    anonymous: bool,
+    certs_dirs: tuple[str, ...],
+    daemon_config: str | None,
 ) -> None:
     """Inspect REFERENCE(s) in their registry without pulling them.
 
@@ -300,6 +412,8 @@ def inspect_command(
     )
     options.timeout = timeout
     options.color = color
+    if password_stdin and ref_file is not None and getattr(ref_file, "name", "") == "<stdin>":
+        raise UsageError("--password-stdin and -f - cannot both read standard input")
     given = _references(references, ref_file)
     first = next(given, None)
     if first is None:
@@ -329,8 +443,32 @@ def inspect_command(
         and (not _isatty(sys.stdout) or (not batch and options.sizes))
         and (batch or options.sizes)
     )
+    from imginspect.reference import parse_reference
+
+    try:
+        first_domain: str | None = parse_reference(first).domain
+    except ImginspectError:
+        first_domain = None  # reported for that reference, in order
+    resolver, settings = _credentials_and_settings(
+        config_dir=config_dir,
+        authfile=authfile,
+        username=username,
+        password_stdin=password_stdin,
+        anonymous=anonymous,
+        certs_dirs=certs_dirs,
+        daemon_config=daemon_config,
+        first_domain=first_domain,
+        log=log,
+    )
     with (
-        Inspector(insecure=insecure, log=log, retry=retry, cache=cache) as inspector,
+        Inspector(
+            insecure=insecure,
+            log=log,
+            retry=retry,
+            cache=cache,
+            credentials=resolver.lookup,
+            settings=settings,
+        ) as inspector,
         _Progress(show_progress, "inspecting" if batch else "sizes") as progress,
     ):
         options.on_size = None if batch else progress.advance
@@ -682,6 +820,52 @@ def _report(error: ImginspectError, given: str | None) -> None:
     _stderr(f"error: {prefix}{error.message}")
     if error.hint:
         _stderr(f"hint: {error.hint}")
+
+
+@cli.command("auth", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("reference", metavar="REFERENCE")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@_credential_options
+def auth_command(
+    reference: str,
+    as_json: bool,
+    config_dir: str | None,
+    authfile: str | None,
+    username: str | None,
+    password_stdin: bool,
+    anonymous: bool,
+    certs_dirs: tuple[str, ...],
+    daemon_config: str | None,
+) -> None:
+    """Say which credential REFERENCE would be inspected with, where it comes from and how
+    it is used (never the secret itself), and how its registry is reached."""
+    import json
+
+    from imginspect.reference import parse_reference
+
+    ref = parse_reference(reference)
+    resolver, settings = _credentials_and_settings(
+        config_dir=config_dir,
+        authfile=authfile,
+        username=username,
+        password_stdin=password_stdin,
+        anonymous=anonymous,
+        certs_dirs=certs_dirs,
+        daemon_config=daemon_config,
+        first_domain=ref.domain,
+        log=None,
+        quiet=True,  # warnings are part of the explanation
+    )
+    explanation = resolver.explain(ref.domain, ref.path)
+    tls = settings.explain_host(ref.domain)
+    if as_json:
+        document = explanation.as_dict()
+        document["registrySettings"] = list(tls)
+        click.echo(json.dumps(document))
+        return
+    click.echo(explanation.describe(), nl=False)
+    for line in tls:
+        click.echo(line)
 
 
 @cli.group("cache", invoke_without_command=True)

@@ -33,11 +33,17 @@ from imginspect.manifest import (
     decode_document,
 )
 from imginspect.reference import Reference, is_loopback_host
-from imginspect.registry import MAX_CONFIG_BYTES, FetchedManifest, RegistryClient
+from imginspect.registry import (
+    MAX_CONFIG_BYTES,
+    FetchedManifest,
+    MirroredRegistryClient,
+    RegistryClient,
+)
 from imginspect.result import ImageSize, InspectResult
 
 if TYPE_CHECKING:
     from imginspect.layout import ManifestSource
+    from imginspect.settings import RegistrySettings
 
 from imginspect.transport import HttpTransport, Logger, RetryPolicy, Timeouts
 
@@ -61,13 +67,20 @@ class Inspector:
         retry: RetryPolicy | None = None,
         log: Logger | None = None,
         cache: Cache | None = None,
+        settings: RegistrySettings | None = None,
     ) -> None:
         self._insecure_all = insecure
         self._insecure_registries = insecure_registries
         self._credentials = credentials
         self._log = log
         self._cache = cache
-        self._transport = HttpTransport(timeouts=timeouts, log=log, retry=retry)
+        self._settings = settings
+        self._transport = HttpTransport(
+            timeouts=timeouts,
+            log=log,
+            retry=retry,
+            ssl_context_for=settings.ssl_context_for if settings is not None else None,
+        )
         self._clients: dict[str, ManifestSource] = {}
         self._lock = threading.Lock()
 
@@ -86,7 +99,11 @@ class Inspector:
 
     def is_insecure(self, host: str) -> bool:
         """Loopback registries are insecure by default, as in the Docker daemon."""
-        return self._insecure_all or host in self._insecure_registries or is_loopback_host(host)
+        if self._insecure_all or host in self._insecure_registries:
+            return True
+        if self._settings is not None:
+            return self._settings.is_insecure(host)  # daemon.json, certs.d, loopback
+        return is_loopback_host(host)
 
     def client_for(self, domain: str) -> ManifestSource:
         with self._lock:
@@ -99,14 +116,44 @@ class Inspector:
                 self._clients[domain] = client
             if client is None:
                 provider = self._credentials
-                client = RegistryClient(
-                    domain,
-                    self._transport,
-                    credentials=(None if provider is None else functools.partial(provider, domain)),
-                    insecure=self.is_insecure(domain),
-                    cache=self._cache,
-                    insecure_host=self.is_insecure,
-                )
+                mirrors = self._settings.mirrors_for(domain) if self._settings else ()
+                credentials = None if provider is None else functools.partial(provider, domain)
+                if mirrors:
+                    client = MirroredRegistryClient(
+                        domain,
+                        self._transport,
+                        mirrors=[
+                            RegistryClient(
+                                domain,
+                                self._transport,
+                                endpoint=mirror.base_url,
+                                # a mirror's own credentials, if the user has any for it
+                                credentials=(
+                                    None
+                                    if provider is None
+                                    else functools.partial(provider, mirror.host)
+                                ),
+                                insecure=self.is_insecure(mirror.host),
+                                insecure_host=self.is_insecure,
+                                cache=self._cache,
+                            )
+                            for mirror in mirrors
+                        ],
+                        credentials=credentials,
+                        insecure=self.is_insecure(domain),
+                        insecure_host=self.is_insecure,
+                        cache=self._cache,
+                        log=self._log,
+                    )
+                else:
+                    client = RegistryClient(
+                        domain,
+                        self._transport,
+                        credentials=credentials,
+                        insecure=self.is_insecure(domain),
+                        cache=self._cache,
+                        insecure_host=self.is_insecure,
+                    )
                 self._clients[domain] = client
             return client
 

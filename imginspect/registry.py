@@ -9,7 +9,6 @@ every digest against the bytes received.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -124,7 +123,6 @@ class RegistryClient:
         self._scheme: str | None = None if insecure else "https"
         if self._endpoint is not None:
             self._scheme = urlsplit(self._endpoint).scheme
-        self._scheme_lock = threading.Lock()
         #: the scheme came from the cache: if it stops working, negotiate again
         self._scheme_from_cache = False
         if self._scheme is None and cache is not None:
@@ -301,37 +299,35 @@ class RegistryClient:
                     raise
                 # The registry changed since it was cached (e.g. now speaks TLS): negotiate.
                 self._scheme, self._scheme_from_cache = None, False
-        with self._scheme_lock:
-            if self._scheme is not None:
-                return self._send(
-                    method, path, headers, authorization, max_bytes, what, follow_redirects
-                )
-            try:
-                response = self._transport.request(
-                    method,
-                    self.base_url("https") + path,
-                    headers=all_headers,
-                    max_bytes=limit,
-                    what=what,
-                    verify=False,
-                    follow_redirects=follow_redirects,
-                    retry=False,  # a refused or failed TLS probe means: try plain http
-                )
-                self._remember_scheme("https")
-                return response
-            except ConnectionFailedError:
-                # As the Docker daemon does for insecure registries: fall back to plain HTTP.
-                response = self._transport.request(
-                    method,
-                    self.base_url("http") + path,
-                    headers=all_headers,
-                    max_bytes=limit,
-                    what=what,
-                    verify=False,
-                    follow_redirects=follow_redirects,
-                )
-                self._remember_scheme("http")
-                return response
+        # Negotiate without holding a lock: a request that hangs (one bad repository) must not
+        # hold up the other references of a batch, each bound by its own deadline. Threads
+        # that start before the scheme is known probe on their own; that is harmless.
+        try:
+            response = self._transport.request(
+                method,
+                self.base_url("https") + path,
+                headers=all_headers,
+                max_bytes=limit,
+                what=what,
+                verify=False,
+                follow_redirects=follow_redirects,
+                retry=False,  # a refused or failed TLS probe means: try plain http
+            )
+        except ConnectionFailedError:
+            # As the Docker daemon does for insecure registries: fall back to plain HTTP.
+            response = self._transport.request(
+                method,
+                self.base_url("http") + path,
+                headers=all_headers,
+                max_bytes=limit,
+                what=what,
+                verify=False,
+                follow_redirects=follow_redirects,
+            )
+            self._remember_scheme("http")
+            return response
+        self._remember_scheme("https")
+        return response
 
     def _remember_scheme(self, scheme: str) -> None:
         self._scheme = scheme
@@ -398,6 +394,7 @@ class MirroredRegistryClient(RegistryClient):
         credentials: CredentialLookup | None = None,
         insecure: bool = False,
         insecure_host: Callable[[str], bool] | None = None,
+        cache: Cache | None = None,
         log: Logger | None = None,
     ) -> None:
         super().__init__(
@@ -406,6 +403,7 @@ class MirroredRegistryClient(RegistryClient):
             credentials=credentials,
             insecure=insecure,
             insecure_host=insecure_host,
+            cache=cache,
         )
         self.mirrors = tuple(mirrors)
         self._log = log

@@ -36,10 +36,18 @@ if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
     del sys.modules["httpx._main"]  # leave `import httpx._main` working for anyone else
 
 from imginspect import __version__
-from imginspect.errors import ConnectionFailedError, NetworkError, RegistryError, TooLargeError
+from imginspect.errors import (
+    ConnectionFailedError,
+    ImginspectError,
+    NetworkError,
+    RegistryError,
+    TooLargeError,
+)
 
 USER_AGENT = f"imginspect/{__version__}"
 MAX_REDIRECTS = 10
+#: Bodies of error answers and redirects are read only to quote them; never more than this.
+MAX_QUOTED_BODY_BYTES = 64 * 1024
 #: Headers never written to debug output.
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
@@ -122,7 +130,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    # ASCII digits only: str.isdigit() is also true for "²" (U+00B2), which float() refuses, or
+    # for other scripts' digits HTTP does not mean (a header decoded as Latin-1 may hold them).
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
@@ -295,13 +305,17 @@ class HttpTransport:
             attempt += 1
             last_try = not retry or attempt >= policy.tries
             response: Response | None = None
+            started = time.monotonic()
             try:
                 response = self._send_once(
                     method, url, headers, max_bytes=max_bytes, what=what, verify=verify, data=data
                 )
-            except ConnectionFailedError as exc:
+            except ImginspectError as exc:
+                if self._log is not None:
+                    elapsed = (time.monotonic() - started) * 1000
+                    self._log(f"{method} {url} -> failed ({elapsed:.1f} ms): {exc.message}")
                 # A TLS handshake or name lookup failure will not heal in a second.
-                if last_try or exc.permanent:
+                if not isinstance(exc, ConnectionFailedError) or last_try or exc.permanent:
                     raise
                 delay, reason = policy.backoff(attempt), exc.message
             else:
@@ -403,9 +417,14 @@ class HttpTransport:
     def _read_bounded(response: httpx.Response, *, max_bytes: int, what: str, url: str) -> bytes:
         if response.request.method == "HEAD":
             return b""  # Content-Length describes the body a GET would have sent
+        # Error and redirect bodies are only ever quoted: a few KiB, whatever the caller
+        # would accept for the document it asked for.
+        quoted_only = response.status_code >= 300
+        if quoted_only:
+            max_bytes = min(max_bytes, MAX_QUOTED_BODY_BYTES)
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
-            if response.status_code < 400:
+            if not quoted_only:
                 raise TooLargeError(
                     f"{what} from {_origin(url)} is {int(length)} bytes, "
                     f"more than the {max_bytes} bytes accepted"
@@ -423,7 +442,7 @@ class HttpTransport:
                 )
             total += len(chunk)
             if total > max_bytes:
-                if response.status_code >= 400:
+                if quoted_only:
                     break
                 raise TooLargeError(
                     f"{what} from {_origin(url)} exceeds the {max_bytes} bytes accepted"

@@ -60,11 +60,17 @@ class Credential:
 
     @property
     def identity(self) -> str:
-        """Who this credential is, for cache keys: never the secret itself."""
+        """Who this credential is, for token cache keys.
+
+        It includes a short hash of the secret, so that a token obtained with one password is
+        never reused for another (a changed or mistyped password must reach the token
+        server). Cache file names hash this again; the secret itself is never stored.
+        """
+        secret = self.registry_token or self.identity_token or self.password
+        fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else ""
         if self.registry_token or self.identity_token:
-            secret = self.registry_token or self.identity_token
-            return "token:" + hashlib.sha256(secret.encode()).hexdigest()[:16]
-        return "user:" + self.username if self.username else ""
+            return "token:" + fingerprint
+        return f"user:{self.username}:{fingerprint}" if self.username else ""
 
     def __repr__(self) -> str:  # never show secrets, even in a traceback or debugger
         return f"Credential(username={self.username!r}, source={self.source!r}, secret=<redacted>)"

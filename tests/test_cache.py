@@ -242,3 +242,12 @@ def test_warm_output_equals_cold_output(
         warm1 = run_imginspect(*args, ref, env=env)
         warm2 = run_imginspect(*args, ref, env=env)
         assert cold.stdout == warm1.stdout == warm2.stdout, args
+
+
+def test_token_cache_is_per_password() -> None:
+    from imginspect.auth import Credential
+
+    a = Credential("user", "right").identity
+    b = Credential("user", "wrong").identity
+    assert a != b and "right" not in a and "wrong" not in b
+    assert Credential().identity == ""

@@ -78,6 +78,24 @@ class DefaultGroup(click.Group):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[OPTIONS] REFERENCE... | COMMAND [ARGS]...")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # `imginspect --help` shows what `imginspect REFERENCE` takes: the default command's
+        # options, then the group's own (--version) and the subcommands.
+        default = self.commands[self.default_command]
+        sub = click.Context(default, parent=ctx, info_name=self.default_command)
+        records = [r for p in default.get_params(sub) if (r := p.get_help_record(sub))]
+        records += [
+            r
+            for p in self.get_params(ctx)
+            if (r := p.get_help_record(ctx)) and not r[0].startswith("-h")
+        ]
+        with formatter.section("Options"):
+            formatter.write_dl(records)
+        self.format_commands(ctx, formatter)
+
     def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
         # `imginspect --<TAB>` means the default command's options.
         default = self.commands[self.default_command]
@@ -816,7 +834,8 @@ def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
 
 
 def _report(error: ImginspectError, given: str | None) -> None:
-    prefix = f"{given}: " if given and not error.message.startswith(given) else ""
+    # In a batch, say which reference failed, unless the message already names it.
+    prefix = f"{given}: " if given and given not in error.message else ""
     _stderr(f"error: {prefix}{error.message}")
     if error.hint:
         _stderr(f"hint: {error.hint}")

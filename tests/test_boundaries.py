@@ -19,6 +19,8 @@ PURE_MODULES = [
     "imginspect.challenge",
     "imginspect.result",
     "imginspect.jsonenc",
+    "imginspect.extended",
+    "imginspect.platforms",
     "imginspect.errors",
 ]
 FORBIDDEN_IN_CORE = ("httpx", "httpcore", "click", "rich", "platformdirs", "socket", "ssl")
@@ -26,7 +28,12 @@ FORBIDDEN_IN_CORE = ("httpx", "httpcore", "click", "rich", "platformdirs", "sock
 
 def _imported_modules(code: str) -> set[str]:
     result = subprocess.run(
-        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        [
+            sys.executable,
+            "-c",
+            code
+            + "\nimport sys\nprint('\\n'.join(k for k, v in sys.modules.items() if v is not None))",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -65,5 +72,22 @@ def test_json_path_does_not_import_rich() -> None:
 
 
 def test_library_does_not_import_click() -> None:
-    loaded = _imported_modules("import imginspect.inspector, imginspect.jsonenc")
-    assert not any(m.split(".")[0] == "click" for m in loaded)
+    loaded = _imported_modules(
+        "import imginspect.inspector, imginspect.jsonenc, imginspect.extended, "
+        "imginspect.credentials, imginspect.settings, imginspect.layout, imginspect.cache"
+    )
+    assert not any(m.split(".")[0] in ("click", "rich") for m in loaded)
+
+
+def test_common_path_imports_nothing_it_does_not_use() -> None:
+    """A registry inspection with --json loads neither the table, nor layouts, nor async
+    frameworks (the CLI keeps httpcore from importing trio and anyio)."""
+    code = (
+        "import sys\n"
+        "from imginspect.cli import _skip_async_frameworks\n"
+        "_skip_async_frameworks()\n"
+        "import imginspect.cli, imginspect.inspector, imginspect.jsonenc\n"
+    )
+    loaded = _imported_modules(code)
+    unwanted = {"rich", "trio", "anyio", "imginspect.table", "imginspect.layout", "tarfile"}
+    assert not unwanted & {m if m.startswith("imginspect") else m.split(".")[0] for m in loaded}

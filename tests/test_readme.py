@@ -62,5 +62,6 @@ def test_ci_recipe_commands(
         f'export IMAGE="localhost:5000/{image.repo}:{image.tag}" PINNED_DIGEST="{image.digest}" '
         f"CI_REGISTRY_IMAGE=localhost:5000/demo/buildkit CI_COMMIT_SHA=v1;"
     )
-    out = run(f"{env} {command}; echo exit=$?", registry_plain.host, tmp_path)
+    # in a scratch directory: recipes write files (e.g. image.digest) where they run
+    out = run(f"{env} {command}; echo exit=$?", registry_plain.host, tmp_path, cwd=tmp_path)
     assert out.endswith("exit=0\n"), out

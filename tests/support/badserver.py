@@ -27,11 +27,22 @@ scope="repository:<name>:pull"``; ``GET /token?scope=repository:<name>:pull`` gr
 (or answers the scenario's ``token`` reply). ``auth="bearer-refused"`` grants tokens but
 refuses them anyway.
 
+``Scenario(challenges=(...))`` replaces that challenge with the given ``WWW-Authenticate``
+values (one header each: several challenges in one value, several values, a realm on
+another server, unknown schemes, broken realms). A server accepts only tokens it issued
+itself, or (after ``server.accept_tokens_from(other)``) tokens ``other`` issued.
+
+**Stateful and structured replies.** :func:`sequence` answers with a list of replies in turn
+(``503, 503, 200``); :func:`retry_after_date` a 429 whose ``Retry-After`` is an HTTP date;
+:func:`redirect_chain` and :func:`redirect_ping_pong` redirect a blob N times or for ever;
+:func:`nested_indexes` and :func:`serve_documents` serve an index nested to any depth.
+
 **Recording.** Every request is recorded as a :class:`Request` (method, path, query,
 headers including ``Authorization``, body) together with what the server did about it
 (status sent, body bytes handed to the kernel, whether the client went away before the
-reply was complete). Read them with :attr:`BadServer.requests` /
-:meth:`BadServer.requests_for`, after :meth:`BadServer.wait_idle` when the outcome matters.
+reply was complete, when it arrived: ``received_at`` measures waits between retries). Read
+them with :attr:`BadServer.requests` / :meth:`BadServer.requests_for`, after
+:meth:`BadServer.wait_idle` when the outcome matters.
 TLS handshakes (clients try https first on loopback, then fall back to plain http) are not
 requests; they are answered with a plain-text ``400`` (as a plain-HTTP registry would) and
 only counted in :attr:`BadServer.tls_probes` (``BadServer(tls_probe="close"|"ignore")``
@@ -43,6 +54,7 @@ Digests are always computed with hashlib from the exact bytes served, never type
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import gzip
 import hashlib
 import itertools
@@ -52,6 +64,7 @@ import select
 import socket
 import socketserver
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +77,7 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 
 MiB = 1024 * 1024
@@ -178,6 +192,8 @@ class Request:
     client_gone: bool = False
     #: the server finished with this request (reply sent, abandoned, or server stopped)
     done: bool = False
+    #: ``time.monotonic()`` when the request head had been read (waits between retries)
+    received_at: float = 0.0
 
     @property
     def path(self) -> str:
@@ -220,6 +236,7 @@ class Reply:
     cut into ``chunk_size`` pieces with ``chunk_delay`` seconds before each, and never more
     than ``max_body_bytes``. ``stall`` makes the server stop and wait (until the client goes
     away or the server stops) before the headers, after the headers, or after the body.
+    ``head_byte_delay`` sends the status line and headers themselves one byte at a time.
     """
 
     status: int = 200
@@ -234,6 +251,9 @@ class Reply:
     stall: Stall | None = None
     #: close the connection after this reply (no keep-alive)
     close: bool = False
+    #: send the status line and headers one byte at a time, this many seconds apart (a
+    #: slowloris in reverse: every read gets a byte, the headers never end in time)
+    head_byte_delay: float = 0.0
 
     @property
     def reason(self) -> str:
@@ -317,6 +337,111 @@ def filler(piece: bytes = b" " * (64 * 1024)) -> Callable[[], Iterator[bytes]]:
     return lambda: itertools.repeat(piece)
 
 
+def sequence(*replies: Responder) -> Callable[[Request], Reply]:
+    """A responder answering with ``replies`` in turn, then the last one for ever after.
+
+    ``sequence(Reply(503), Reply(503), manifest_reply(raw))``: two failures, then success.
+    Thread-safe; the count is per responder, so give each test its own.
+    """
+    if not replies:
+        raise ValueError("sequence() needs at least one reply")
+    calls = itertools.count()
+    lock = threading.Lock()
+
+    def respond(request: Request) -> Reply:
+        with lock:
+            index = min(next(calls), len(replies) - 1)
+        return _resolve(replies[index], request)
+
+    return respond
+
+
+def retry_after_date(seconds: float, status: int = 429) -> Callable[[Request], Reply]:
+    """``status`` with ``Retry-After`` as an HTTP date ``seconds`` after the request arrived.
+
+    HTTP dates have a resolution of one second: the wait a client computes from it is
+    between ``seconds - 1`` and ``seconds``.
+    """
+
+    def respond(request: Request) -> Reply:
+        when = email.utils.formatdate(time.time() + seconds, usegmt=True)
+        return registry_error(
+            status, "TOOMANYREQUESTS", "slow down", headers=(("Retry-After", when),)
+        )
+
+    return respond
+
+
+def redirect_chain(hops: int, final: Responder, *, status: int = 307) -> Callable[[Request], Reply]:
+    """``hops`` redirects (same path, ``?hop=1`` ... ``?hop=N``), then ``final``."""
+
+    def respond(request: Request) -> Reply:
+        values = request.query.get("hop", ["0"])
+        hop = int(values[0]) if values[0].isdigit() else 0
+        if hop < hops:
+            return redirect(f"{request.path}?hop={hop + 1}", status)
+        return _resolve(final, request)
+
+    return respond
+
+
+def redirect_ping_pong(status: int = 307) -> Callable[[Request], Reply]:
+    """A redirect loop through two URLs: ``PATH`` -> ``PATH?via=b`` -> ``PATH`` -> ..."""
+
+    def respond(request: Request) -> Reply:
+        if "via" in request.query:
+            return redirect(request.path, status)
+        return redirect(f"{request.path}?via=b", status)
+
+    return respond
+
+
+def nested_indexes(depth: int, leaf: Image = GOOD_IMAGE) -> list[tuple[bytes, str]]:
+    """``depth`` OCI indexes, each one's only entry the next; the last one's is ``leaf``.
+
+    Returns ``(raw, media_type)`` for every document, the outermost index first and the
+    leaf image manifest last; serve them with :func:`serve_documents`.
+    """
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    documents: list[tuple[bytes, str]] = [(leaf.manifest, leaf.media_type)]
+    entry: dict[str, Any] = {
+        "mediaType": leaf.media_type,
+        "digest": leaf.digest,
+        "size": len(leaf.manifest),
+        "platform": {"architecture": "amd64", "os": "linux"},
+    }
+    for level in range(depth, 0, -1):
+        index = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [entry],
+            "annotations": {"badserver.level": str(level)},
+        }
+        raw = json.dumps(index, indent=2).encode()
+        documents.append((raw, OCI_INDEX))
+        entry = {"mediaType": OCI_INDEX, "digest": sha256_digest(raw), "size": len(raw)}
+    documents.reverse()
+    return documents
+
+
+def serve_documents(documents: Sequence[tuple[bytes, str]]) -> Callable[[Request], Reply]:
+    """A manifest responder: the first document for any tag, every document by its digest."""
+    by_digest = {sha256_digest(raw): (raw, media_type) for raw, media_type in documents}
+
+    def respond(request: Request) -> Reply:
+        ref = request.ref or ""
+        if ":" not in ref:
+            raw, media_type = documents[0]
+            return manifest_reply(raw, media_type)
+        found = by_digest.get(ref)
+        if found is None:
+            return registry_error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+        return manifest_reply(*found)
+
+    return respond
+
+
 # --------------------------------------------------------------------------- scenarios
 
 AuthMode = Literal["none", "bearer", "bearer-refused"]
@@ -329,6 +454,7 @@ class Scenario:
     ``manifest``/``blob``: a :class:`Reply` or a function of the :class:`Request`; ``None``
     serves ``image`` (manifest by tag or by its digest, its blobs) and 404 for anything else.
     ``token``: what ``/token`` answers for this repository's scope; ``None`` grants a token.
+    ``challenges``: the ``WWW-Authenticate`` headers of the 401 (default: a Bearer challenge).
     """
 
     name: str
@@ -337,6 +463,10 @@ class Scenario:
     blob: Responder | None = None
     auth: AuthMode = "none"
     token: Responder | None = None
+    #: ``WWW-Authenticate`` values of the 401 (one header each) instead of the default Bearer
+    #: challenge naming this server's ``/token``; only with ``auth`` other than ``"none"``.
+    #: ``{url}`` is replaced by the server's base URL and ``{name}`` by the scenario's name.
+    challenges: tuple[str, ...] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -359,6 +489,18 @@ class Scenario:
         if raw is None:
             return registry_error(404, "BLOB_UNKNOWN", "blob unknown to registry")
         return blob_reply(raw)
+
+
+def _token_in(reply: Reply) -> str | None:
+    """The ``token`` a token reply's body hands out, if it is one."""
+    if reply.status != 200:
+        return None
+    try:
+        document = json.loads(reply.body)
+    except ValueError:
+        return None
+    token = document.get("token") if isinstance(document, dict) else None
+    return token if isinstance(token, str) else None
 
 
 def _resolve(responder: Responder, request: Request) -> Reply:
@@ -512,6 +654,30 @@ def catalogue() -> list[Scenario]:
             ),
         ),
         Scenario("hang", manifest=Reply(stall="before-headers"), description="never answers"),
+        Scenario(
+            "trickle-then-stall",
+            manifest=Reply(
+                200,
+                (("Content-Type", OCI_MANIFEST),),
+                good.manifest[:18],
+                content_length=len(good.manifest),
+                chunk_size=1,
+                chunk_delay=0.1,
+                stall="after-body",
+            ),
+            description="18 bytes of the manifest over 1.8 s, then nothing (Content-Length "
+            "promises more)",
+        ),
+        Scenario(
+            "trickle-headers",
+            manifest=Reply(
+                200,
+                (("Content-Type", OCI_MANIFEST), *((f"X-Pad-{i}", "x" * 64) for i in range(64))),
+                good.manifest,
+                head_byte_delay=0.05,
+            ),
+            description="status line and ~5 KiB of headers, one byte every 50 ms (~4 min)",
+        ),
         # -- redirects
         Scenario(
             "redirect-loop",
@@ -530,6 +696,270 @@ def catalogue() -> list[Scenario]:
             image=good,
             blob=redirect("http://[::1/blob"),
             description="config blob redirects to a URL with an unclosed IPv6 bracket",
+        ),
+        Scenario(
+            "redirect-ping-pong",
+            image=good,
+            blob=redirect_ping_pong(),
+            description="config blob: PATH -> PATH?via=b -> PATH -> ... (a loop of two URLs)",
+        ),
+        Scenario(
+            "redirect-chain-10",
+            image=good,
+            blob=redirect_chain(10, blob_reply(good.config)),
+            description="config blob after 10 redirects (the most a client should follow)",
+        ),
+        Scenario(
+            "redirect-chain-11",
+            image=good,
+            blob=redirect_chain(11, blob_reply(good.config)),
+            description="config blob after 11 redirects (one too many)",
+        ),
+        Scenario(
+            "redirect-ftp",
+            image=good,
+            blob=redirect("ftp://127.0.0.1/blob"),
+            description="config blob redirects to ftp://",
+        ),
+        # -- more status codes (not worth a retry, or not soon enough)
+        Scenario(
+            "status-400", manifest=registry_error(400, "NAME_INVALID", "invalid repository name")
+        ),
+        Scenario(
+            "retry-after-hour",
+            manifest=registry_error(
+                429, "TOOMANYREQUESTS", "come back later", headers=(("Retry-After", "3600"),)
+            ),
+            description="429 asking for an hour's wait",
+        ),
+        # -- slow servers
+        Scenario(
+            "trickle-body",
+            manifest=Reply(
+                200,
+                (("Content-Type", OCI_MANIFEST),),
+                good.manifest,
+                chunk_size=1,
+                chunk_delay=0.1,
+            ),
+            description="the manifest, one byte every 100 ms",
+        ),
+        # -- more size bounds
+        Scenario(
+            "huge-error-length",
+            manifest=Reply(
+                404,
+                (("Content-Type", "application/json"),),
+                body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"',
+                stream=filler(),
+                content_length=10 * MiB,
+                chunk_size=16 * 1024,
+                chunk_delay=0.01,
+            ),
+            description="404 with a 10 MiB body announced by Content-Length (~1.6 MiB/s)",
+        ),
+        Scenario(
+            "huge-error-chunked",
+            manifest=Reply(
+                404,
+                (("Content-Type", "application/json"),),
+                body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"',
+                stream=filler(),
+                framing="chunked",
+                max_body_bytes=10 * MiB,
+                chunk_size=16 * 1024,
+                chunk_delay=0.01,
+            ),
+            description="404 with a chunked 10 MiB body (~1.6 MiB/s)",
+        ),
+        Scenario(
+            "config-larger-than-descriptor",
+            image=good,
+            blob=lambda request: (
+                Reply(
+                    200, (("Content-Type", "application/octet-stream"),), good.config + b" " * 100
+                )
+                if request.ref == good.config_digest
+                else registry_error(404, "BLOB_UNKNOWN", "blob unknown to registry")
+            ),
+            description="config blob 100 bytes longer than the manifest's descriptor says",
+        ),
+        Scenario(
+            "config-endless",
+            image=good,
+            blob=Reply(
+                200,
+                (("Content-Type", "application/octet-stream"),),
+                stream=filler(),
+                framing="chunked",
+                max_body_bytes=64 * MiB,
+            ),
+            description="config blob: a chunked body without end (capped at 64 MiB)",
+        ),
+        # -- Content-Type versus the body's mediaType
+        Scenario(
+            "content-type-missing",
+            image=good,
+            manifest=Reply(200, (("Docker-Content-Digest", good.digest),), good.manifest),
+            description="the OCI manifest without a Content-Type header",
+        ),
+        Scenario(
+            "content-type-contradicts",
+            image=good,
+            manifest=manifest_reply(good.manifest, DOCKER_MANIFEST_LIST),
+            description="an OCI manifest labelled a Docker manifest list",
+        ),
+        # -- more malformed documents
+        Scenario(
+            "json-too-deep",
+            manifest=manifest_reply(b"[" * 100_000 + b"]" * 100_000, digest_header=None),
+            description="JSON nested 100000 levels deep",
+        ),
+        Scenario(
+            "not-utf8",
+            manifest=manifest_reply(b'{"schemaVersion":2,"x":"\xff\xfe"}', digest_header=None),
+            description="bytes that are not UTF-8",
+        ),
+        Scenario(
+            "huge-integer",
+            manifest=manifest_reply(
+                b'{"schemaVersion":2,"mediaType":"'
+                + OCI_MANIFEST.encode()
+                + b'","size":'
+                + b"9" * 5000
+                + b"}",
+                digest_header=None,
+            ),
+            description="a 5000-digit number (beyond Python's int-to-str conversion limit)",
+        ),
+        Scenario(
+            "schema-version-3",
+            manifest=manifest_reply(
+                json.dumps({**manifest_doc, "schemaVersion": 3}).encode(), digest_header=None
+            ),
+        ),
+        # -- auth challenges (auth="bearer": every request without an accepted token gets them)
+        Scenario(
+            "challenge-no-realm",
+            image=good,
+            auth="bearer",
+            challenges=(f'Bearer service="{SERVICE}",scope="repository:{{name}}:pull"',),
+        ),
+        Scenario(
+            "challenge-empty-realm",
+            image=good,
+            auth="bearer",
+            challenges=(f'Bearer realm="",service="{SERVICE}"',),
+        ),
+        Scenario(
+            "challenge-ftp-realm",
+            image=good,
+            auth="bearer",
+            challenges=(f'Bearer realm="ftp://127.0.0.1/token",service="{SERVICE}"',),
+        ),
+        Scenario(
+            "challenge-unparsable-realm",
+            image=good,
+            auth="bearer",
+            challenges=(f'Bearer realm="http://[::1/token",service="{SERVICE}"',),
+            description="a realm urlsplit cannot parse (unclosed IPv6 bracket)",
+        ),
+        Scenario(
+            "challenge-digest-only",
+            image=good,
+            auth="bearer",
+            challenges=('Digest realm="badserver", qop="auth", nonce="abc123", algorithm=MD5',),
+            description="only a scheme imginspect does not speak",
+        ),
+        Scenario(
+            "challenge-basic-and-bearer",
+            image=good,
+            auth="bearer",
+            challenges=(
+                f'Basic realm="badserver", Bearer realm="{{url}}/token",service="{SERVICE}",'
+                'scope="repository:{name}:pull"',
+            ),
+            description="Basic and Bearer in one header",
+        ),
+        Scenario(
+            "challenge-two-headers",
+            image=good,
+            auth="bearer",
+            challenges=(
+                'Digest realm="badserver", nonce="abc"',
+                'Basic realm="badserver"',
+                f'Bearer realm="{{url}}/token",service="{SERVICE}",'
+                'scope="repository:{name}:pull"',
+            ),
+            description="Digest, Basic and Bearer in three headers",
+        ),
+        # -- token endpoints that misbehave
+        Scenario(
+            "token-not-json",
+            image=good,
+            auth="bearer",
+            token=Reply(200, (("Content-Type", "text/html"),), html),
+        ),
+        Scenario(
+            "token-no-token",
+            image=good,
+            auth="bearer",
+            token=json_reply({"expires_in": 300, "issued_at": "2024-01-01T00:00:00Z"}),
+        ),
+        Scenario(
+            "token-500",
+            image=good,
+            auth="bearer",
+            token=Reply(500, (("Content-Type", "text/plain"),), b"internal error\n"),
+        ),
+        Scenario("token-401", image=good, auth="bearer", token=registry_error(401, "DENIED", "no")),
+        Scenario(
+            "token-not-ascii",
+            image=good,
+            auth="bearer",
+            token=json_reply({"token": "t\u00f6k\u00e9n", "expires_in": 300}),
+            description="a token that cannot go into an Authorization header",
+        ),
+        Scenario(
+            "token-absurd-lifetime",
+            image=good,
+            auth="bearer",
+            token=Reply(
+                200,
+                (("Content-Type", "application/json"),),
+                b'{"token":"badserver-absurd","expires_in":' + b"9" * 400 + b"}",
+            ),
+            description="expires_in a 400-digit number (float() of it overflows)",
+        ),
+        Scenario("token-hang", image=good, auth="bearer", token=Reply(stall="before-headers")),
+        Scenario(
+            "token-huge",
+            image=good,
+            auth="bearer",
+            token=Reply(
+                200,
+                (("Content-Type", "application/json"),),
+                body=b'{"token":"',
+                stream=filler(b"A" * (64 * 1024)),
+                content_length=10 * MiB,
+                chunk_size=16 * 1024,
+                chunk_delay=0.01,
+            ),
+            description="a 10 MiB token response announced by Content-Length",
+        ),
+        Scenario(
+            "token-huge-chunked",
+            image=good,
+            auth="bearer",
+            token=Reply(
+                200,
+                (("Content-Type", "application/json"),),
+                body=b'{"token":"',
+                stream=filler(b"A" * (64 * 1024)),
+                framing="chunked",
+                max_body_bytes=10 * MiB,
+            ),
+            description="a 10 MiB chunked token response",
         ),
     ]
 
@@ -590,6 +1020,8 @@ class BadServer:
         self.add(*(catalogue() if scenarios is None else scenarios))
         self._requests: list[Request] = []
         self._tokens: dict[str, set[str]] = {}
+        #: other servers whose tokens this one accepts (a token realm on another host)
+        self._token_issuers: list[BadServer] = []
         self._token_counter = itertools.count(1)
         self._lock = threading.Condition()
         self._in_flight = 0
@@ -680,8 +1112,22 @@ class BadServer:
         ]
 
     def issued_tokens(self, scenario: str) -> set[str]:
+        """Tokens this server's ``/token`` granted for ``scenario``."""
         with self._lock:
             return set(self._tokens.get(scenario, ()))
+
+    def accept_tokens_from(self, issuer: BadServer) -> None:
+        """Also accept tokens ``issuer`` grants (for a token realm on another server)."""
+        with self._lock:
+            self._token_issuers.append(issuer)
+
+    def _accepted_tokens(self, scenario: str) -> set[str]:
+        with self._lock:
+            issuers = list(self._token_issuers)
+        accepted = self.issued_tokens(scenario)
+        for issuer in issuers:
+            accepted |= issuer.issued_tokens(scenario)
+        return accepted
 
     def clear(self) -> None:
         with self._lock:
@@ -697,6 +1143,10 @@ class BadServer:
 
     def _serve_connection(self, conn: socket.socket) -> None:
         conn.settimeout(_POLL)
+        # Head and body go out in separate sends: without this, Nagle's algorithm and the
+        # peer's delayed ACK add ~40 ms to every keep-alive request.
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._connections.add(conn)
         try:
@@ -776,7 +1226,7 @@ class BadServer:
             for name, sep, value in (line.partition(":") for line in lines[1:])
             if sep
         )
-        request = Request(self.netloc, "", "", headers)
+        request = Request(self.netloc, "", "", headers, received_at=time.monotonic())
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             return request, b"", False
         request.method, request.target = parts[0], parts[1]
@@ -820,7 +1270,12 @@ class BadServer:
             if scenario is None:
                 return json_reply({"details": "unknown scope"}, 400)
             if scenario.token is not None:
-                return _resolve(scenario.token, request)
+                reply = _resolve(scenario.token, request)
+                granted = _token_in(reply)
+                if granted is not None:  # a token it handed out itself: accept it later
+                    with self._lock:
+                        self._tokens.setdefault(scenario.name, set()).add(granted)
+                return reply
             token = f"badserver-{scenario.name}-{next(self._token_counter)}"
             with self._lock:
                 self._tokens.setdefault(scenario.name, set()).add(token)
@@ -830,18 +1285,24 @@ class BadServer:
         if scenario is None:
             return registry_error(404, "NAME_UNKNOWN", "repository name not known to registry")
         if scenario.auth != "none":
-            issued = self.issued_tokens(scenario.name)
+            accepted = self._accepted_tokens(scenario.name)
             presented = (request.authorization or "").removeprefix("Bearer ")
-            if scenario.auth == "bearer-refused" or presented not in issued:
-                challenge = (
-                    f'Bearer realm="{self.url}/token",service="{SERVICE}",'
-                    f'scope="repository:{scenario.name}:pull"'
+            if scenario.auth == "bearer-refused" or presented not in accepted:
+                challenges = scenario.challenges
+                if challenges is None:
+                    challenges = (
+                        f'Bearer realm="{{url}}/token",service="{SERVICE}",'
+                        f'scope="repository:{{name}}:pull"',
+                    )
+                values = (
+                    value.replace("{url}", self.url).replace("{name}", scenario.name)
+                    for value in challenges
                 )
                 return registry_error(
                     401,
                     "UNAUTHORIZED",
                     "authentication required",
-                    headers=(("WWW-Authenticate", challenge),),
+                    headers=tuple(("WWW-Authenticate", value) for value in values),
                 )
         if request.kind == "manifests":
             return scenario.answer_manifest(request)
@@ -871,7 +1332,11 @@ class BadServer:
         if close:
             head.append("Connection: close")
         try:
-            self._send_all(conn, ("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+            if reply.head_byte_delay:
+                self._send_slowly(conn, head_bytes, reply.head_byte_delay)
+            else:
+                self._send_all(conn, head_bytes)
             if reply.stall == "after-headers":
                 request.client_gone = self._wait_for_close(conn)
                 return False
@@ -903,6 +1368,12 @@ class BadServer:
             request.body_bytes_sent += len(piece)
         if chunked:
             self._send_all(conn, b"0\r\n\r\n")
+
+    def _send_slowly(self, conn: socket.socket, data: bytes, delay: float) -> None:
+        for index in range(len(data)):
+            if self._stopping.wait(delay) or _peer_closed(conn):
+                raise _ClientGone
+            self._send_all(conn, data[index : index + 1])
 
     def _send_all(self, conn: socket.socket, data: bytes) -> None:
         view = memoryview(data)

@@ -51,7 +51,9 @@ def examples(text: str) -> Iterator[Example]:
             yield Example(current[0], "".join(output), current[1], offset)
 
 
-def run(command: str, registry_host: str, cache_dir: Path, stdin: str = "") -> str:
+def run(
+    command: str, registry_host: str, cache_dir: Path, stdin: str = "", cwd: Path = ROOT
+) -> str:
     env = dict(os.environ)
     env.update(
         {
@@ -64,7 +66,7 @@ def run(command: str, registry_host: str, cache_dir: Path, stdin: str = "") -> s
     )
     proc = subprocess.run(
         ["bash", "-c", command.replace(README_REGISTRY, registry_host)],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         input=stdin,
         stdout=subprocess.PIPE,

@@ -34,6 +34,8 @@ MAX_TOKEN_RESPONSE = 256 * 1024
 TOKEN_EXPIRY_MARGIN = 10.0
 #: Docker's default when a token response gives no expires_in (distribution's spec says 60 s).
 DEFAULT_TOKEN_LIFETIME = 60.0
+#: An ``expires_in`` beyond this (about 31 years) is not believed.
+MAX_TOKEN_LIFETIME = 1e9
 CLIENT_ID = "imginspect"
 
 
@@ -283,8 +285,18 @@ def _parse_token_response(response: Response, realm: str, *, refused_hint: str) 
     value = body.get("token") or body.get("access_token")
     if not isinstance(value, str) or not value:
         raise MalformedDocumentError(f"token server {origin} answered no token")
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        # It goes into an Authorization header: printable ASCII only, or the next request
+        # fails in the HTTP library instead of here.
+        raise MalformedDocumentError(f"token server {origin} answered an unusable token")
     lifetime = body.get("expires_in")
-    if not isinstance(lifetime, (int, float)) or isinstance(lifetime, bool) or lifetime <= 0:
+    # Not a number, not positive, NaN, infinite or absurd (float() of a huge JSON integer
+    # overflows): the default lifetime.
+    if (
+        not isinstance(lifetime, (int, float))
+        or isinstance(lifetime, bool)
+        or not 0 < lifetime < MAX_TOKEN_LIFETIME
+    ):
         lifetime = DEFAULT_TOKEN_LIFETIME
     # Wall-clock time: tokens outlive this process in the cache.
     expires_at = time.time() + max(float(lifetime) - TOKEN_EXPIRY_MARGIN, 1.0)

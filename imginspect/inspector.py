@@ -180,7 +180,12 @@ class Inspector:
         client = self.client_for(reference.domain)
         fetched = self._fetch_manifest(client, reference)
         document = decode_document(fetched.raw, fetched.content_type)
-        if self._log is not None and fetched.content_type:
+        if self._log is not None and not fetched.content_type:
+            self._log(
+                f"note: no Content-Type for {reference}; media type {document.media_type!r} "
+                "taken from the document"
+            )
+        elif self._log is not None and fetched.content_type:
             header_type = fetched.content_type.split(";")[0].strip()
             if header_type != document.media_type:
                 self._log(

@@ -141,6 +141,8 @@ def _parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise _fail(what, "JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python will convert
+        raise _fail(what, f"invalid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise _fail(what, f"expected a JSON object, got {type(value).__name__}")
     return value

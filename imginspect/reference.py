@@ -232,7 +232,11 @@ def _parse(text: str, *, suggest: bool) -> Reference:
     repository = remote.partition("@")[0]
     if repository.lower() != repository:
         raise InvalidReferenceError(
-            f"invalid reference format: repository name ({repository}) must be lowercase",
+            # Docker's exact words; quoted only if the input holds control characters, so
+            # the message stays one line.
+            f"invalid reference format: repository name "
+            f"({repository if repository.isprintable() else _quote(repository)}) "
+            "must be lowercase",
             hint=_lowercase_hint(text) if suggest else None,
         )
 

@@ -26,7 +26,6 @@ from imginspect.errors import (
     NotFoundError,
     RateLimitedError,
     RegistryError,
-    TooLargeError,
     UsageError,
 )
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
@@ -36,8 +35,6 @@ from imginspect.transport import HttpTransport, Logger, Response, parse_retry_af
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: Image configs are small JSON documents; a few MiB leaves room for long histories.
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
-#: Error bodies are read only to quote the registry's message.
-MAX_ERROR_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -251,10 +248,6 @@ class RegistryClient:
                 response = self._send(
                     method, path, headers, sent, max_bytes, what, follow_redirects
                 )
-        if response.status < 300 and len(response.body) > max_bytes and method != "HEAD":
-            raise TooLargeError(
-                f"{what} of {self.domain}/{subject} is larger than the {max_bytes} bytes accepted"
-            )
         if response.status >= 300:
             raise self._error_for(
                 response,
@@ -279,9 +272,8 @@ class RegistryClient:
         all_headers = dict(headers)
         if authorization is not None:
             all_headers["Authorization"] = authorization
-        # Read error bodies too (bounded), to quote the registry's message; a successful
-        # answer is still held to max_bytes (checked again below).
-        limit = max(max_bytes, MAX_ERROR_BYTES) if method != "HEAD" else 0
+        # The transport reads error bodies (to quote them) to its own small bound.
+        limit = max_bytes if method != "HEAD" else 0
         scheme = self._scheme
         if scheme is not None:
             try:

@@ -18,9 +18,10 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 if "httpx" not in sys.modules:
@@ -30,6 +31,7 @@ if "httpx" not in sys.modules:
     # untouched.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
+import httpcore
 import httpx
 
 if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
@@ -210,6 +212,7 @@ class HttpTransport:
                     headers={"User-Agent": USER_AGENT},
                     limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
                 )
+                _enforce_deadlines(client)
                 self._clients[key] = client
         return client
 
@@ -421,7 +424,7 @@ class HttpTransport:
         # would accept for the document it asked for.
         quoted_only = response.status_code >= 300
         if quoted_only:
-            max_bytes = min(max_bytes, MAX_QUOTED_BODY_BYTES)
+            max_bytes = MAX_QUOTED_BODY_BYTES
         length = response.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes:
             if not quoted_only:
@@ -432,14 +435,28 @@ class HttpTransport:
             return b""  # an oversized error body is not worth reading
         chunks: list[bytes] = []
         total = 0
-        for chunk in response.iter_bytes():
+
+        def too_slow() -> NetworkError:
+            return NetworkError(
+                f"gave up reading {what} from {_origin(url)}: the --timeout deadline passed "
+                f"after {total} bytes",
+                hint="the registry is sending very slowly; raise --timeout or retry later",
+            )
+
+        body = response.iter_bytes()
+        while True:
+            try:
+                chunk = next(body, None)
+            except httpx.TimeoutException:
+                left = remaining_time()
+                if left is not None and left <= 0.05:  # the deadline, not a read timeout
+                    raise too_slow() from None
+                raise
+            if chunk is None:
+                break
             left = remaining_time()
             if left is not None and left <= 0:
-                raise NetworkError(
-                    f"gave up reading {what} from {_origin(url)}: the --timeout deadline passed "
-                    f"after {total} bytes",
-                    hint="the registry is sending very slowly; raise --timeout or retry later",
-                )
+                raise too_slow()
             total += len(chunk)
             if total > max_bytes:
                 if quoted_only:
@@ -449,6 +466,97 @@ class HttpTransport:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read, write and TLS handshake ends by the deadline.
+
+    httpcore applies the read timeout to each socket read, so a server that sends one byte
+    now and then (headers or body) is never timed out; here each operation's timeout is
+    capped by what is left of the current deadline (:func:`deadline`), which makes the
+    deadline hold whatever the server does.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _capped(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _capped(timeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, _capped(timeout))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """Opens :class:`_DeadlineStream` connections (the connect itself is capped too)."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._inner.connect_tcp(
+            host, port, _capped(timeout), local_address, socket_options
+        )
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._inner.connect_unix_socket(path, _capped(timeout), socket_options)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _capped(timeout: float | None) -> float | None:
+    left = remaining_time()
+    if left is None:
+        return timeout
+    left = max(left, 0.001)  # 0 would mean "non-blocking" to the socket layer
+    return left if timeout is None else min(timeout, left)
+
+
+def _enforce_deadlines(client: httpx.Client) -> None:
+    """Put :class:`_DeadlineBackend` under the client's transports: the direct one and
+    those for proxies from the environment (passing our own transport to httpx.Client would
+    turn those off). httpx does not expose the backend; if its internals ever change,
+    requests still work, each operation bounded by its timeout (and the body read loop
+    still checks the deadline)."""
+    transports = [getattr(client, "_transport", None)]
+    transports += list(getattr(client, "_mounts", {}).values())
+    for transport in transports:
+        pool: Any = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _DeadlineBackend(backend)
 
 
 def _origin(url: str) -> str:

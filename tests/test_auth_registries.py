@@ -57,7 +57,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_PREFIX = "private/creds"
 
 
-
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 

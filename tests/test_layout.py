@@ -845,7 +845,6 @@ def test_skopeo_resolves_the_same_bytes(form: str, example_archive: Path) -> Non
 # ================================================================================ the CLI
 
 
-
 @pytest.fixture(params=["dir", "archive"])
 def cli_ref(request: pytest.FixtureRequest) -> str:
     if request.param == "dir":

@@ -8,6 +8,7 @@ library modules only once a command actually runs.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ import click
 
 from imginspect import __version__
 from imginspect.errors import (
+    AuthError,
     DigestDriftError,
     ExitCode,
     ImginspectError,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
     from imginspect.inspector import Inspector
     from imginspect.manifest import Child, Platform
+    from imginspect.reference import Reference
     from imginspect.result import InspectResult
 
 T = TypeVar("T")
@@ -54,6 +57,8 @@ Exit codes:
 """
 
 OUTPUT_MODES = ("table", "json", "extended-json")
+#: References to local OCI layouts rather than registries (see imginspect.layout).
+LAYOUT_PREFIXES = ("oci:", "oci-archive:")
 
 
 def _stderr(line: str) -> None:
@@ -134,6 +139,8 @@ class Options:
     timeout: float | None = None
     color: bool | None = None
     on_size: Callable[[], None] | None = None
+    #: for auth failures without any stored credential: where we looked
+    credentials_hint: Callable[[str], str | None] | None = None
 
 
 @dataclass
@@ -478,6 +485,8 @@ def inspect_command(
         first_domain=first_domain,
         log=log,
     )
+    if not anonymous:
+        options.credentials_hint = functools.partial(_where_credentials_were_sought, resolver)
     with (
         Inspector(
             insecure=insecure,
@@ -664,15 +673,40 @@ def _run_one(inspector: Inspector, given: str, options: Options) -> Outcome:
         with deadline(options.timeout):
             _inspect_into(outcome, inspector, given, options)
     except ImginspectError as error:
+        if isinstance(error, AuthError) and options.credentials_hint is not None:
+            error.hint = options.credentials_hint(given) or error.hint
         outcome.error = error
     return outcome
 
 
-def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: Options) -> None:
-    from imginspect.layout import parse_source_reference
+def _where_credentials_were_sought(resolver: Any, given: str) -> str | None:
+    """A hint for an auth failure when no credential was found for the reference."""
     from imginspect.reference import parse_reference
 
-    ref = parse_source_reference(given) or parse_reference(given)
+    try:
+        ref = parse_reference(given)
+    except ImginspectError:
+        return None
+    if resolver.lookup(ref.domain, ref.path) is not None:
+        return None  # a credential was sent and refused: the registry's hint says so
+    looked = ", ".join(["DOCKER_AUTH_CONFIG", *resolver.locations()])
+    return (
+        f"no credentials for {ref.domain} (looked in {looked}); log in with "
+        f"`docker login {ref.domain}` or use --username with --password-stdin; "
+        f"`imginspect auth {given}` explains"
+    )
+
+
+def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: Options) -> None:
+    from imginspect.reference import parse_reference
+
+    ref: Reference | None = None
+    if given.startswith(LAYOUT_PREFIXES):  # oci:PATH, oci-archive:FILE (imported on demand)
+        from imginspect.layout import parse_source_reference
+
+        ref = parse_source_reference(given)
+    if ref is None:
+        ref = parse_reference(given)
     needs_document = options.require or options.platform is not None
     if options.mode == "digest" and not needs_document:
         outcome.digest = inspector.resolve_digest(ref)

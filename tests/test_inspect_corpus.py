@@ -91,6 +91,9 @@ def test_basic_auth_registry_refuses_anonymous(
     assert result.code == 3
     assert result.stdout == b""
     assert result.stderr.startswith("error: authentication required")
+    hint = result.stderr.splitlines()[1]
+    assert hint.startswith(f"hint: no credentials for {registry_basic.host} (looked in ")
+    assert "config.json" in hint and "docker login" in hint
 
 
 def test_private_repository_on_token_registry_is_an_auth_error(

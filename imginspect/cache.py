@@ -73,6 +73,9 @@ class Cache:
         self.max_bytes = max_bytes
         self._log = log
         self._ready = False
+        # Bytes of content on disk: counted by one directory scan at the first write of a
+        # process, then kept up to date, so a batch of hundreds of writes scans once.
+        self._total: int | None = None
 
     # ------------------------------------------------------------------ content
 
@@ -106,12 +109,18 @@ class Cache:
 
     def put_content(self, digest: str, data: bytes) -> None:
         path = self._content_path(digest)
-        if path is None or len(data) > self.max_bytes:
-            return
+        if path is None or len(data) > self.max_bytes or path.is_file():
+            return  # content is immutable: what is there under this name is this content
         if compute_digest(data, digest.split(":", 1)[0]) != digest:
             return  # never store what does not match its name
-        if self._write(path, data):
-            self._evict_if_needed()
+        if not self._write(path, data):
+            return
+        if self._total is None:
+            self._total = self._scan()[1]
+        else:
+            self._total += len(data)
+        if self._total > self.max_bytes:
+            self._evict()
 
     def get_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
         data = self.get_content(digest, what="manifest")
@@ -127,6 +136,8 @@ class Cache:
     def put_manifest(self, digest: str, data: bytes, content_type: str | None) -> None:
         path = self._content_path(digest)
         if path is None:
+            return
+        if path.is_file():
             return
         if content_type and _SAFE_TYPE.match(content_type):
             self._write(path.with_name(path.name + ".type"), content_type.encode())
@@ -199,7 +210,7 @@ class Cache:
             return []
         return [p for p in content.glob("*/*") if p.is_file() and not p.name.endswith(".type")]
 
-    def _evict_if_needed(self) -> None:
+    def _scan(self) -> tuple[list[tuple[float, int, Path]], int]:
         files = []
         total = 0
         for path in self._content_files():
@@ -207,8 +218,16 @@ class Cache:
                 st = path.stat()
                 files.append((st.st_mtime, st.st_size, path))
                 total += st.st_size
-        if total <= self.max_bytes:
-            return
+        return files, total
+
+    def _evict(self) -> None:
+        """Delete the least recently used content until 90% of the bound is left."""
+        files, total = self._scan()
+        if total > self.max_bytes:
+            total = self._delete_oldest(files, total)
+        self._total = total
+
+    def _delete_oldest(self, files: list[tuple[float, int, Path]], total: int) -> int:
         for _mtime, size, path in sorted(files):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -216,6 +235,7 @@ class Cache:
                 total -= size
             if total <= self.max_bytes * 0.9:  # evict a little more, so this runs rarely
                 break
+        return total
 
     # ------------------------------------------------------------------ plumbing
 

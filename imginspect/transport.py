@@ -419,7 +419,10 @@ class HttpTransport:
     @staticmethod
     def _read_bounded(response: httpx.Response, *, max_bytes: int, what: str, url: str) -> bytes:
         if response.request.method == "HEAD":
-            return b""  # Content-Length describes the body a GET would have sent
+            # Content-Length describes the body a GET would have sent; there is none to
+            # read, but reading the (empty) stream returns the connection to the pool.
+            response.read()
+            return b""
         # Error and redirect bodies are only ever quoted: a few KiB, whatever the caller
         # would accept for the document it asked for.
         quoted_only = response.status_code >= 300

@@ -76,6 +76,7 @@ class Cache:
         # Bytes of content on disk: counted by one directory scan at the first write of a
         # process, then kept up to date, so a batch of hundreds of writes scans once.
         self._total: int | None = None
+        self._made_dirs: set[Path] = set()
 
     # ------------------------------------------------------------------ content
 
@@ -255,12 +256,14 @@ class Cache:
         if not self._ensure_root():
             return False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if path.parent not in self._made_dirs:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._made_dirs.add(path.parent)
+            # mkstemp creates the file 0600: private from the first byte.
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-                os.chmod(tmp, 0o600)
                 os.replace(tmp, path)
             except BaseException:
                 with contextlib.suppress(OSError):

@@ -28,8 +28,11 @@ def is_valid_digest(value: object) -> bool:
     return length is not None and len(encoded) == length and _is_lower_hex(encoded)
 
 
+_LOWER_HEX = frozenset("0123456789abcdef")
+
+
 def _is_lower_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
+    return _LOWER_HEX.issuperset(text)
 
 
 def algorithm_of(digest: str) -> str:

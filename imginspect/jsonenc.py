@@ -9,6 +9,7 @@ Pure module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from imginspect import mediatypes as mt
@@ -18,8 +19,15 @@ from imginspect.result import InspectResult
 _HEX = "0123456789abcdef"
 
 
+# Printable ASCII other than the characters Go escapes: the common case, quoted as is.
+_PLAIN = re.compile(r'[\x20-\x7e]*')
+_GO_ESCAPED = frozenset('"\\<>&')
+
+
 def go_string(text: str) -> str:
     """Quote ``text`` as Go's encoding/json does (HTML-safe, UTF-8 kept as is)."""
+    if _PLAIN.fullmatch(text) and _GO_ESCAPED.isdisjoint(text):
+        return '"' + text + '"'
     out = ['"']
     for ch in text:
         code = ord(ch)

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from typing import Any
 from imginspect.digest import compute_digest, is_valid_digest
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+#: Pending (not yet written) content beyond this is flushed at once, to bound memory.
+PENDING_LIMIT = 16 * 1024 * 1024
 _SAFE_TYPE = re.compile(r"^[\w.+/;= -]{1,200}$")
 
 
@@ -77,6 +80,13 @@ class Cache:
         # process, then kept up to date, so a batch of hundreds of writes scans once.
         self._total: int | None = None
         self._made_dirs: set[Path] = set()
+        # Write-behind: what a run learns is written by flush() (at the end of the run, or
+        # when much is pending), not by the worker threads while they wait on the network;
+        # their file system calls contend for the GIL and slow a batch down. Reads see it.
+        self._lock = threading.Lock()
+        self._pending_content: dict[str, tuple[bytes, str | None]] = {}
+        self._pending_tags: dict[tuple[str, str], str] = {}
+        self._pending_bytes = 0
 
     # ------------------------------------------------------------------ content
 
@@ -87,10 +97,16 @@ class Cache:
         return self.root / "content" / algorithm / encoded
 
     def has_content(self, digest: str) -> bool:
+        if digest in self._pending_content:
+            return True
         path = self._content_path(digest)
         return path is not None and path.is_file()
 
     def get_content(self, digest: str, *, what: str) -> bytes | None:
+        pending = self._pending_content.get(digest)
+        if pending is not None:
+            self._debug(f"cache hit: {what} {digest} ({len(pending[0])} bytes, this run)")
+            return pending[0]
         path = self._content_path(digest)
         if path is None:
             return None
@@ -109,6 +125,46 @@ class Cache:
         return data
 
     def put_content(self, digest: str, data: bytes) -> None:
+        self._queue(digest, data, None)
+
+    def put_manifest(self, digest: str, data: bytes, content_type: str | None) -> None:
+        self._queue(digest, data, content_type)
+
+    def put_tag(self, name: str, tag: str, digest: str) -> None:
+        """Remember where a tag pointed (a hint: a tag is always re-checked with HEAD)."""
+        if is_valid_digest(digest):
+            with self._lock:
+                self._pending_tags[(name, tag)] = digest
+
+    def _queue(self, digest: str, data: bytes, content_type: str | None) -> None:
+        if not is_valid_digest(digest) or len(data) > self.max_bytes:
+            return
+        if compute_digest(data, digest.split(":", 1)[0]) != digest:
+            return  # never store what does not match its name
+        with self._lock:
+            if digest in self._pending_content:
+                return
+            self._pending_content[digest] = (data, content_type)
+            self._pending_bytes += len(data)
+            too_much = self._pending_bytes > PENDING_LIMIT
+        if too_much:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what this run learnt; called when the run ends (Inspector.close)."""
+        with self._lock:
+            content, self._pending_content = self._pending_content, {}
+            tags, self._pending_tags = self._pending_tags, {}
+            self._pending_bytes = 0
+        for digest, (data, content_type) in content.items():
+            if content_type is None:
+                self._store_content(digest, data)
+            else:
+                self._store_manifest(digest, data, content_type)
+        for (name, tag), digest in tags.items():
+            self._store_tag(name, tag, digest)
+
+    def _store_content(self, digest: str, data: bytes) -> None:
         path = self._content_path(digest)
         if path is None or len(data) > self.max_bytes or path.is_file():
             return  # content is immutable: what is there under this name is this content
@@ -124,6 +180,10 @@ class Cache:
             self._evict()
 
     def get_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
+        pending = self._pending_content.get(digest)
+        if pending is not None:
+            self._debug(f"cache hit: manifest {digest} ({len(pending[0])} bytes, this run)")
+            return pending
         data = self.get_content(digest, what="manifest")
         if data is None:
             return None
@@ -134,28 +194,43 @@ class Cache:
                 content_type = path.with_name(path.name + ".type").read_text().strip() or None
         return data, content_type
 
-    def put_manifest(self, digest: str, data: bytes, content_type: str | None) -> None:
+    def _store_manifest(self, digest: str, data: bytes, content_type: str) -> None:
         path = self._content_path(digest)
-        if path is None:
+        if path is None or path.is_file():
             return
-        if path.is_file():
-            return
-        if content_type and _SAFE_TYPE.match(content_type):
+        if _SAFE_TYPE.match(content_type):
             self._write(path.with_name(path.name + ".type"), content_type.encode())
-        self.put_content(digest, data)
+        self._store_content(digest, data)
 
     # ------------------------------------------------------------------ tags
 
     def get_tag(self, name: str, tag: str) -> str | None:
+        pending = self._pending_tags.get((name, tag))
+        if pending is not None:
+            return pending
         try:
             digest = (self.root / "tags" / _key(name, tag)).read_text().strip()
         except (OSError, UnicodeDecodeError):
             return None
         return digest if is_valid_digest(digest) else None
 
-    def put_tag(self, name: str, tag: str, digest: str) -> None:
-        if is_valid_digest(digest) and self.get_tag(name, tag) != digest:
-            self._write(self.root / "tags" / _key(name, tag), digest.encode())
+    def _store_tag(self, name: str, tag: str, digest: str) -> None:
+        # A hint only, so it is written in place, without the temp-file dance: a torn
+        # write reads as an invalid digest, that is, a miss.
+        if not self._ensure_root():
+            return
+        directory = self.root / "tags"
+        try:
+            if directory not in self._made_dirs:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._made_dirs.add(directory)
+            fd = os.open(directory / _key(name, tag), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, digest.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            self._debug(f"cache: cannot write tag hint: {exc}")
 
     # ------------------------------------------------------------------ hosts and tokens
 

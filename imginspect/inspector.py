@@ -86,6 +86,8 @@ class Inspector:
 
     def close(self) -> None:
         self._transport.close()
+        if self._cache is not None:
+            self._cache.flush()
         for client in self._clients.values():
             close = getattr(client, "close", None)
             if close is not None and not isinstance(client, RegistryClient):
@@ -256,7 +258,8 @@ class Inspector:
                 return cached
         fetched = client.get_manifest(repository, tag)
         cache.put_manifest(fetched.digest, fetched.raw, fetched.content_type)
-        cache.put_tag(reference.name, tag, fetched.digest)
+        if fetched.digest != last:
+            cache.put_tag(reference.name, tag, fetched.digest)
         return fetched
 
     def inspect_child(

@@ -20,7 +20,7 @@ _HEX = "0123456789abcdef"
 
 
 # Printable ASCII other than the characters Go escapes: the common case, quoted as is.
-_PLAIN = re.compile(r'[\x20-\x7e]*')
+_PLAIN = re.compile(r"[\x20-\x7e]*")
 _GO_ESCAPED = frozenset('"\\<>&')
 
 

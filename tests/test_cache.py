@@ -196,6 +196,7 @@ def test_eviction_keeps_the_bound(tmp_path: Path) -> None:
     for i, blob in enumerate(blobs):
         digest = compute_digest(blob)
         cache.put_content(digest, blob)
+        cache.flush()
         os.utime(tmp_path / "content" / "sha256" / digest.split(":")[1], (i, i))
     assert cache.stats().bytes <= 10_000
     assert cache.get_content(compute_digest(blobs[-1]), what="x") == blobs[-1]
@@ -205,7 +206,23 @@ def test_eviction_keeps_the_bound(tmp_path: Path) -> None:
 def test_content_never_stored_under_a_wrong_name(tmp_path: Path) -> None:
     cache = Cache(tmp_path)
     cache.put_content(compute_digest(b"a"), b"b")
+    cache.flush()
     assert cache.get_content(compute_digest(b"a"), what="x") is None
+
+
+def test_writes_wait_for_flush_and_reads_see_them(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    data = b'{"schemaVersion":2}'
+    digest = compute_digest(data)
+    cache.put_manifest(digest, data, "application/vnd.oci.image.manifest.v1+json")
+    cache.put_tag("example.com/a", "v1", digest)
+    assert not (tmp_path / "content").exists(), "nothing written before flush"
+    assert cache.get_manifest(digest) == (data, "application/vnd.oci.image.manifest.v1+json")
+    assert cache.get_tag("example.com/a", "v1") == digest and cache.has_content(digest)
+    cache.flush()
+    fresh = Cache(tmp_path)
+    assert fresh.get_manifest(digest) == (data, "application/vnd.oci.image.manifest.v1+json")
+    assert fresh.get_tag("example.com/a", "v1") == digest
 
 
 def test_expired_tokens_are_not_returned(tmp_path: Path) -> None:

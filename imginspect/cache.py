@@ -87,6 +87,10 @@ class Cache:
         self._pending_content: dict[str, tuple[bytes, str | None]] = {}
         self._pending_tags: dict[tuple[str, str], str] = {}
         self._pending_bytes = 0
+        # Content read (and verified) from disk in this run, kept for the run's other
+        # references: a batch of many tags of few images reads each file once.
+        self._seen: dict[str, tuple[bytes, str | None]] = {}
+        self._seen_bytes = 0
 
     # ------------------------------------------------------------------ content
 
@@ -180,10 +184,10 @@ class Cache:
             self._evict()
 
     def get_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
-        pending = self._pending_content.get(digest)
-        if pending is not None:
-            self._debug(f"cache hit: manifest {digest} ({len(pending[0])} bytes, this run)")
-            return pending
+        known = self._pending_content.get(digest) or self._seen.get(digest)
+        if known is not None:
+            self._debug(f"cache hit: manifest {digest} ({len(known[0])} bytes, this run)")
+            return known
         data = self.get_content(digest, what="manifest")
         if data is None:
             return None
@@ -192,6 +196,10 @@ class Cache:
         if path is not None:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 content_type = path.with_name(path.name + ".type").read_text().strip() or None
+        with self._lock:
+            if self._seen_bytes + len(data) <= PENDING_LIMIT:
+                self._seen[digest] = (data, content_type)
+                self._seen_bytes += len(data)
         return data, content_type
 
     def _store_manifest(self, digest: str, data: bytes, content_type: str) -> None:

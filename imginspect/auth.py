@@ -214,6 +214,7 @@ class Authenticator:
             raise AuthError(
                 f"registry {self._registry_host} sent an unusable token realm {realm!r}",
                 hint="the registry's auth configuration is broken",
+                credentials_may_help=False,
             )
         service = challenge.params.get("service", "")
         realm_host = parts.netloc

@@ -673,8 +673,14 @@ def _run_one(inspector: Inspector, given: str, options: Options) -> Outcome:
         with deadline(options.timeout):
             _inspect_into(outcome, inspector, given, options)
     except ImginspectError as error:
-        if isinstance(error, AuthError) and options.credentials_hint is not None:
-            error.hint = options.credentials_hint(given) or error.hint
+        if (
+            isinstance(error, AuthError)
+            and error.credentials_may_help
+            and options.credentials_hint is not None
+        ):
+            where = options.credentials_hint(given)
+            if where is not None:
+                error.hint = f"{error.hint}; {where}" if error.hint else where
         outcome.error = error
     return outcome
 
@@ -691,9 +697,8 @@ def _where_credentials_were_sought(resolver: Any, given: str) -> str | None:
         return None  # a credential was sent and refused: the registry's hint says so
     looked = ", ".join(["DOCKER_AUTH_CONFIG", *resolver.locations()])
     return (
-        f"no credentials for {ref.domain} (looked in {looked}); log in with "
-        f"`docker login {ref.domain}` or use --username with --password-stdin; "
-        f"`imginspect auth {given}` explains"
+        f"no credentials found for {ref.domain} (looked in {looked}): log in with "
+        f"`docker login {ref.domain}` or use --username with --password-stdin"
     )
 
 

@@ -89,6 +89,14 @@ class AuthError(ImginspectError):
     exit_code = ExitCode.AUTH
     code = "auth"
 
+    def __init__(
+        self, message: str, *, hint: str | None = None, credentials_may_help: bool = True
+    ) -> None:
+        super().__init__(message, hint=hint)
+        #: False when the registry itself is broken (e.g. an unusable token realm): then
+        #: pointing the user at credentials would mislead
+        self.credentials_may_help = credentials_may_help
+
 
 class NotFoundError(ImginspectError):
     """The repository, tag or digest does not exist (or the registry hides it as 404)."""

@@ -92,7 +92,7 @@ def test_basic_auth_registry_refuses_anonymous(
     assert result.stdout == b""
     assert result.stderr.startswith("error: authentication required")
     hint = result.stderr.splitlines()[1]
-    assert hint.startswith(f"hint: no credentials for {registry_basic.host} (looked in ")
+    assert f"no credentials found for {registry_basic.host} (looked in " in hint
     assert "config.json" in hint and "docker login" in hint
 
 

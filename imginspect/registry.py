@@ -145,6 +145,7 @@ class RegistryClient:
             headers={"Accept": mt.MANIFEST_ACCEPT},
             max_bytes=MAX_MANIFEST_BYTES,
             what="manifest",
+            follow_redirects=True,  # as Docker's client does; credentials stay home
             subject=_subject(repository, target),
         )
         raw = response.body
@@ -184,6 +185,7 @@ class RegistryClient:
                 headers={"Accept": mt.MANIFEST_ACCEPT},
                 max_bytes=0,
                 what="manifest",
+                follow_redirects=True,
                 subject=_subject(repository, target),
             )
         except (NotFoundError, AuthError, RateLimitedError, ConnectionFailedError):

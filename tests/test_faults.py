@@ -37,6 +37,7 @@ from tests.support.badserver import (
     loopback_alias_available,
     manifest_reply,
     nested_indexes,
+    redirect,
     redirect_blobs_to,
     registry_error,
     retry_after_date,
@@ -420,6 +421,26 @@ def test_config_redirect_to_other_host_drops_authorization(
     served = peer.requests_for(name, "blobs")
     assert [r.ref for r in served] == [GOOD_IMAGE.config_digest]
     assert all(r.authorization is None for r in peer.requests), [r.headers for r in peer.requests]
+
+
+def test_manifest_redirect_to_another_host_gets_no_credentials(
+    registry: BadServer, peer: BadServer
+) -> None:
+    """Registries may redirect manifests too (Docker's client follows them): the manifest is
+    read where it is sent, but the token stays with the registry that issued it."""
+    name = "manifest-redirect-cross-host"
+
+    def manifest(request: Request) -> Reply:
+        return redirect(peer.url + request.path)
+
+    registry.add(Scenario(name, image=GOOD_IMAGE, auth="bearer", manifest=manifest))
+    peer.add(Scenario(name, image=GOOD_IMAGE))
+    document = assert_succeeds(run_cli("--json", registry.ref(name)))
+    assert document["Descriptor"]["digest"] == sha256_digest(GOOD_IMAGE.manifest)
+    assert [r.method for r in peer.requests_for(name, "manifests")] == ["GET"]
+    assert all(r.authorization is None for r in peer.requests), [r.headers for r in peer.requests]
+    digest = run_cli("--digest", registry.ref(name))
+    assert digest.code == 0 and digest.stdout.decode().strip() == sha256_digest(GOOD_IMAGE.manifest)
 
 
 @pytest.mark.parametrize("scenario", ["redirect-bad-port", "redirect-bad-bracket"])

@@ -307,8 +307,12 @@ class RegistryClient:
                 follow_redirects=follow_redirects,
                 retry=False,  # a refused or failed TLS probe means: try plain http
             )
-        except ConnectionFailedError:
+        except ConnectionFailedError as failure:
             # As the Docker daemon does for insecure registries: fall back to plain HTTP.
+            if failure.permanent and self._scheme is None:
+                # The host answered, but not with TLS: references that start now need not
+                # probe again (the scheme is remembered for good once http has answered).
+                self._scheme = "http"
             response = self._transport.request(
                 method,
                 self.base_url("http") + path,

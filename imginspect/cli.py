@@ -57,8 +57,6 @@ Exit codes:
 """
 
 OUTPUT_MODES = ("table", "json", "extended-json")
-#: References to local OCI layouts rather than registries (see imginspect.layout).
-LAYOUT_PREFIXES = ("oci:", "oci-archive:")
 
 
 def _stderr(line: str) -> None:
@@ -155,6 +153,18 @@ class Outcome:
     @property
     def exit_code(self) -> int:
         return int(self.error.exit_code) if self.error else 0
+
+
+#: The parameter names of the options _credential_options adds.
+CREDENTIAL_PARAMS = (
+    "config_dir",
+    "authfile",
+    "username",
+    "password_stdin",
+    "anonymous",
+    "certs_dirs",
+    "daemon_config",
+)
 
 
 def _credential_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -385,59 +395,17 @@ def _credentials_and_settings(
 )
 @click.option("--debug", is_flag=True, help="Log every request and response line to stderr.")
 @_credential_options
-def inspect_command(
-    references: tuple[str, ...],
-    ref_file: IO[str] | None,
-    as_json: bool,
-    output_format: str | None,
-    compat: str | None,
-    digest_only: bool,
-    raw: bool,
-    platform_text: str | None,
-    require: tuple[str, ...],
-    require_only: bool,
-    expect_digest: str | None,
-    sizes: bool,
-    no_attestations: bool,
-    no_trunc: bool,
-    color: bool | None,
-    insecure: bool,
-    concurrency: int,
-    timeout: float,
-    max_wait: float,
-    no_cache: bool,
-    debug: bool,
-    config_dir: str | None,
-    authfile: str | None,
-    username: str | None,
-    password_stdin: bool,
-    anonymous: bool,
-    certs_dirs: tuple[str, ...],
-    daemon_config: str | None,
-) -> None:
+def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **params: Any) -> None:
     """Inspect REFERENCE(s) in their registry without pulling them.
 
     REFERENCE is an image reference as docker takes it: ubuntu, ubuntu:24.04,
     ghcr.io/org/app@sha256:..., localhost:5000/team/app:1.2.
     """
-    options = _options(
-        as_json=as_json,
-        output_format=output_format,
-        compat=compat,
-        digest_only=digest_only,
-        raw=raw,
-        platform_text=platform_text,
-        require=require,
-        require_only=require_only,
-        expect_digest=expect_digest,
-        sizes=sizes,
-        no_attestations=no_attestations,
-        no_trunc=no_trunc,
-        concurrency=concurrency,
-    )
-    options.timeout = timeout
-    options.color = color
-    if password_stdin and ref_file is not None and getattr(ref_file, "name", "") == "<stdin>":
+    # click passes every option by name; the credential options go on as one group.
+    credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
+    options = _options(params)
+    reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
+    if credential_params["password_stdin"] and reads_stdin:
         raise UsageError("--password-stdin and -f - cannot both read standard input")
     given = _references(references, ref_file)
     first = next(given, None)
@@ -452,11 +420,12 @@ def inspect_command(
     from imginspect.inspector import Inspector
     from imginspect.transport import RetryPolicy
 
+    debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
     worst = 0
-    retry = RetryPolicy(max_wait=max_wait)
+    retry = RetryPolicy(max_wait=params["max_wait"])
     cache = None
-    if not no_cache:
+    if not params["no_cache"]:
         from imginspect.cache import Cache
 
         cache = Cache(log=log)
@@ -475,21 +444,13 @@ def inspect_command(
     except ImginspectError:
         first_domain = None  # reported for that reference, in order
     resolver, settings = _credentials_and_settings(
-        config_dir=config_dir,
-        authfile=authfile,
-        username=username,
-        password_stdin=password_stdin,
-        anonymous=anonymous,
-        certs_dirs=certs_dirs,
-        daemon_config=daemon_config,
-        first_domain=first_domain,
-        log=log,
+        **credential_params, first_domain=first_domain, log=log
     )
-    if not anonymous:
+    if not credential_params["anonymous"]:
         options.credentials_hint = functools.partial(_where_credentials_were_sought, resolver)
     with (
         Inspector(
-            insecure=insecure,
+            insecure=params["insecure"],
             log=log,
             retry=retry,
             cache=cache,
@@ -563,42 +524,33 @@ class _Progress:
 # ---------------------------------------------------------------------------------- options
 
 
-def _options(
-    *,
-    as_json: bool,
-    output_format: str | None,
-    compat: str | None,
-    digest_only: bool,
-    raw: bool,
-    platform_text: str | None,
-    require: tuple[str, ...],
-    require_only: bool,
-    expect_digest: str | None,
-    sizes: bool,
-    no_attestations: bool,
-    no_trunc: bool,
-    concurrency: int,
-) -> Options:
+def _options(params: dict[str, Any]) -> Options:
+    """Validate the output and check options once, for every reference of the run."""
+    as_json, output_format = params["as_json"], params["output_format"]
+    platform_text, require = params["platform_text"], params["require"]
+    expect_digest, sizes = params["expect_digest"], params["sizes"]
     modes = []
     if as_json:
         modes.append("json")
     if output_format is not None and not (as_json and output_format == "json"):
         modes.append(output_format)
-    if compat == "docker":
+    if params["compat"] == "docker":
         modes = [m for m in modes if m != "json"] + ["docker"]
-    if digest_only:
+    if params["digest_only"]:
         modes.append("digest")
-    if raw:
+    if params["raw"]:
         modes.append("raw")
     if len(modes) > 1:
         raise UsageError(f"choose one output: {', '.join(modes)} cannot be combined")
     options = Options(
         mode=modes[0] if modes else "table",
-        require_only=require_only,
+        require_only=params["require_only"],
         sizes=sizes,
-        no_attestations=no_attestations,
-        no_trunc=no_trunc,
-        concurrency=concurrency,
+        no_attestations=params["no_attestations"],
+        no_trunc=params["no_trunc"],
+        concurrency=params["concurrency"],
+        timeout=params["timeout"],
+        color=params["color"],
     )
     if platform_text or require:
         from imginspect import platforms
@@ -610,7 +562,7 @@ def _options(
                 else platforms.parse_platform(platform_text)
             )
         options.require = platforms.parse_platform_list(require)
-    if require_only and not require:
+    if options.require_only and not require:
         raise UsageError("--require-only needs --require")
     if expect_digest is not None:
         from imginspect.digest import is_valid_digest
@@ -703,6 +655,7 @@ def _where_credentials_were_sought(resolver: Any, given: str) -> str | None:
 
 
 def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: Options) -> None:
+    from imginspect.inspector import LAYOUT_PREFIXES
     from imginspect.reference import parse_reference
 
     ref: Reference | None = None
@@ -734,7 +687,7 @@ def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: O
         except MissingPlatformError as error:
             failed_check = error
     if options.platform is not None:
-        result = _select(inspector, result, options.platform, options, read_config)
+        result = _select(inspector, result, images, options, read_config)
         images = None
     if options.sizes and options.mode not in ("digest", "raw", "docker"):
         if images is None:
@@ -753,12 +706,16 @@ def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: O
 def _select(
     inspector: Inspector,
     result: InspectResult,
-    wanted: Platform,
+    images: list[Child] | None,
     options: Options,
     read_config: bool,
 ) -> InspectResult:
+    """The image of ``result`` for ``options.platform``; ``images``: the index's image
+    entries if --require already listed them (nested indexes are not fetched twice)."""
     from imginspect import platforms
 
+    wanted = options.platform
+    assert wanted is not None
     if not result.is_index:
         present = result.config_platform
         if present is not None and platforms.matches(wanted, present):
@@ -768,7 +725,8 @@ def _select(
             f"{result.reference} has no {platforms.format_platform(wanted)} image "
             f"(it is a single-platform image: {has})"
         )
-    images = inspector.image_children(result)
+    if images is None:
+        images = inspector.image_children(result)
     candidates = [c.descriptor.platform for c in images]
     index = platforms.best_match(wanted, [p for p in candidates if p is not None])
     if index is None:
@@ -808,10 +766,7 @@ def _check_required(
     if extra:
         names = dict.fromkeys(platforms.format_platform(p) for p in extra)
         problems.append("unexpected " + ", ".join(names))
-    raise MissingPlatformError(
-        f"{given}: {'; '.join(problems)} (image has: {has})",
-        hint=None,
-    )
+    raise MissingPlatformError(f"{given}: {'; '.join(problems)} (image has: {has})")
 
 
 def _check_expected(digest: str, options: Options, given: str) -> None:
@@ -835,7 +790,7 @@ def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
 
         out.write(encode_line(error_document(outcome.given, error)))
         out.flush()
-        _report(error, outcome.given if batch else None)
+        _report(error, outcome.given)
         return
     if options.mode == "digest":
         # A failed check (exit 7 or 8) still found a digest: print it, then the error.
@@ -884,17 +839,7 @@ def _report(error: ImginspectError, given: str | None) -> None:
 @click.argument("reference", metavar="REFERENCE")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @_credential_options
-def auth_command(
-    reference: str,
-    as_json: bool,
-    config_dir: str | None,
-    authfile: str | None,
-    username: str | None,
-    password_stdin: bool,
-    anonymous: bool,
-    certs_dirs: tuple[str, ...],
-    daemon_config: str | None,
-) -> None:
+def auth_command(reference: str, as_json: bool, **credential_params: Any) -> None:
     """Say which credential REFERENCE would be inspected with, where it comes from and how
     it is used (never the secret itself), and how its registry is reached."""
     import json
@@ -903,13 +848,7 @@ def auth_command(
 
     ref = parse_reference(reference)
     resolver, settings = _credentials_and_settings(
-        config_dir=config_dir,
-        authfile=authfile,
-        username=username,
-        password_stdin=password_stdin,
-        anonymous=anonymous,
-        certs_dirs=certs_dirs,
-        daemon_config=daemon_config,
+        **credential_params,
         first_domain=ref.domain,
         log=None,
         quiet=True,  # warnings are part of the explanation

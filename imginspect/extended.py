@@ -88,7 +88,11 @@ def extended_document(result: InspectResult, *, given: str) -> dict[str, Any]:
         "rateLimit": (
             None
             if result.rate_limit is None
-            else dict(zip(("limit", "remaining", "window"), result.rate_limit, strict=True))
+            else {
+                "limit": result.rate_limit.limit,
+                "remaining": result.rate_limit.remaining,
+                "window": result.rate_limit.window,
+            }
         ),
     }
 

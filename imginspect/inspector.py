@@ -182,14 +182,14 @@ class Inspector:
         client = self.client_for(reference.domain)
         fetched = self._fetch_manifest(client, reference)
         document = decode_document(fetched.raw, fetched.content_type)
-        if self._log is not None and not fetched.content_type:
-            self._log(
-                f"note: no Content-Type for {reference}; media type {document.media_type!r} "
-                "taken from the document"
-            )
-        elif self._log is not None and fetched.content_type:
-            header_type = fetched.content_type.split(";")[0].strip()
-            if header_type != document.media_type:
+        if self._log is not None:
+            header_type = (fetched.content_type or "").split(";")[0].strip()
+            if not header_type:
+                self._log(
+                    f"note: no Content-Type for {reference}; media type "
+                    f"{document.media_type!r} taken from the document"
+                )
+            elif header_type != document.media_type:
                 self._log(
                     f"note: Content-Type {header_type!r} differs from the document's media type "
                     f"{document.media_type!r}; trusting the document"
@@ -214,15 +214,7 @@ class Inspector:
             document=document,
             raw=fetched.raw,
             config_platform=config_platform,
-            rate_limit=(
-                None
-                if fetched.rate_limit is None
-                else (
-                    fetched.rate_limit.limit,
-                    fetched.rate_limit.remaining,
-                    fetched.rate_limit.window,
-                )
-            ),
+            rate_limit=fetched.rate_limit,
         )
 
     def _fetch_manifest(self, client: ManifestSource, reference: Reference) -> FetchedManifest:

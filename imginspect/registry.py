@@ -29,41 +29,13 @@ from imginspect.errors import (
     UsageError,
 )
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
+from imginspect.result import RateLimit
 from imginspect.transport import HttpTransport, Logger, Response, parse_retry_after
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; so do we.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: Image configs are small JSON documents; a few MiB leaves room for long histories.
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Docker Hub's ``RateLimit-Limit: 100;w=21600`` / ``RateLimit-Remaining: 76;w=21600``."""
-
-    limit: int | None
-    remaining: int | None
-    window: int | None
-
-    @classmethod
-    def from_headers(cls, limit: str | None, remaining: str | None) -> RateLimit | None:
-        if limit is None and remaining is None:
-            return None
-        lim, window = _quota(limit)
-        rem, window2 = _quota(remaining)
-        return cls(lim, rem, window or window2)
-
-
-def _quota(value: str | None) -> tuple[int | None, int | None]:
-    if value is None:
-        return None, None
-    count, _, params = value.partition(";")
-    window = None
-    for param in params.split(";"):
-        key, _, val = param.strip().partition("=")
-        if key == "w" and val.isdigit():
-            window = int(val)
-    return (int(count) if count.strip().isdigit() else None), window
 
 
 @dataclass(frozen=True)

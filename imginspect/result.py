@@ -33,6 +33,35 @@ class ImageSize:
         return cls(manifest.compressed_size, len(manifest.layers))
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """Docker Hub's ``RateLimit-Limit: 100;w=21600`` / ``RateLimit-Remaining: 76;w=21600``."""
+
+    limit: int | None
+    remaining: int | None
+    window: int | None
+
+    @classmethod
+    def from_headers(cls, limit: str | None, remaining: str | None) -> RateLimit | None:
+        if limit is None and remaining is None:
+            return None
+        lim, window = _quota(limit)
+        rem, window2 = _quota(remaining)
+        return cls(lim, rem, window or window2)
+
+
+def _quota(value: str | None) -> tuple[int | None, int | None]:
+    if value is None:
+        return None, None
+    count, _, params = value.partition(";")
+    window = None
+    for param in params.split(";"):
+        key, _, val = param.strip().partition("=")
+        if key == "w" and val.isdigit():
+            window = int(val)
+    return (int(count) if count.strip().isdigit() else None), window
+
+
 #: An index entry without a ``platform`` is reported as this, as the Docker Engine does.
 EMPTY_PLATFORM = Platform()
 
@@ -53,8 +82,8 @@ class InspectResult:
     sizes: Mapping[str, ImageSize] | None = None
     #: with --platform: the index this image was selected from
     selected_from: Descriptor | None = None
-    #: Docker Hub's pull quota after this request: (limit, remaining, window seconds)
-    rate_limit: tuple[int | None, int | None, int | None] | None = None
+    #: Docker Hub's pull quota after this request, when the registry announced it
+    rate_limit: RateLimit | None = None
 
     @property
     def is_index(self) -> bool:

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from imginspect import mediatypes as mt
@@ -36,6 +37,8 @@ from imginspect.transport import HttpTransport, Logger, Response, parse_retry_af
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 #: Image configs are small JSON documents; a few MiB leaves room for long histories.
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -378,39 +381,36 @@ class MirroredRegistryClient(RegistryClient):
         self.mirrors = tuple(mirrors)
         self._log = log
 
-    def _skipped(self, mirror: RegistryClient, error: ImginspectError) -> None:
-        if self._log is not None:
-            self._log(f"mirror {mirror.base_url('https')} failed ({error.message}); next")
-
-    def get_manifest(self, repository: str, target: str) -> FetchedManifest:
+    def _through_mirrors(self, call: Callable[[RegistryClient], T]) -> T:
+        """``call`` on each mirror in turn until one answers, then on the registry itself."""
         for mirror in self.mirrors:
             try:
-                return mirror.get_manifest(repository, target)
+                return call(mirror)
             except UsageError:
                 raise
             except ImginspectError as error:
-                self._skipped(mirror, error)
-        return super().get_manifest(repository, target)
+                if self._log is not None:
+                    self._log(f"mirror {mirror.base_url('https')} failed ({error.message}); next")
+        return call(self)
+
+    # The registry's own answer is RegistryClient's method on self (explicitly, so that the
+    # last step of _through_mirrors does not come back here).
+    def get_manifest(self, repository: str, target: str) -> FetchedManifest:
+        return self._through_mirrors(
+            lambda client: RegistryClient.get_manifest(client, repository, target)
+        )
 
     def head_manifest(self, repository: str, target: str) -> ManifestHead | None:
-        for mirror in self.mirrors:
-            try:
-                return mirror.head_manifest(repository, target)
-            except UsageError:
-                raise
-            except ImginspectError as error:
-                self._skipped(mirror, error)
-        return super().head_manifest(repository, target)
+        return self._through_mirrors(
+            lambda client: RegistryClient.head_manifest(client, repository, target)
+        )
 
     def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes:
-        for mirror in self.mirrors:
-            try:
-                return mirror.get_blob(repository, digest, max_bytes=max_bytes, what=what)
-            except UsageError:
-                raise
-            except ImginspectError as error:
-                self._skipped(mirror, error)
-        return super().get_blob(repository, digest, max_bytes=max_bytes, what=what)
+        return self._through_mirrors(
+            lambda client: RegistryClient.get_blob(
+                client, repository, digest, max_bytes=max_bytes, what=what
+            )
+        )
 
 
 def _retry_hint(retry_after: str | None) -> str:

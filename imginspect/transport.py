@@ -166,7 +166,6 @@ class HttpTransport:
         *,
         timeouts: Timeouts | None = None,
         log: Logger | None = None,
-        ssl_context_factory: Callable[[], ssl.SSLContext] | None = None,
         retry: RetryPolicy | None = None,
         ssl_context_for: SslContextForHost | None = None,
     ) -> None:
@@ -177,7 +176,6 @@ class HttpTransport:
         self._timeouts = timeouts or Timeouts()
         self._retry = retry or RetryPolicy()
         self._log = log
-        self._ssl_context_factory = ssl_context_factory
         self._ssl_context_for = ssl_context_for
         # Keyed by TLS mode: True (default verification), False (none), or "host[:port]"
         # for a host with its own context.
@@ -201,10 +199,8 @@ class HttpTransport:
             if client is None:
                 if context is not None:
                     verify_arg: ssl.SSLContext | bool = context
-                elif verify:
-                    verify_arg = self._ssl_context_factory() if self._ssl_context_factory else True
                 else:
-                    verify_arg = False
+                    verify_arg = verify
                 client = httpx.Client(
                     verify=verify_arg,
                     timeout=self._timeouts.as_httpx(),
@@ -356,10 +352,7 @@ class HttpTransport:
         started = time.monotonic()
         left = remaining_time()
         if left is not None and left <= 0:
-            raise NetworkError(
-                f"gave up fetching {what} from {_origin(url)}: the --timeout deadline passed",
-                hint="raise --timeout, or check the registry's health",
-            )
+            raise _deadline_passed(what, url)
         timeout = self._timeouts.as_httpx(limit=left)
         try:
             request = client.build_request(method, url, headers=headers, data=data, timeout=timeout)
@@ -371,10 +364,7 @@ class HttpTransport:
         except httpx.TimeoutException as exc:
             left = remaining_time()
             if left is not None and left <= 0.05:
-                raise NetworkError(
-                    f"gave up fetching {what} from {_origin(url)}: the --timeout deadline passed",
-                    hint="raise --timeout, or check the registry's health",
-                ) from None
+                raise _deadline_passed(what, url) from None
             raise NetworkError(
                 f"timed out fetching {what} from {_origin(url)} ({type(exc).__name__})",
                 hint="the registry did not answer in time; check the network or retry later",
@@ -391,15 +381,11 @@ class HttpTransport:
                 raise RegistryError(
                     f"registry sent an invalid redirect for {what}: {_reason(exc)}"
                 ) from None
-            raise NetworkError(
-                f"connection to {_origin(url)} failed while fetching {what}: {_reason(exc)}"
-            ) from None
+            raise _connection_broke(what, url, exc) from None
         except httpx.InvalidURL as exc:
             raise RegistryError(f"invalid URL for {what}: {_reason(exc)}") from None
         except (httpx.ReadError, httpx.WriteError) as exc:
-            raise NetworkError(
-                f"connection to {_origin(url)} failed while fetching {what}: {_reason(exc)}"
-            ) from None
+            raise _connection_broke(what, url, exc) from None
         except httpx.DecodingError as exc:
             raise RegistryError(
                 f"cannot decode {what} from {_origin(url)}: {_reason(exc)}"
@@ -560,6 +546,19 @@ def _enforce_deadlines(client: httpx.Client) -> None:
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.NetworkBackend):
             pool._network_backend = _DeadlineBackend(backend)
+
+
+def _deadline_passed(what: str, url: str) -> NetworkError:
+    return NetworkError(
+        f"gave up fetching {what} from {_origin(url)}: the --timeout deadline passed",
+        hint="raise --timeout, or check the registry's health",
+    )
+
+
+def _connection_broke(what: str, url: str, exc: BaseException) -> NetworkError:
+    return NetworkError(
+        f"connection to {_origin(url)} failed while fetching {what}: {_reason(exc)}"
+    )
 
 
 def _origin(url: str) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "OFFICIAL_REPO_PREFIX",
     "REPOSITORY_NAME_MAX_LENGTH",
     "Reference",
+    "host_without_port",
     "is_loopback_host",
     "parse_reference",
 ]
@@ -291,7 +292,7 @@ def is_loopback_host(domain: str) -> bool:
     127.0.0.0/8, ``::1``, and IPv4-mapped loopback addresses (``::ffff:127.0.0.1``). Never
     raises: anything unparsable is simply not loopback.
     """
-    host = _strip_port(domain)
+    host = host_without_port(domain)
     if host.lower() == _LOCALHOST:
         return True
     try:
@@ -304,7 +305,8 @@ def is_loopback_host(domain: str) -> bool:
     return address.is_loopback
 
 
-def _strip_port(domain: str) -> str:
+def host_without_port(domain: str) -> str:
+    """``host[:port]`` or ``[v6][:port]`` without the port and brackets."""
     if domain.startswith("["):
         end = domain.find("]")
         return domain[1:end] if end > 0 else domain

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from imginspect.errors import UsageError
-from imginspect.reference import is_loopback_host
+from imginspect.reference import host_without_port, is_loopback_host
 
 if TYPE_CHECKING:
     import ssl
@@ -219,7 +219,7 @@ class RegistrySettings:
         return str(self._daemon_path) if self._daemon_path is not None else "settings"
 
     def _in_insecure_network(self, host: str) -> bool:
-        name = _strip_port(host)
+        name = host_without_port(host)
         try:
             addresses: tuple[str, ...] = (str(ipaddress.ip_address(name)),)
         except ValueError:
@@ -456,15 +456,6 @@ def _xdg_config_home(environ: Mapping[str, str]) -> Path:
 def _home(environ: Mapping[str, str]) -> Path:
     home = environ.get("HOME")
     return Path(home) if home else Path.home()
-
-
-def _strip_port(host: str) -> str:
-    if host.startswith("["):
-        end = host.find("]")
-        return host[1:end] if end > 0 else host
-    if host.count(":") == 1:
-        return host.partition(":")[0]
-    return host
 
 
 def _safe_dir_name(host: str) -> bool:

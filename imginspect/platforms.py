@@ -33,8 +33,9 @@ Normalization (``normalize``, applied to every parse result and to both sides of
     * Architecture and variant lowercased, then: ``aarch64`` -> ``arm64``; ``x86_64``/``x86-64``
       -> ``amd64``; ``i386`` -> ``386`` (variant dropped); ``armhf`` -> ``arm/v7``; ``armel`` ->
       ``arm/v6``; ``arm`` with no variant or ``7`` -> ``arm/v7`` and ``5``/``6``/``8`` ->
-      ``v5``/``v6``/``v8``; ``arm64`` with ``8``/``v8`` -> no variant (so ``arm64`` ==
-      ``arm64/v8``); ``amd64/v1`` -> no variant. Other values are kept (lowercased).
+      ``v5``/``v6``/``v8``; ``arm64`` with ``8``/``v8``/``v8.0`` -> no variant (so ``arm64``
+      == ``arm64/v8``) and with ``9``/``9.0``/``v9.0`` -> ``v9``; ``amd64/v1`` -> no variant.
+      Other values are kept (lowercased).
     * ``os_features`` sorted and deduplicated; ``os_version`` and ``features`` unchanged.
 
     The parse result is always normalized, so ``parse_platform("linux/arm")`` is ``linux/arm/v7``
@@ -61,25 +62,33 @@ Matching (``matches``: containerd's ``OnlyStrict``)
       are not compared.
     * OS features: when ``wanted`` declares some (only possible with containerd's
       ``os(+feature)`` syntax), the candidate's must be a subset of them (containerd's rule:
-      the wanted platform declares what the host provides). When ``wanted`` declares none, they
-      are not compared. ``features`` (CPU features) are never compared.
+      the wanted platform declares what the host provides); on Windows ``win32k`` is always
+      taken as provided, as containerd ignores it when matching. When ``wanted`` declares none,
+      they are not compared. ``features`` (CPU features) are never compared.
 
 Selection (``best_match``: containerd's ``Only``)
     The wanted platform expands into an ordered list of compatible platforms
     (:func:`compatible_platforms`, containerd's ``platformVector``); each candidate is ranked by
-    the first entry it :func:`matches`, and the best-ranked candidate wins, the earliest in
-    index order among equals (containerd sorts stably). The list is:
+    the first entry it :func:`matches`, and the best-ranked candidate wins. Among candidates of
+    equal rank, containerd's ``Less`` decides: the one with the most OS features wins (all of
+    them provided by the wanted platform, see "OS features" above, so ``windows/amd64`` prefers
+    an entry with ``win32k`` and ``linux(+gpu)/amd64`` one with ``gpu``); entries whose OS
+    features the wanted platform does not provide (accepted here only because it declares
+    none; containerd would not match them) come after those; the earliest in index order
+    among equals (containerd sorts stably). The list is:
 
     * the wanted platform itself (rank 0: an exact match always wins);
     * ``amd64/vN``: ``amd64/v(N-1)`` ... ``amd64`` (v1), then ``386``;
     * ``arm/vN`` (N > 5): ``arm/v(N-1)`` ... ``arm/v5``; so ``arm/v7`` also accepts v6 and v5;
     * ``arm64/v8.N``: ``arm64/v8.(N-1)`` ... ``arm64`` (v8); ``arm64/v9.N``: ``v9.(N-1)`` ...
-      ``v9``, then ``v8.(N+5)`` ... ``v8``; then, for every arm64, 32-bit ``arm/v8``, ``v7``,
-      ``v6``, ``v5``.
+      ``v9``, then ``v8.(N+5)`` ... ``v8``, where ``v8.(N+5)`` stops at ``v8.9`` (there is no
+      ``v8.10``: ``v9.6`` accepts ``v8.9`` ... ``v8``); then, for these arm64 variants, 32-bit
+      ``arm/v8``, ``v7``, ``v6``, ``v5``.
+    * Any other arm64 variant (``v10``, ``v8.10``, ``v7``...): only itself.
 
-    The minor version of an arm64 variant counts only when it is a single digit, as in
-    containerd. Variant numbers above 64 are not expanded (containerd would build a list that
-    long; no real variant is near it).
+    The minor version of an arm64 variant is a single digit, as in containerd's table.
+    Variant numbers above 64 are not expanded (containerd would build a list that long; no
+    real variant is near it).
 
 Local platform (``local_platform``: containerd's ``DefaultSpec``)
     OS from ``sys.platform`` and architecture from ``platform.machine()``, mapped to Go's names
@@ -100,6 +109,10 @@ Differences from containerd
       same build, or an LTSC build range from Windows Server 2022 on), treats a candidate without
       an OS version as matching, and requires a candidate's OS features to be declared by the
       wanted platform even when that declares none.
+    * containerd's arm64 table ends at ``v9.7``: ``Only`` of ``arm64/v9.8``, ``v9.9`` or any
+      other arm64 variant outside it (``v10``, ``v8.10``) matches nothing, not even itself.
+      Here ``v9.8`` and ``v9.9`` follow the ``v9.N`` rule and the others match only
+      themselves.
     * The ``:os.version`` suffix, the swapped-pair error and the surrounding-whitespace
       tolerance are additions; the bound on variant expansion is a safety limit.
 """
@@ -210,6 +223,8 @@ _ATOI_RE = re.compile(r"[+-]?[0-9]+")
 _INT64_MAX = 2**63 - 1
 #: Variant numbers above this are not expanded into lower levels (see module docstring).
 _MAX_EXPANDED_LEVEL = 64
+#: The Windows OS feature containerd ignores when matching (older images lack it).
+_WIN32K = "win32k"
 
 
 # ------------------------------------------------------------------------------ normalization
@@ -229,7 +244,11 @@ def normalize_arch(arch: str, variant: str = "") -> tuple[str, str]:
     if arch in ("x86_64", "x86-64", "amd64"):
         return "amd64", "" if variant == "v1" else variant
     if arch in ("aarch64", "arm64"):
-        return "arm64", "" if variant in ("8", "v8") else variant
+        if variant in ("8", "v8", "v8.0"):
+            return "arm64", ""
+        if variant in ("9", "9.0", "v9.0"):
+            return "arm64", "v9"
+        return "arm64", variant
     if arch == "armhf":
         return "arm", "v7"
     if arch == "armel":
@@ -469,6 +488,13 @@ def _os_version_matches(wanted: str, candidate: str) -> bool:
     return not wanted or candidate == wanted or candidate.startswith(wanted + ".")
 
 
+def _provided_features(w: Platform) -> frozenset[str]:
+    """The OS features a (normalized) wanted platform provides: those it declares, and
+    ``win32k`` on Windows (containerd ignores it when matching Windows platforms)."""
+    provided = frozenset(w.os_features)
+    return provided | {_WIN32K} if w.os == "windows" else provided
+
+
 def _matches_normalized(w: Platform, c: Platform) -> bool:
     if not (c.os and c.architecture):
         return False
@@ -476,7 +502,7 @@ def _matches_normalized(w: Platform, c: Platform) -> bool:
         return False
     if not _os_version_matches(w.os_version, c.os_version):
         return False
-    return not w.os_features or set(c.os_features) <= set(w.os_features)
+    return not w.os_features or set(c.os_features) <= _provided_features(w)
 
 
 def matches(wanted: Platform, candidate: Platform) -> bool:
@@ -492,6 +518,26 @@ def _atoi(text: str) -> int | None:
     return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else None
 
 
+def _arm64_levels(variant: str) -> list[str] | None:
+    """The arm64 variants ``variant`` runs, best first (containerd's ``arm64variantToVersion``
+    rule): ``v8.N`` -> ``v8.N`` ... ``v8``; ``v9.N`` -> ``v9.N`` ... ``v9``, then
+    ``v8.min(N+5, 9)`` ... ``v8``. None for anything else (``v10``, ``v8.10``, ``v7``...)."""
+    major, dot, minor_text = variant.partition(".")
+    if major not in ("v8", "v9"):
+        return None
+    minor = 0
+    if dot:
+        if len(minor_text) != 1 or minor_text not in "0123456789":
+            return None
+        minor = int(minor_text)
+    levels: list[str] = []
+    if major == "v9":
+        levels += [f"v9.{m}" if m else "v9" for m in range(minor, -1, -1)]
+        minor = min(minor + 5, 9)
+    levels += [f"v8.{m}" if m else "v8" for m in range(minor, -1, -1)]
+    return levels
+
+
 def _vector(p: Platform) -> list[Platform]:
     """containerd's ``platformVector`` for a normalized platform (entries not yet normalized)."""
     vector = [p]
@@ -505,28 +551,11 @@ def _vector(p: Platform) -> list[Platform]:
         if level is not None and 5 < level <= _MAX_EXPANDED_LEVEL:
             vector += [replace(p, variant=f"v{v}") for v in range(level - 1, 4, -1)]
     elif p.architecture == "arm64":
-        variant = p.variant or "v8"
-        major_text, dot, minor_text = variant.partition(".")
-        major = _atoi(major_text.removeprefix("v"))
-        if major is not None and 8 <= major <= _MAX_EXPANDED_LEVEL:
-            minor = 0
-            if len(variant) == 4 and dot:
-                minor = _atoi(minor_text) or 0
-
-            def levels(major: int, below: int) -> list[Platform]:
-                return [
-                    replace(p, variant=f"v{major}.{m}" if m else f"v{major}")
-                    for m in range(below - 1, -1, -1)
-                ]
-
-            if major == 9:
-                vector += levels(9, minor)
-                minor, major = minor + 5, 8
-                vector.append(replace(p, variant=f"v8.{minor}"))
-            vector += levels(major, minor)
-        if variant.startswith(("v8.", "v9.")):
-            variant = "v8"
-        vector += _vector(replace(p, architecture="arm", variant=variant))
+        levels = _arm64_levels(p.variant or "v8")
+        if levels is not None:  # (containerd: an unknown variant matches nothing at all)
+            vector += [replace(p, variant=level) for level in levels]
+            # every arm64 v8.x/v9.x also runs 32-bit arm/v8 and below
+            vector += _vector(replace(p, architecture="arm", variant="v8"))
     return vector
 
 
@@ -551,20 +580,35 @@ def match_rank(wanted: Platform, candidate: Platform) -> int | None:
     return _rank(compatible_platforms(wanted), candidate)
 
 
+def _selection_key(w: Platform, rank: int, c: Platform, index: int) -> tuple[int, int, int, int]:
+    """How good a matching candidate (normalized) is for ``best_match``: lower is better."""
+    features = frozenset(c.os_features)
+    if features <= _provided_features(w):
+        # containerd's matcher accepts it; its Less prefers more OS features at equal rank
+        return (rank, 0, -len(features), index)
+    # accepted only because ``w`` declares no OS features (containerd would not match it)
+    return (rank, 1, 0, index)
+
+
 def best_match(wanted: Platform, candidates: Sequence[Platform]) -> int | None:
     """Index of the candidate ``--platform wanted`` selects (containerd's ``Only``), or None.
 
-    Lowest :func:`match_rank` wins; among equals, the earliest candidate.
+    Lowest :func:`match_rank` wins. Among candidates of equal rank: first those whose OS
+    features the wanted platform provides, the one with the most OS features first
+    (containerd's ``Less``); then those with OS features it does not declare; the earliest
+    in index order among equals (containerd sorts stably).
     """
-    vector = compatible_platforms(wanted)
-    best: tuple[int, int] | None = None
+    w = normalize(wanted)
+    vector = compatible_platforms(w)
+    best: tuple[int, int, int, int] | None = None
     for index, candidate in enumerate(candidates):
-        rank = _rank(vector, candidate)
-        if rank is not None and (best is None or rank < best[0]):
-            best = (rank, index)
-            if rank == 0:
-                break
-    return None if best is None else best[1]
+        c = normalize(candidate)
+        rank = _rank(vector, c)
+        if rank is not None:
+            key = _selection_key(w, rank, c, index)
+            if best is None or key < best:
+                best = key
+    return None if best is None else best[3]
 
 
 # ----------------------------------------------------------------------------- local platform

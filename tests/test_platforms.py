@@ -320,8 +320,21 @@ def test_parse_platform_list_names_the_bad_item(values: list[str], bad: str) -> 
         ("aarch64", "", ("arm64", "")),
         ("arm64", "v8", ("arm64", "")),
         ("arm64", "8", ("arm64", "")),
-        ("arm64", "v8.0", ("arm64", "v8.0")),
+        # containerd's normalizeArch: v8.0 is v8 (no variant); 9, 9.0 and v9.0 are v9
+        ("arm64", "v8.0", ("arm64", "")),
+        ("aarch64", "V8.0", ("arm64", "")),
         ("arm64", "v9", ("arm64", "v9")),
+        ("arm64", "9", ("arm64", "v9")),
+        ("arm64", "9.0", ("arm64", "v9")),
+        ("arm64", "v9.0", ("arm64", "v9")),
+        ("aarch64", "V9.0", ("arm64", "v9")),
+        # ... and nothing else: these are kept as they are
+        ("arm64", "8.0", ("arm64", "8.0")),
+        ("arm64", "v8.1", ("arm64", "v8.1")),
+        ("arm64", "9.1", ("arm64", "9.1")),
+        ("arm64", "v9.1", ("arm64", "v9.1")),
+        ("arm64", "v9.00", ("arm64", "v9.00")),
+        ("arm", "v8.0", ("arm", "v8.0")),
         ("armhf", "", ("arm", "v7")),
         ("armhf", "v6", ("arm", "v7")),
         ("armel", "", ("arm", "v6")),
@@ -767,3 +780,555 @@ def test_matching_properties(p: Platform) -> None:
     # every entry it accepts, it picks as a best match when offered alone
     for entry in vector:
         assert best_match(p, [entry]) == 0
+
+
+# ------------------------------------------------- containerd's own tables (compare_test.go)
+
+#: containerd compare_test.go TestOnly: Only(platform).Match(candidate) -> bool.
+CONTAINERD_ONLY: list[tuple[str, dict[bool, list[str]]]] = [
+    (
+        "linux/amd64",
+        {
+            True: ["linux/amd64", "linux/386"],
+            False: [
+                "linux/amd64/v2",
+                "linux/arm/v7",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/amd64/v2",
+        {
+            True: ["linux/amd64", "linux/amd64/v1", "linux/amd64/v2", "linux/386"],
+            False: [
+                "linux/amd64/v3",
+                "linux/amd64/v4",
+                "linux/arm/v7",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/386",
+        {
+            True: ["linux/386"],
+            False: ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/amd64", "windows/arm"],
+        },
+    ),
+    (
+        "windows/amd64",
+        {
+            True: ["windows/amd64", "windows(10.0.17763)/amd64"],
+            False: ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm"],
+        },
+    ),
+    (
+        "linux/arm/v8",
+        {
+            True: ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/arm/v8"],
+            False: ["linux/amd64", "linux/arm/v4", "linux/arm64", "windows/amd64", "windows/arm"],
+        },
+    ),
+    (
+        "linux/arm/v7",
+        {
+            True: ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7"],
+            False: [
+                "linux/amd64",
+                "linux/arm/v4",
+                "linux/arm/v8",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm/v6",
+        {
+            True: ["linux/arm/v5", "linux/arm/v6"],
+            False: [
+                "linux/amd64",
+                "linux/arm",
+                "linux/arm/v4",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm/v5",
+        {
+            True: ["linux/arm/v5"],
+            False: [
+                "linux/amd64",
+                "linux/arm",
+                "linux/arm/v4",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm/v4",
+        {
+            True: ["linux/arm/v4"],
+            False: [
+                "linux/amd64",
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm64/v9.6",
+        {
+            True: [
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "linux/arm64/v8",
+                *[f"linux/arm64/v8.{m}" for m in range(1, 10)],
+                "linux/arm64/v9",
+                *[f"linux/arm64/v9.{m}" for m in range(7)],
+            ],
+            False: [
+                "linux/amd64",
+                "linux/arm/v4",
+                "windows/amd64",
+                "windows/arm",
+                "linux/arm64/v8.10",  # there's no v8.10
+            ],
+        },
+    ),
+    (
+        "linux/arm64/v9",
+        {
+            True: [
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "linux/arm64/v8",
+                *[f"linux/arm64/v8.{m}" for m in range(1, 6)],
+                "linux/arm64/v9",
+                "linux/arm64/v9.0",
+            ],
+            False: [
+                "linux/amd64",
+                "linux/arm/v4",
+                "windows/amd64",
+                "windows/arm",
+                "linux/arm64/v8.6",
+            ],
+        },
+    ),
+    (
+        "linux/arm64/v8.1",
+        {
+            True: [
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "linux/arm64/v8",
+                "linux/arm64/v8.1",
+            ],
+            False: [
+                "linux/amd64",
+                "linux/arm/v4",
+                "linux/arm/v9",
+                "linux/arm64/v9",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm64",
+        {
+            True: [
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/arm64",
+                "linux/arm64/v8",
+            ],
+            False: [
+                "linux/amd64",
+                "linux/arm/v4",
+                "linux/arm/v9",
+                "linux/arm64/v9",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    # the spellings containerd's normalizeArch folds into v8 and v9
+    (
+        "linux/arm64/v8.0",
+        {True: ["linux/arm64", "linux/arm64/v8", "linux/arm/v8"], False: ["linux/arm64/v8.1"]},
+    ),
+    (
+        "linux/arm64/9.0",
+        {
+            True: ["linux/arm64/v9", "linux/arm64/v9.0", "linux/arm64/9", "linux/arm64/v8.5"],
+            False: ["linux/arm64/v9.1", "linux/arm64/v8.6"],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "candidate", "expected"),
+    [
+        (wanted, candidate, expected)
+        for wanted, table in CONTAINERD_ONLY
+        for expected, candidates in table.items()
+        for candidate in candidates
+    ],
+)
+def test_containerd_only_table(wanted: str, candidate: str, expected: bool) -> None:
+    w = parse_platform(wanted, default=HOST)
+    c = parse_platform(candidate, default=HOST)
+    assert (match_rank(w, c) is not None) is expected
+    assert (best_match(w, [c]) == 0) is expected
+
+
+#: containerd compare_test.go TestOnlyStrict: OnlyStrict(platform).Match(candidate).
+CONTAINERD_ONLY_STRICT: list[tuple[str, dict[bool, list[str]]]] = [
+    (
+        "linux/amd64",
+        {
+            True: ["linux/amd64"],
+            False: ["linux/386", "linux/arm/v7", "linux/arm64", "windows/amd64", "windows/arm"],
+        },
+    ),
+    (
+        "windows/amd64",
+        {
+            True: ["windows/amd64", "windows(10.0.17763)/amd64"],
+            False: ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm"],
+        },
+    ),
+    (
+        "windows(10.0.17763)/amd64",
+        {
+            # containerd also matches "windows/amd64" (no OS version): a documented difference
+            True: ["windows(10.0.17763)/amd64"],
+            False: ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm", "windows/amd64"],
+        },
+    ),
+    (
+        "linux/arm/v7",
+        {
+            True: ["linux/arm", "linux/arm/v7"],
+            False: [
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/amd64",
+                "linux/arm/v4",
+                "linux/arm/v8",
+                "linux/arm64",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm64/v9.5",
+        {
+            True: ["linux/arm64/v9.5"],
+            False: [
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/amd64",
+                "linux/arm/v4",
+                "linux/arm64/v8",
+                "linux/arm64/v8.1",
+                "linux/arm64/v9",
+                "linux/arm64/v9.1",
+                "linux/arm64/v9.4",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm64/v9",
+        {
+            True: ["linux/arm64/v9", "linux/arm64/v9.0"],
+            False: [
+                "linux/arm",
+                "linux/arm/v5",
+                "linux/arm/v6",
+                "linux/arm/v7",
+                "linux/arm/v8",
+                "linux/amd64",
+                "linux/arm/v4",
+                "linux/arm/v9",
+                "linux/arm64/v8",
+                "linux/arm64/v8.1",
+                "windows/amd64",
+                "windows/arm",
+            ],
+        },
+    ),
+    (
+        "linux/arm64/v8.1",
+        {
+            True: ["linux/arm64/v8.1"],
+            False: [
+                "linux/arm",
+                "linux/arm/v8",
+                "linux/arm/v9",
+                "linux/arm64/v8",
+                "linux/arm64/v9",
+            ],
+        },
+    ),
+    (
+        "linux/arm64",
+        {
+            True: ["linux/arm64", "linux/arm64/v8", "linux/arm64/v8.0"],
+            False: ["linux/arm", "linux/arm/v8", "linux/arm64/v9", "windows/amd64"],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "candidate", "expected"),
+    [
+        (wanted, candidate, expected)
+        for wanted, table in CONTAINERD_ONLY_STRICT
+        for expected, candidates in table.items()
+        for candidate in candidates
+    ],
+)
+def test_containerd_only_strict_table(wanted: str, candidate: str, expected: bool) -> None:
+    assert matches(parse_platform(wanted), parse_platform(candidate)) is expected
+
+
+#: containerd compare_test.go arm64variantToVersion: variant -> (majors, highest minors).
+ARM64_VARIANT_TO_VERSION: dict[str, tuple[list[int], list[int]]] = {
+    "v8": ([8], [0]),
+    "v8.0": ([8], [0]),
+    **{f"v8.{m}": ([8], [m]) for m in range(1, 10)},
+    "v9": ([9, 8], [0, 5]),
+    "v9.0": ([9, 8], [0, 5]),
+    "v9.1": ([9, 8], [1, 6]),
+    "v9.2": ([9, 8], [2, 7]),
+    "v9.3": ([9, 8], [3, 8]),
+    "v9.4": ([9, 8], [4, 9]),
+    "v9.5": ([9, 8], [5, 9]),
+    "v9.6": ([9, 8], [6, 9]),
+    "v9.7": ([9, 8], [7, 9]),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ARM64_VARIANT_TO_VERSION))
+def test_arm64_vector_follows_containerd_table(variant: str) -> None:
+    majors, minors = ARM64_VARIANT_TO_VERSION[variant]
+    # containerd's platformVector loop, then the arm/v8 chain
+    expected = [
+        f"linux/arm64/v{major}.{minor}" if minor else f"linux/arm64/v{major}"
+        for major, top in zip(majors, minors, strict=True)
+        for minor in range(top, -1, -1)
+    ]
+    expected = ["linux/arm64" if e == "linux/arm64/v8" else e for e in expected]
+    expected += ["linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
+    vector = compatible_platforms(P("linux", "arm64", variant))
+    assert [format_platform(p) for p in vector] == expected
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected_arm64"),
+    [
+        # beyond containerd's table (which matches nothing for these): v9.N's rule, capped at v8.9
+        (
+            "v9.8",
+            [f"v9.{m}" for m in range(8, 0, -1)] + ["v9"] + [f"v8.{m}" for m in range(9, 0, -1)],
+        ),
+        (
+            "v9.9",
+            [f"v9.{m}" for m in range(9, 0, -1)] + ["v9"] + [f"v8.{m}" for m in range(9, 0, -1)],
+        ),
+    ],
+)
+def test_arm64_vector_beyond_containerd_table(variant: str, expected_arm64: list[str]) -> None:
+    vector = [format_platform(p) for p in compatible_platforms(P("linux", "arm64", variant))]
+    assert vector == [f"linux/arm64/{v}" for v in expected_arm64] + ["linux/arm64", *ARM32_CHAIN]
+    assert "linux/arm64/v8.10" not in vector
+
+
+@pytest.mark.parametrize("variant", ["v10", "v8.10", "v9.10", "v7", "v8.a", "v8.", "9.1", "v"])
+def test_unknown_arm64_variants_match_only_themselves(variant: str) -> None:
+    wanted = P("linux", "arm64", variant)
+    assert compatible_platforms(wanted) == (wanted,)
+    assert best_match(wanted, [P("linux", "arm64"), P("linux", "arm", "v7"), wanted]) == 2
+    assert best_match(wanted, [P("linux", "arm64"), P("linux", "arm", "v7")]) is None
+
+
+def _selection_order(wanted: str, candidates: list[str]) -> list[str]:
+    """The candidates in the order best_match picks them (containerd: sorted by Less, matches
+    only), each pick removed before the next."""
+    w = parse_platform(wanted)
+    left = list(candidates)
+    order = []
+    while True:
+        index = best_match(w, [parse_platform(c) for c in left])
+        if index is None:
+            return order
+        order.append(left.pop(index))
+
+
+@pytest.mark.parametrize(
+    ("wanted", "candidates", "expected"),
+    [
+        # containerd compare_test.go TestCompareOSFeatures ("only"), the matching entries of its
+        # expected order; the non-matching ones follow them there.
+        (
+            "linux/amd64",
+            ["windows/amd64", "linux/amd64", "linux(+other)/amd64", "linux/arm64"],
+            # containerd does not match linux(+other) at all; here it comes after the others
+            ["linux/amd64", "linux(+other)/amd64"],
+        ),
+        (
+            "linux(+none)/amd64",
+            ["windows/amd64", "linux/amd64", "linux/arm64", "linux(+other)/amd64"],
+            ["linux/amd64"],
+        ),
+        (
+            "linux(+other)/amd64",
+            ["windows/amd64", "linux/amd64", "linux/arm64", "linux(+other)/amd64"],
+            ["linux(+other)/amd64", "linux/amd64"],
+        ),
+        (
+            "linux(+af+other+zf)/amd64",
+            ["windows/amd64", "linux/amd64", "linux/arm64", "linux(+other)/amd64"],
+            ["linux(+other)/amd64", "linux/amd64"],
+        ),
+        (
+            "linux(+f1+f2)/amd64",
+            ["linux/amd64", "linux(+f2)/amd64", "linux(+f1)/amd64", "linux(+f1+f2)/amd64"],
+            ["linux(+f1+f2)/amd64", "linux(+f2)/amd64", "linux(+f1)/amd64", "linux/amd64"],
+        ),
+        (
+            # containerd: linux(+other), linux(7.2+other), linux, linux(7.1) -- it compares no
+            # OS version for Linux; here a wanted OS version must be matched (documented)
+            "linux(7.2+other)/amd64",
+            ["linux/amd64", "linux(+other)/amd64", "linux(7.1)/amd64", "linux(7.2+other)/amd64"],
+            ["linux(7.2+other)/amd64"],
+        ),
+        # equal rank and equal OS features: index order, whatever the features are
+        (
+            "linux(+f1+f2)/amd64",
+            ["linux(+f2)/amd64", "linux(+f1)/amd64"],
+            ["linux(+f2)/amd64", "linux(+f1)/amd64"],
+        ),
+        (
+            "linux(+f1+f2)/amd64",
+            ["linux(+f1)/amd64", "linux(+f2)/amd64"],
+            ["linux(+f1)/amd64", "linux(+f2)/amd64"],
+        ),
+        # rank first: an exact match without features beats a fallback with more features
+        (
+            "linux(+f1)/amd64",
+            ["linux(+f1)/386", "linux/amd64"],
+            ["linux/amd64", "linux(+f1)/386"],
+        ),
+        # Windows: win32k is provided by every Windows host (containerd strips it to match), and
+        # counts as a matching feature in containerd's Less
+        (
+            "windows/amd64",
+            ["windows/amd64", "windows(+win32k)/amd64"],
+            ["windows(+win32k)/amd64", "windows/amd64"],
+        ),
+        (
+            "windows/amd64:10.0.17763",
+            [
+                "windows(10.0.20348.1+win32k)/amd64",
+                "windows(10.0.17763.5830)/amd64",
+                "windows(10.0.17763.5830+win32k)/amd64",
+            ],
+            ["windows(10.0.17763.5830+win32k)/amd64", "windows(10.0.17763.5830)/amd64"],
+        ),
+        (
+            "windows(+x)/amd64",
+            ["windows/amd64", "windows(+win32k)/amd64", "windows(+x+win32k)/amd64"],
+            ["windows(+x+win32k)/amd64", "windows(+win32k)/amd64", "windows/amd64"],
+        ),
+        # features a wanted platform without any does not declare: after those without
+        (
+            "linux/amd64",
+            ["linux(+gpu)/amd64", "linux/amd64", "linux(+a+b)/amd64"],
+            ["linux/amd64", "linux(+gpu)/amd64", "linux(+a+b)/amd64"],
+        ),
+    ],
+)
+def test_selection_order_follows_containerd_less(
+    wanted: str, candidates: list[str], expected: list[str]
+) -> None:
+    assert _selection_order(wanted, candidates) == expected
+
+
+@pytest.mark.parametrize(
+    ("wanted", "candidates", "expected"),
+    [
+        # ties below rank 0 go to the earliest entry, as containerd's stable sort does
+        ("linux/amd64", ["linux/386", "linux/386"], 0),
+        ("linux/amd64", ["linux/arm64", "linux/386", "linux/386"], 1),
+        ("linux/arm/v7", ["linux/arm/v6", "linux/armel", "linux/arm/v5"], 0),
+        ("linux/arm64/v9", ["linux/arm64/v8.5", "linux/aarch64/v8.5"], 0),
+        ("linux/amd64/v3", ["linux/amd64", "linux/amd64/v1", "linux/386"], 0),
+        # ... and a better rank later still wins
+        ("linux/amd64", ["linux/386", "linux/386", "linux/amd64"], 2),
+    ],
+)
+def test_best_match_ties_go_to_the_earliest(
+    wanted: str, candidates: list[str], expected: int
+) -> None:
+    assert best_match(parse_platform(wanted), [parse_platform(c) for c in candidates]) == expected
+
+
+def test_win32k_is_provided_on_windows_only() -> None:
+    assert matches(
+        parse_platform("windows(+x)/amd64"), P("windows", "amd64", os_features=("win32k",))
+    )
+    assert not matches(
+        parse_platform("linux(+x)/amd64"), P("linux", "amd64", os_features=("win32k",))
+    )
+    assert not matches(
+        parse_platform("windows(+x)/amd64"), P("windows", "amd64", os_features=("win32k", "y"))
+    )

@@ -10,34 +10,97 @@ Layout under the user cache dir (platformdirs; ``IMGINSPECT_CACHE_DIR`` override
 
 Content is immutable, so it is kept until evicted (oldest first, beyond ``max_bytes``) and
 its digest is verified on every read: a corrupted or tampered file is a miss, never an
-answer. Tags are only hints: a tag is always re-resolved with a HEAD request. Tokens are
-secrets: the directory is 0700 and every file 0600. Writes are atomic (temp file + rename)
-so concurrent runs never see half a file. Every failure to read or write the cache is a
-miss, never an error: the cache can only make things faster.
+answer. Tags are only hints: a tag is always re-resolved with a HEAD request. Every failure
+to read or write the cache is a miss, never an error: the cache can only make things faster.
+
+Everything under the cache directory is untrusted input (another user, a crash or an attacker
+may have changed any of it), so:
+
+* The root must be a directory owned by the user, or caching is off (one ``--debug`` line).
+  Its own path may go through symlinks (``~/.cache`` often does). imginspect creates it 0700
+  when it does not exist, and never chmods an existing one (it may be a shared 1777
+  directory): what keeps tokens private is the subdirectories.
+* ``content/``, ``content/<algorithm>/``, ``tags/``, ``hosts/`` and ``tokens/`` are created
+  0700 and used only if they are real directories (never followed through a symlink) owned by
+  the user and not writable by group or others; otherwise that part of the cache is off. A
+  symlink or file where one of them belongs is removed (the name, never what it points to)
+  when the directory is next created. Each directory is opened once per process and every
+  file operation is relative to the open directory, so a path component swapped later cannot
+  redirect a read or a write.
+* A file is read only if it is a regular file owned by the user (opened with ``O_NOFOLLOW``
+  and ``O_NONBLOCK``: a symlink is never followed, a FIFO never waited on) and no larger than
+  what it holds can be: content :data:`MAX_CONTENT_BYTES` (manifests
+  :data:`MAX_MANIFEST_BYTES`), a tag :data:`MAX_TAG_BYTES`, host and token files
+  :data:`MAX_JSON_BYTES`. What is read is validated like fresh data: content against its
+  digest, tokens and challenges by :func:`usable_token` and :func:`usable_challenge`. Any
+  entry that is not what it should be is a miss and is removed.
+* Writes go to a new 0600 temp file (``O_EXCL``) in the checked directory, renamed over the
+  name: a link found there is replaced, never followed. Eviction and ``clear`` never descend
+  into a linked directory and unlink links themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
+import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from imginspect.digest import compute_digest, is_valid_digest
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Pending (not yet written) content beyond this is flushed at once, to bound memory.
 PENDING_LIMIT = 16 * 1024 * 1024
-_SAFE_TYPE = re.compile(r"^[\w.+/;= -]{1,200}$")
+#: The largest manifest read back (``imginspect.registry.MAX_MANIFEST_BYTES``; registry.py
+#: imports this module, so the value is repeated here and a test keeps the two equal).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+#: The largest content of any kind: config blobs (``imginspect.registry.MAX_CONFIG_BYTES``).
+MAX_CONTENT_BYTES = 8 * 1024 * 1024
+#: A tag file holds one digest (sha512: 135 characters).
+MAX_TAG_BYTES = 256
+#: A ``.type`` file holds one Content-Type (at most 200 characters are stored).
+MAX_TYPE_BYTES = 256
+#: Host and token files are small JSON documents.
+MAX_JSON_BYTES = 64 * 1024
+#: A cached token longer than this is not used (nor stored).
+MAX_TOKEN_CHARS = 16 * 1024
+#: As in auth.py: a token expiring further away than this (about 31 years) is not believed.
+MAX_TOKEN_LIFETIME = 1e9
+#: A cached challenge has at most this many parameters, each value at most this long.
+MAX_CHALLENGE_PARAMS = 16
+MAX_CHALLENGE_VALUE_CHARS = 4096
+
+_SAFE_TYPE = re.compile(r"[\w.+/;= -]{1,200}", re.ASCII)
+# Parameter names as parse_challenges gives them: lower-cased RFC 7230 tokens.
+_PARAM_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]{1,64}")
+_CHALLENGE_SCHEMES = ("bearer", "basic")
+_ALGORITHMS = ("sha256", "sha384", "sha512")
+_SUBDIRS = ("content", "tags", "hosts", "tokens")
+_TMP_PREFIX = ".tmp-"
+#: ``clear`` removes at most this deep (the layout is two levels): a planted deep tree is
+#: left rather than recursed into without bound.
+_MAX_CLEAR_DEPTH = 8
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_ROOT_FLAGS = os.O_RDONLY | _DIRECTORY | _NONBLOCK | _CLOEXEC
+_DIR_FLAGS = _ROOT_FLAGS | _NOFOLLOW
+_FILE_FLAGS = os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC | getattr(os, "O_NOCTTY", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+#: Without these (e.g. on Windows) the cache cannot be used safely: caching is off.
+_SUPPORTED = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd
 
 
 def default_cache_dir() -> Path:
@@ -53,6 +116,69 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
 
 
+def usable_token(value: object) -> TypeGuard[str]:
+    """True if ``value`` can go into an ``Authorization: Bearer`` header.
+
+    The rule auth.py applies to a fresh token (printable ASCII, no space), plus a length
+    bound; a cached token must pass it too.
+    """
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_TOKEN_CHARS
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def usable_challenge(value: object) -> bool:
+    """True if ``value`` is a challenge as stored: ``{"scheme": ..., "params": {...}}``.
+
+    The scheme is one parse_challenges/preferred_challenge can give (``bearer``, ``basic``),
+    the parameters a small dict of lower-cased token names to printable strings.
+    """
+    if not isinstance(value, dict) or set(value) != {"scheme", "params"}:
+        return False
+    scheme, params = value["scheme"], value["params"]
+    if not isinstance(scheme, str) or scheme not in _CHALLENGE_SCHEMES:
+        return False
+    if not isinstance(params, dict) or len(params) > MAX_CHALLENGE_PARAMS:
+        return False
+    return all(
+        isinstance(name, str)
+        and _PARAM_NAME.fullmatch(name) is not None
+        and isinstance(text, str)
+        and len(text) <= MAX_CHALLENGE_VALUE_CHARS
+        and text.isprintable()
+        for name, text in params.items()
+    )
+
+
+def _usable_expiry(value: object, now: float) -> TypeGuard[float]:
+    """A finite number of seconds since the epoch, not absurdly far away (may be past)."""
+    # Comparisons first: NaN fails them, infinity and huge JSON integers fail the upper bound
+    # without the OverflowError float() would raise.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 < value < now + MAX_TOKEN_LIFETIME
+    )
+
+
+def _host_field_ok(name: str, value: object) -> bool:
+    if name == "scheme":
+        return isinstance(value, str) and value in ("http", "https")
+    if name == "challenge":
+        return usable_challenge(value)
+    return False
+
+
+def _copy_host_field(name: str, value: Any) -> Any:
+    if name == "challenge":
+        return {"scheme": value["scheme"], "params": dict(value["params"])}
+    return value
+
+
 @dataclass(frozen=True)
 class CacheStats:
     path: Path
@@ -60,6 +186,13 @@ class CacheStats:
     bytes: int
     tokens: int
     tags: int
+
+
+def _close_all(fds: dict[tuple[str, ...], int]) -> None:
+    for fd in list(fds.values()):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 class Cache:
@@ -75,15 +208,22 @@ class Cache:
         self.root = root or default_cache_dir()
         self.max_bytes = max_bytes
         self._log = log
-        self._ready = False
+        self._euid = os.geteuid() if hasattr(os, "geteuid") else -1
         # Bytes of content on disk: counted by one directory scan at the first write of a
         # process, then kept up to date, so a batch of hundreds of writes scans once.
         self._total: int | None = None
-        self._made_dirs: set[Path] = set()
+        # Checked directories, open for the life of this object (relative path -> fd): every
+        # file operation is relative to one of them. Refused ones are logged once.
+        self._dirs: dict[tuple[str, ...], int] = {}
+        self._refused: set[tuple[str, ...]] = set()
+        self._dirs_lock = threading.RLock()
+        self._finalizer = weakref.finalize(self, _close_all, self._dirs)
         # Write-behind: what a run learns is written by flush() (at the end of the run, or
         # when much is pending), not by the worker threads while they wait on the network;
         # their file system calls contend for the GIL and slow a batch down. Reads see it.
-        self._lock = threading.Lock()
+        # Re-entrant: flush() may run in a signal handler on a thread that holds it.
+        self._lock = threading.RLock()
+        self._flushing = threading.Lock()
         self._pending_content: dict[str, tuple[bytes, str | None]] = {}
         self._pending_tags: dict[tuple[str, str], str] = {}
         self._pending_bytes = 0
@@ -91,40 +231,44 @@ class Cache:
         # references: a batch of many tags of few images reads each file once.
         self._seen: dict[str, tuple[bytes, str | None]] = {}
         self._seen_bytes = 0
+        # Host entries read or written in this run (validated; {} for none).
+        self._hosts: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        """Flush, then close the directories this object holds open (also done when it is
+        garbage collected). Only when no other thread uses the cache any more."""
+        self.flush()
+        with self._dirs_lock:
+            _close_all(self._dirs)
+            self._refused.clear()
 
     # ------------------------------------------------------------------ content
 
-    def _content_path(self, digest: str) -> Path | None:
-        if not is_valid_digest(digest):
-            return None
-        algorithm, _, encoded = digest.partition(":")
-        return self.root / "content" / algorithm / encoded
+    def _content_limit(self, limit: int | None = None) -> int:
+        return min(MAX_CONTENT_BYTES if limit is None else limit, self.max_bytes)
 
     def has_content(self, digest: str) -> bool:
-        if digest in self._pending_content:
+        if digest in self._pending_content or digest in self._seen:
             return True
-        path = self._content_path(digest)
-        return path is not None and path.is_file()
+        return self._is_stored(digest)
 
-    def get_content(self, digest: str, *, what: str) -> bytes | None:
+    def get_content(self, digest: str, *, what: str, limit: int | None = None) -> bytes | None:
+        """The content named ``digest``, verified, if cached and at most ``limit`` bytes
+        (default :data:`MAX_CONTENT_BYTES`)."""
         pending = self._pending_content.get(digest)
         if pending is not None:
             self._debug(f"cache hit: {what} {digest} ({len(pending[0])} bytes, this run)")
             return pending[0]
-        path = self._content_path(digest)
-        if path is None:
+        if not is_valid_digest(digest):
             return None
-        try:
-            data = path.read_bytes()
-        except OSError:
+        algorithm, _, name = digest.partition(":")
+        where = ("content", algorithm)
+        data = self._read(where, name, self._content_limit(limit), touch=True)
+        if data is None:
             return None
-        if compute_digest(data, digest.split(":", 1)[0]) != digest:
-            self._debug(f"cache: {what} {digest} is corrupted; dropping it")
-            with contextlib.suppress(OSError):
-                path.unlink()
+        if compute_digest(data, algorithm) != digest:
+            self._remove(where, name, "is corrupted")
             return None
-        with contextlib.suppress(OSError):
-            os.utime(path)  # recently used: evicted last
         self._debug(f"cache hit: {what} {digest} ({len(data)} bytes)")
         return data
 
@@ -141,7 +285,7 @@ class Cache:
                 self._pending_tags[(name, tag)] = digest
 
     def _queue(self, digest: str, data: bytes, content_type: str | None) -> None:
-        if not is_valid_digest(digest) or len(data) > self.max_bytes:
+        if not is_valid_digest(digest) or len(data) > self._content_limit():
             return
         if compute_digest(data, digest.split(":", 1)[0]) != digest:
             return  # never store what does not match its name
@@ -151,36 +295,71 @@ class Cache:
             self._pending_content[digest] = (data, content_type)
             self._pending_bytes += len(data)
             too_much = self._pending_bytes > PENDING_LIMIT
-        if too_much:
-            self.flush()
+        # One thread writes at a time when much is pending; the others go on.
+        if too_much and self._flushing.acquire(blocking=False):
+            try:
+                self.flush()
+            finally:
+                self._flushing.release()
 
     def flush(self) -> None:
-        """Write what this run learnt; called when the run ends (Inspector.close)."""
+        """Write what this run learnt; called when the run ends (Inspector.close).
+
+        Safe to call at any time, from any thread and from a signal handler (also while
+        another flush is under way): idempotent, never raises. What is pending stays visible
+        to reads until it is written.
+        """
+        try:
+            self._flush()
+        except Exception as exc:  # the cache can only make things faster
+            self._debug(f"cache: flush failed: {exc!r}")
+
+    def _flush(self) -> None:
         with self._lock:
-            content, self._pending_content = self._pending_content, {}
-            tags, self._pending_tags = self._pending_tags, {}
-            self._pending_bytes = 0
-        for digest, (data, content_type) in content.items():
+            content = list(self._pending_content.items())
+            tags = list(self._pending_tags.items())
+        for digest, (data, content_type) in content:
             if content_type is None:
                 self._store_content(digest, data)
             else:
                 self._store_manifest(digest, data, content_type)
-        for (name, tag), digest in tags.items():
-            self._store_tag(name, tag, digest)
+            with self._lock:
+                if self._pending_content.pop(digest, None) is not None:
+                    self._pending_bytes -= len(data)
+        for key, digest in tags:
+            self._write(("tags",), _key(*key), digest.encode())
+            with self._lock:
+                if self._pending_tags.get(key) == digest:
+                    del self._pending_tags[key]
+
+    def _is_stored(self, digest: str) -> bool:
+        """A regular file of ours, within the bound, is under this digest's name."""
+        if not is_valid_digest(digest):
+            return False
+        algorithm, _, name = digest.partition(":")
+        dir_fd = self._dir(("content", algorithm))
+        if dir_fd is None:
+            return False
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return self._file_problem(st, self._content_limit()) is None
 
     def _store_content(self, digest: str, data: bytes) -> None:
-        path = self._content_path(digest)
-        if path is None or len(data) > self.max_bytes or path.is_file():
-            return  # content is immutable: what is there under this name is this content
-        if compute_digest(data, digest.split(":", 1)[0]) != digest:
-            return  # never store what does not match its name
-        if not self._write(path, data):
+        if not is_valid_digest(digest) or len(data) > self._content_limit():
             return
-        if self._total is None:
-            self._total = self._scan()[1]
-        else:
-            self._total += len(data)
-        if self._total > self.max_bytes:
+        if self._is_stored(digest):
+            return  # content is immutable: what is there under this name is this content
+        algorithm, _, name = digest.partition(":")
+        if compute_digest(data, algorithm) != digest:
+            return  # never store what does not match its name
+        if not self._write(("content", algorithm), name, data):
+            return
+        total = self._total
+        total = self._scan()[1] if total is None else total + len(data)
+        self._total = total
+        if total > self.max_bytes:
             self._evict()
 
     def get_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
@@ -188,14 +367,18 @@ class Cache:
         if known is not None:
             self._debug(f"cache hit: manifest {digest} ({len(known[0])} bytes, this run)")
             return known
-        data = self.get_content(digest, what="manifest")
+        data = self.get_content(digest, what="manifest", limit=MAX_MANIFEST_BYTES)
         if data is None:
             return None
-        path = self._content_path(digest)
+        algorithm, _, name = digest.partition(":")
         content_type = None
-        if path is not None:
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                content_type = path.with_name(path.name + ".type").read_text().strip() or None
+        raw = self._read(("content", algorithm), name + ".type", MAX_TYPE_BYTES)
+        if raw is not None:
+            text = raw.decode("ascii", errors="replace").strip()
+            if _SAFE_TYPE.fullmatch(text):
+                content_type = text
+            else:
+                self._remove(("content", algorithm), name + ".type", "is not a media type")
         with self._lock:
             if self._seen_bytes + len(data) <= PENDING_LIMIT:
                 self._seen[digest] = (data, content_type)
@@ -203,11 +386,11 @@ class Cache:
         return data, content_type
 
     def _store_manifest(self, digest: str, data: bytes, content_type: str) -> None:
-        path = self._content_path(digest)
-        if path is None or path.is_file():
+        if not is_valid_digest(digest) or self._is_stored(digest):
             return
-        if _SAFE_TYPE.match(content_type):
-            self._write(path.with_name(path.name + ".type"), content_type.encode())
+        if _SAFE_TYPE.fullmatch(content_type):
+            algorithm, _, name = digest.partition(":")
+            self._write(("content", algorithm), name + ".type", content_type.encode())
         self._store_content(digest, data)
 
     # ------------------------------------------------------------------ tags
@@ -216,93 +399,122 @@ class Cache:
         pending = self._pending_tags.get((name, tag))
         if pending is not None:
             return pending
-        try:
-            digest = (self.root / "tags" / _key(name, tag)).read_text().strip()
-        except (OSError, UnicodeDecodeError):
+        key = _key(name, tag)
+        raw = self._read(("tags",), key, MAX_TAG_BYTES)
+        if raw is None:
             return None
-        return digest if is_valid_digest(digest) else None
-
-    def _store_tag(self, name: str, tag: str, digest: str) -> None:
-        # A hint only, so it is written in place, without the temp-file dance: a torn
-        # write reads as an invalid digest, that is, a miss.
-        if not self._ensure_root():
-            return
-        directory = self.root / "tags"
-        try:
-            if directory not in self._made_dirs:
-                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._made_dirs.add(directory)
-            fd = os.open(directory / _key(name, tag), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, digest.encode())
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self._debug(f"cache: cannot write tag hint: {exc}")
+        digest = raw.decode("ascii", errors="replace").strip()
+        if not is_valid_digest(digest):
+            self._remove(("tags",), key, "is not a digest")
+            return None
+        return digest
 
     # ------------------------------------------------------------------ hosts and tokens
 
     def get_host(self, host: str) -> dict[str, Any] | None:
-        return self._read_json(self.root / "hosts" / f"{_key(host)}.json")
+        """What is known about ``host``: ``scheme`` ("http" or "https") and ``challenge``
+        (see :func:`usable_challenge`), each only if present and valid."""
+        info = self._hosts.get(host)
+        if info is None:
+            info = self._load_host(host)
+            self._hosts[host] = info
+        return dict(info) if info else None
+
+    def _load_host(self, host: str) -> dict[str, Any]:
+        name = f"{_key(host)}.json"
+        data = self._read_json(("hosts",), name)
+        if data is None:
+            return {}
+        if not all(_host_field_ok(field, value) for field, value in data.items()):
+            self._remove(("hosts",), name, "holds an unusable entry")
+            return {}
+        return {field: _copy_host_field(field, value) for field, value in data.items()}
 
     def update_host(self, host: str, **fields: Any) -> None:
-        """Merge ``fields`` into what is known about ``host`` (scheme, challenge)."""
+        """Merge ``fields`` into what is known about ``host`` (scheme, challenge); a field
+        that would not be accepted when read back is not stored."""
         info = self.get_host(host) or {}
-        merged = {**info, **fields}
+        merged = {
+            field: _copy_host_field(field, value)
+            for field, value in {**info, **fields}.items()
+            if _host_field_ok(field, value)
+        }
         if merged != info:
-            self._write(self.root / "hosts" / f"{_key(host)}.json", json.dumps(merged).encode())
+            self._hosts[host] = merged
+            self._write(("hosts",), f"{_key(host)}.json", json.dumps(merged).encode())
 
     def get_token(self, *key: str) -> tuple[str, float] | None:
-        """A cached token and its wall-clock expiry, if still valid."""
-        data = self._read_json(self.root / "tokens" / f"{_key(*key)}.json")
+        """A cached token and its wall-clock expiry, if usable and still valid."""
+        name = f"{_key(*key)}.json"
+        data = self._read_json(("tokens",), name)
         if data is None:
             return None
         token, expires = data.get("token"), data.get("expires_at")
-        if not isinstance(token, str) or not isinstance(expires, (int, float)):
+        now = time.time()
+        if not usable_token(token) or not _usable_expiry(expires, now):
+            self._remove(("tokens",), name, "holds an unusable token")
             return None
-        if expires <= time.time():
+        if expires <= now:
             return None
         return token, float(expires)
 
     def put_token(self, *key: str, token: str, expires_at: float) -> None:
+        if not usable_token(token) or not _usable_expiry(expires_at, time.time()):
+            return
         payload = json.dumps({"token": token, "expires_at": expires_at}).encode()
-        self._write(self.root / "tokens" / f"{_key(*key)}.json", payload)
+        self._write(("tokens",), f"{_key(*key)}.json", payload)
 
     # ------------------------------------------------------------------ maintenance
 
     def stats(self) -> CacheStats:
-        entries = size = 0
-        for path in self._content_files():
-            with contextlib.suppress(OSError):
-                size += path.stat().st_size
-                entries += 1
+        files = self._content_files()
         return CacheStats(
             self.root,
-            entries,
-            size,
-            tokens=_count(self.root / "tokens"),
-            tags=_count(self.root / "tags"),
+            len(files),
+            sum(size for _mtime, size, _where, _name in files),
+            tokens=len(self._files(("tokens",))),
+            tags=len(self._files(("tags",))),
         )
 
     def clear(self) -> None:
-        for sub in ("content", "tags", "hosts", "tokens"):
-            shutil.rmtree(self.root / sub, ignore_errors=True)
+        """Remove everything under the cache's four directories. Links are removed, never
+        followed; a root that is not ours is left alone. Not while other threads use it."""
+        root_fd = self._dir(())
+        if root_fd is None:
+            return
+        with self._dirs_lock:
+            for where in [w for w in self._dirs if w]:
+                with contextlib.suppress(OSError):
+                    os.close(self._dirs.pop(where))
+            self._refused = {w for w in self._refused if not w}
+        for sub in _SUBDIRS:
+            _remove_tree(root_fd, sub, 0)
+        self._total = None
+        self._hosts.clear()
 
-    def _content_files(self) -> list[Path]:
-        content = self.root / "content"
-        if not content.is_dir():
+    def _files(self, where: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
+        """The regular files of ours in directory ``where`` (no temp files, no links)."""
+        dir_fd = self._dir(where)
+        if dir_fd is None:
             return []
-        return [p for p in content.glob("*/*") if p.is_file() and not p.name.endswith(".type")]
+        return [
+            (name, st)
+            for name, st in _list_dir(dir_fd)
+            if not name.startswith(_TMP_PREFIX) and self._file_problem(st, None) is None
+        ]
 
-    def _scan(self) -> tuple[list[tuple[float, int, Path]], int]:
-        files = []
-        total = 0
-        for path in self._content_files():
-            with contextlib.suppress(OSError):
-                st = path.stat()
-                files.append((st.st_mtime, st.st_size, path))
-                total += st.st_size
-        return files, total
+    def _content_files(self) -> list[tuple[float, int, tuple[str, ...], str]]:
+        found: list[tuple[float, int, tuple[str, ...], str]] = []
+        for algorithm in _ALGORITHMS:
+            where = ("content", algorithm)
+            for name, st in self._files(where):
+                if not name.endswith(".type"):
+                    found.append((st.st_mtime, st.st_size, where, name))
+        return found
+
+    def _scan(self) -> tuple[list[tuple[float, int, tuple[str, ...], str]], int]:
+        files = self._content_files()
+        return files, sum(size for _mtime, size, _where, _name in files)
 
     def _evict(self) -> None:
         """Delete the least recently used content until 90% of the bound is left."""
@@ -311,66 +523,289 @@ class Cache:
             total = self._delete_oldest(files, total)
         self._total = total
 
-    def _delete_oldest(self, files: list[tuple[float, int, Path]], total: int) -> int:
-        for _mtime, size, path in sorted(files):
+    def _delete_oldest(
+        self, files: list[tuple[float, int, tuple[str, ...], str]], total: int
+    ) -> int:
+        for _mtime, size, where, name in sorted(files):
+            dir_fd = self._dir(where)
+            if dir_fd is None:
+                continue
             with contextlib.suppress(OSError):
-                path.unlink()
-                path.with_name(path.name + ".type").unlink(missing_ok=True)
+                # By name in the checked directory: a link swapped in is itself removed.
+                os.unlink(name, dir_fd=dir_fd)
                 total -= size
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name + ".type", dir_fd=dir_fd)
             if total <= self.max_bytes * 0.9:  # evict a little more, so this runs rarely
                 break
         return total
 
     # ------------------------------------------------------------------ plumbing
 
-    def _ensure_root(self) -> bool:
-        if self._ready:
-            return True
-        try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Tokens live here: keep the directory private even if it existed before.
-            os.chmod(self.root, 0o700)
-        except OSError:
-            return False
-        self._ready = True
-        return True
+    def _show(self, where: tuple[str, ...], name: str | None = None) -> str:
+        return str(self.root.joinpath(*where, *([name] if name else [])))
 
-    def _write(self, path: Path, data: bytes) -> bool:
-        if not self._ensure_root():
-            return False
-        try:
-            if path.parent not in self._made_dirs:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                self._made_dirs.add(path.parent)
-            # mkstemp creates the file 0600: private from the first byte.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:
-            self._debug(f"cache: cannot write {path}: {exc}")
-            return False
-        return True
+    def _dir(self, where: tuple[str, ...], *, create: bool = False) -> int | None:
+        """The open, checked directory ``where`` (relative to the root), or None."""
+        fd = self._dirs.get(where)
+        if fd is not None:
+            return fd
+        with self._dirs_lock:
+            return self._open_dir(where, create)
 
-    def _read_json(self, path: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+    def _open_dir(self, where: tuple[str, ...], create: bool) -> int | None:
+        fd = self._dirs.get(where)
+        if fd is not None or where in self._refused:
+            return fd
+        if not where:
+            fd = self._open_root(create)
+        else:
+            parent = self._open_dir(where[:-1], create)
+            if parent is None:
+                return None
+            fd = self._open_subdir(parent, where, create)
+        if fd is None:
             return None
-        return data if isinstance(data, dict) else None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        if not stat.S_ISDIR(st.st_mode):
+            problem = "is not a directory"
+        elif st.st_uid != self._euid:
+            problem = "is not owned by you"
+        elif where and st.st_mode & 0o022:
+            problem = "is writable by other users"
+        else:
+            self._dirs[where] = fd
+            return fd
+        os.close(fd)
+        self._refused.add(where)
+        off = "caching is off" if not where else "that part of the cache is not used"
+        self._debug(f"cache: {self._show(where)} {problem}: {off}")
+        return None
+
+    def _open_root(self, create: bool) -> int | None:
+        if not _SUPPORTED:
+            return None
+        try:
+            # The root's own path may go through links: it is the user's choice.
+            return os.open(self.root, _ROOT_FLAGS)
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError as exc:
+            self._refused.add(())
+            self._debug(f"cache: cannot open {self.root}: {exc.strerror or exc}: caching is off")
+            return None
+        try:
+            # Created private; an existing directory is never chmod'ed.
+            self.root.mkdir(parents=True, mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            self._refused.add(())
+            self._debug(f"cache: cannot create {self.root}: {exc.strerror or exc}: caching is off")
+            return None
+        try:
+            return os.open(self.root, _ROOT_FLAGS)
+        except OSError:
+            return None
+
+    def _open_subdir(self, parent: int, where: tuple[str, ...], create: bool) -> int | None:
+        name = where[-1]
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError as exc:
+            # ELOOP: a symlink; ENOTDIR: a file or FIFO. Never followed; when a directory
+            # is needed, the name itself is removed (not what a link points to).
+            if not create or exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                return None
+            try:
+                os.unlink(name, dir_fd=parent)
+            except OSError:
+                return None
+            self._debug(f"cache: {self._show(where)} was not a directory: removed")
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            self._debug(f"cache: cannot create {self._show(where)}: {exc.strerror or exc}")
+            return None
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=parent)
+        except OSError:
+            return None
+
+    def _file_problem(self, st: os.stat_result, limit: int | None) -> str | None:
+        if not stat.S_ISREG(st.st_mode):
+            return "is not a regular file"
+        if st.st_uid != self._euid:
+            return "is not owned by you"
+        if limit is not None and st.st_size > limit:
+            return f"is larger than {limit} bytes"
+        return None
+
+    def _read(
+        self, where: tuple[str, ...], name: str, limit: int, *, touch: bool = False
+    ) -> bytes | None:
+        """The bytes of regular file ``name`` in ``where`` if it is ours and at most
+        ``limit`` bytes; never follows a link nor waits on a FIFO."""
+        dir_fd = self._dir(where)
+        if dir_fd is None:
+            return None
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            # ELOOP: a symlink; ENXIO: a socket.
+            if exc.errno in (errno.ELOOP, errno.ENXIO):
+                self._remove(where, name, "is not a regular file")
+            return None
+        data: bytes | None = None
+        try:
+            st = os.fstat(fd)
+            problem = self._file_problem(st, limit)
+            if problem is None:
+                data = _read_at_most(fd, st.st_size, limit)
+                if data is None:
+                    problem = f"is larger than {limit} bytes"
+                elif touch:
+                    with contextlib.suppress(OSError):
+                        os.utime(fd)  # recently used: evicted last
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if problem is not None:
+            self._remove(where, name, problem)
+            return None
+        return data
+
+    def _remove(self, where: tuple[str, ...], name: str, problem: str) -> None:
+        """Drop an entry that is not what it should be (a miss). Unlinking a name in a
+        checked directory never touches what a link points to."""
+        self._debug(f"cache: {self._show(where, name)} {problem}: removed")
+        dir_fd = self._dir(where)
+        if dir_fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+
+    def _write(self, where: tuple[str, ...], name: str, data: bytes) -> bool:
+        dir_fd = self._dir(where, create=True)
+        if dir_fd is None:
+            return False
+        tmp = f"{_TMP_PREFIX}{os.urandom(8).hex()}"
+        created = False
+        try:
+            # A new file (O_EXCL, never a link): 0600, private from the first byte.
+            fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
+            created = True
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+            # Replaces whatever has the name (a link included) without following it.
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as exc:
+            if created:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+            self._debug(f"cache: cannot write {self._show(where, name)}: {exc.strerror or exc}")
+            return False
+        return True
+
+    def _read_json(self, where: tuple[str, ...], name: str) -> dict[str, Any] | None:
+        raw = self._read(where, name, MAX_JSON_BYTES)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            self._remove(where, name, "is not a JSON object")
+            return None
+        return data
 
     def _debug(self, line: str) -> None:
         if self._log is not None:
-            self._log(line)
+            with contextlib.suppress(Exception):
+                self._log(line)
 
 
-def _count(directory: Path) -> int:
+def _read_at_most(fd: int, expected: int, limit: int) -> bytes | None:
+    """Read ``fd`` to its end; None if that is more than ``limit`` bytes. ``expected`` is
+    the size fstat gave (at most ``limit``): one read normally does."""
+    chunks: list[bytes] = []
+    total = 0
+    size = expected + 1
+    while True:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
+        if total == expected and len(chunk) < size:
+            break  # a short read at the size fstat gave: the end of a regular file
+        size = min(64 * 1024, limit + 1 - total)
+    return b"".join(chunks)
+
+
+def _list_dir(dir_fd: int) -> list[tuple[str, os.stat_result]]:
+    """Names and lstat results in an open directory (links are not followed)."""
     try:
-        return sum(1 for p in directory.iterdir() if p.is_file())
+        # A descriptor of its own: scandir shares the offset of the descriptor it is given.
+        fd = os.open(".", _DIR_FLAGS, dir_fd=dir_fd)
     except OSError:
-        return 0
+        return []
+    found = []
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    found.append((entry.name, entry.stat(follow_symlinks=False)))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return found
+
+
+def _remove_tree(parent_fd: int, name: str, depth: int) -> None:
+    """Remove ``name`` in ``parent_fd``: a directory with what it holds, anything else (a
+    link included) by unlinking the name. Never follows a link."""
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(name, dir_fd=parent_fd)
+        return
+    try:
+        if depth < _MAX_CLEAR_DEPTH:
+            with os.scandir(fd) as entries:
+                listed = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+            for entry, is_dir in listed:
+                if is_dir:
+                    _remove_tree(fd, entry, depth + 1)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry, dir_fd=fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(name, dir_fd=parent_fd)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 # The helpers are imported as ``tests.support.*`` everywhere; make that work under a bare
 # ``pytest`` as well as ``python -m pytest`` (which puts the working directory on sys.path).
@@ -22,6 +23,10 @@ from tests.support.registry import (
     start_token_registry,
 )
 from tests.support.tokenserver import TokenServer
+
+# Property tests run on shared, loaded CI machines: a slow example is not a failure.
+settings.register_profile("imginspect", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("imginspect")
 
 #: Registry variants, in the order the ``any_registry``/``any_corpus`` fixtures run them.
 REGISTRY_VARIANTS = ("plain", "tls", "basic", "token")

@@ -40,9 +40,12 @@ itself, or (after ``server.accept_tokens_from(other)``) tokens ``other`` issued.
 **Recording.** Every request is recorded as a :class:`Request` (method, path, query,
 headers including ``Authorization``, body) together with what the server did about it
 (status sent, body bytes handed to the kernel, whether the client went away before the
-reply was complete, when it arrived: ``received_at`` measures waits between retries). Read
-them with :attr:`BadServer.requests` / :meth:`BadServer.requests_for`, after
-:meth:`BadServer.wait_idle` when the outcome matters.
+reply was complete, when it arrived: ``received_at`` measures waits between retries, and when the
+server was done with it: ``ended_at``). Read them with :attr:`BadServer.requests` /
+:meth:`BadServer.requests_for`, after :meth:`BadServer.wait_idle` when the outcome matters.
+Every connection is recorded too (:attr:`BadServer.connections`: when it was opened and
+closed, TLS probe or not, its requests), so a client's deadlines can be measured on the
+server's clock, where they happen, without the client's start-up.
 TLS handshakes (clients try https first on loopback, then fall back to plain http) are not
 requests; they are answered with a plain-text ``400`` (as a plain-HTTP registry would) and
 only counted in :attr:`BadServer.tls_probes` (``BadServer(tls_probe="close"|"ignore")``
@@ -67,7 +70,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -194,6 +197,11 @@ class Request:
     done: bool = False
     #: ``time.monotonic()`` when the request head had been read (waits between retries)
     received_at: float = 0.0
+    #: ``time.monotonic()`` when the server finished with it (``done``): for a stalled or
+    #: trickled reply whose client went away, when the client hung up
+    ended_at: float | None = None
+    #: the :class:`Connection` it arrived on
+    connection: Connection | None = field(default=None, repr=False, compare=False)
 
     @property
     def path(self) -> str:
@@ -215,6 +223,20 @@ class Request:
     @property
     def authorization(self) -> str | None:
         return self.header("authorization")
+
+
+@dataclass
+class Connection:
+    """One accepted TCP connection, timed on the server's side (``time.monotonic()``): where
+    a client's deadlines are measured without its own start-up in the way."""
+
+    opened_at: float
+    #: when the server closed its end (after the peer closed, a ``Connection: close`` reply,
+    #: a TLS probe, or the server stopping); ``None`` while open
+    closed_at: float | None = None
+    #: the first bytes were a TLS handshake (a client trying https first)
+    tls_probe: bool = False
+    requests: tuple[Request, ...] = field(default=(), repr=False, compare=False)
 
 
 # --------------------------------------------------------------------------- replies
@@ -1026,6 +1048,7 @@ class BadServer:
         self._lock = threading.Condition()
         self._in_flight = 0
         self._connections: set[socket.socket] = set()
+        self._connection_records: list[Connection] = []
         self._stopping = threading.Event()
         self._server: _TCPServer | None = None
         self._thread: threading.Thread | None = None
@@ -1105,6 +1128,12 @@ class BadServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def connections(self) -> list[Connection]:
+        """Every connection accepted so far, in order (TLS probes included)."""
+        with self._lock:
+            return list(self._connection_records)
+
     def requests_for(self, scenario: str, kind: str | None = None) -> list[Request]:
         """Requests for ``scenario`` (token requests included), optionally of one ``kind``."""
         return [
@@ -1132,6 +1161,7 @@ class BadServer:
     def clear(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._connection_records.clear()
             self.tls_probes = 0
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
@@ -1147,8 +1177,10 @@ class BadServer:
         # peer's delayed ACK add ~40 ms to every keep-alive request.
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        record = Connection(opened_at=time.monotonic())
         with self._lock:
             self._connections.add(conn)
+            self._connection_records.append(record)
         try:
             buffer = b""
             first = True
@@ -1159,6 +1191,7 @@ class BadServer:
                 if head == b"TLS":
                     with self._lock:
                         self.tls_probes += 1
+                        record.tls_probe = True
                     if self.tls_probe == "reject":
                         self._send_all(conn, _PLAIN_400)
                     elif self.tls_probe == "ignore":
@@ -1169,14 +1202,17 @@ class BadServer:
                 if not ok:
                     self._send_all(conn, _PLAIN_400)
                     return
+                request.connection = record
                 with self._lock:
                     self._requests.append(request)
+                    record.requests += (request,)
                     self._in_flight += 1
                 try:
                     keep_alive = self._answer(conn, request)
                 finally:
                     with self._lock:
                         request.done = True
+                        request.ended_at = time.monotonic()
                         self._in_flight -= 1
                         self._lock.notify_all()
                 if not keep_alive:
@@ -1188,6 +1224,8 @@ class BadServer:
                 self._connections.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
+            with self._lock:
+                record.closed_at = time.monotonic()
 
     def _recv(self, conn: socket.socket) -> bytes | None:
         """Some bytes, or None when the peer closed or the server stops."""

@@ -8,9 +8,15 @@ library modules only once a command actually runs.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
 import os
+import re
+import signal
+import stat
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -53,14 +59,48 @@ Exit codes:
   0 ok              1 registry/protocol error    2 usage / invalid reference
   3 auth refused    4 not found                  5 network/TLS/timeout
   6 rate limited    7 required platform missing  8 digest differs from expected
-  130 interrupted   (batches exit with the highest code of any reference)
+  130 interrupted (Ctrl-C)   143 terminated (SIGTERM)   141 stdout closed by its reader
+  (batches exit with the highest code of any reference; stdout closed or full: 2)
 """
+
+#: The reader of stdout went away (`| head -1`): quiet, as a shell tool killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+#: SIGTERM: pending cache writes are flushed first, then this, as the shell reports it.
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 OUTPUT_MODES = ("table", "json", "extended-json")
 
 
 def _stderr(line: str) -> None:
     click.echo(line, err=True)
+
+
+class OutputError(ImginspectError):
+    """Standard output is closed or cannot be written (e.g. a full disk)."""
+
+    exit_code = ExitCode.USAGE
+    code = "output"
+
+
+def _output_failed(error: OSError) -> OutputError:
+    return OutputError(f"cannot write to standard output: {error.strerror or error}")
+
+
+def _echo(text: str, *, nl: bool = True) -> None:
+    """click.echo to stdout, a write failure (other than a reader gone away) typed."""
+    try:
+        click.echo(text, nl=nl)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise _output_failed(error) from None
+
+
+#: A first argument that can only be a mistyped subcommand when it is close to one: a bare
+#: lowercase word (no registry, path, tag or digest). Written otherwise (`cahce:latest`,
+#: `docker.io/library/cahce`) it is inspected.
+_BARE_WORD = re.compile(r"[a-z]+")
 
 
 _GROUP_OPTIONS = ("--help", "-h", "--version")
@@ -78,6 +118,15 @@ class DefaultGroup(click.Group):
         if not completing_first_word and (
             not args or (args[0] not in self.commands and args[0] not in _GROUP_OPTIONS)
         ):
+            if args and not ctx.resilient_parsing and _BARE_WORD.fullmatch(args[0]):
+                close = difflib.get_close_matches(args[0], list(self.commands), n=1, cutoff=0.75)
+                if close:
+                    word = args[0]
+                    raise UsageError(
+                        f"unknown command {word!r}",
+                        hint=f"did you mean `{ctx.command_path} {close[0]}`? (to inspect an "
+                        f"image of that name, write {word}:latest)",
+                    )
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
@@ -149,6 +198,8 @@ class Outcome:
     result: InspectResult | None = None
     digest: str | None = None
     error: ImginspectError | None = None
+    #: the table: entries of nested indexes, by digest
+    nested: dict[str, tuple[Child, ...]] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -223,6 +274,15 @@ def _credential_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+#: TLS: shared by `inspect` and `auth` (which explains what inspect would do).
+_INSECURE_OPTION = click.option(
+    "--insecure",
+    is_flag=True,
+    help="Treat the registries as insecure: https without verification, then plain http. "
+    "Loopback registries are always treated so.",
+)
 
 
 def _credentials_and_settings(
@@ -353,12 +413,7 @@ def _credentials_and_settings(
     default=None,
     help="Colour the table: auto by default (a terminal, and NO_COLOR unset).",
 )
-@click.option(
-    "--insecure",
-    is_flag=True,
-    help="Treat the registries as insecure: https without verification, then plain http. "
-    "Loopback registries are always treated so.",
-)
+@_INSECURE_OPTION
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
@@ -407,7 +462,8 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
     if credential_params["password_stdin"] and reads_stdin:
         raise UsageError("--password-stdin and -f - cannot both read standard input")
-    given = _references(references, ref_file)
+    counter = _Counter()
+    given = counter.count(_references(references, ref_file))
     first = next(given, None)
     if first is None:
         raise UsageError("no reference given", hint="see 'imginspect --help'")
@@ -429,14 +485,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         from imginspect.cache import Cache
 
         cache = Cache(log=log)
-    # A transient progress bar on stderr, only where it cannot mix with the results: stderr
-    # is a terminal and stdout is not (batches), or the one result comes at the end (--sizes).
-    show_progress = (
-        not debug
-        and _isatty(sys.stderr)
-        and (not _isatty(sys.stdout) or (not batch and options.sizes))
-        and (batch or options.sizes)
-    )
+    show_progress = (batch or options.sizes) and not debug and _progress_wanted()
     from imginspect.reference import parse_reference
 
     try:
@@ -457,7 +506,12 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
             credentials=resolver.lookup,
             settings=settings,
         ) as inspector,
-        _Progress(show_progress, "inspecting" if batch else "sizes") as progress,
+        _Progress(
+            show_progress,
+            "inspecting" if batch else "fetching sizes",
+            # known when every reference is on the command line, else once the file is read
+            total=(lambda: counter.total) if batch else None,
+        ) as progress,
     ):
         options.on_size = None if batch else progress.advance
         outcomes = _ordered_map(
@@ -466,14 +520,43 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
             workers=options.concurrency if batch else 1,
         )
         for outcome in outcomes:
+            with progress.cleared():  # results and errors never share a line with it
+                _emit(outcome, options, batch=batch)
             if batch:
                 progress.advance()
             else:
-                progress.close()  # the single result replaces the progress line
-            _emit(outcome, options, batch=batch)
+                progress.close()
             worst = max(worst, outcome.exit_code)
     if worst:
         sys.exit(worst)
+
+
+class _Counter:
+    """Counts the references read; the total is known once they have all been read."""
+
+    def __init__(self) -> None:
+        self.read = 0
+        self.total: int | None = None
+
+    def count(self, items: Iterator[str]) -> Iterator[str]:
+        for item in items:
+            self.read += 1
+            yield item
+        self.total = self.read
+
+
+def _progress_wanted() -> bool:
+    """Progress goes to stderr, as docker, pip and cargo do, and only where it cannot mix
+    with results: stderr is a terminal that can erase a line, and stdout is not a pipe, whose
+    reader may print to that same terminal while we draw (`imginspect -f refs | jq .`). Into
+    a file, or the terminal itself, the line is erased before each result is written."""
+    if not _isatty(sys.stderr) or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        mode = os.fstat(sys.stdout.fileno()).st_mode
+    except (AttributeError, ValueError, OSError):
+        return False
+    return not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode))
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -484,38 +567,65 @@ def _isatty(stream: IO[str]) -> bool:
 
 
 class _Progress:
-    """A transient rich progress counter on stderr; does nothing (imports nothing) when off."""
+    """A transient one-line counter on stderr (a terminal); does nothing when off.
 
-    def __init__(self, enabled: bool, description: str) -> None:
+    Thread-safe (``--sizes`` advances it from worker threads). ``cleared()`` erases the line
+    while results or errors are written; the next ``advance`` draws it again."""
+
+    _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+    def __init__(
+        self, enabled: bool, description: str, *, total: Callable[[], int | None] | None = None
+    ) -> None:
         self._enabled = enabled
         self._description = description
-        self._progress: Any = None
-        self._task: Any = None
+        self._total = total
+        self._done = 0
+        self._shown = False
+        self._lock = threading.Lock()
 
     def __enter__(self) -> _Progress:
-        if self._enabled:
-            from rich.console import Console
-            from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn
-
-            self._progress = Progress(
-                SpinnerColumn(),
-                "{task.description}",
-                MofNCompleteColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task(self._description, total=None)
+        with self._lock:
+            self._draw()
         return self
 
     def advance(self) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task)
+        with self._lock:
+            self._done += 1
+            self._draw()
+
+    def _draw(self) -> None:
+        if not self._enabled:
+            return
+        total = self._total() if self._total is not None else None
+        count = f"{self._done}/{total}" if total is not None else str(self._done)
+        spinner = self._SPINNER[self._done % len(self._SPINNER)]
+        line = f"{spinner} {self._description} {count}"
+        try:
+            columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+        # never longer than the terminal: a wrapped line could not be erased
+        sys.stderr.write("\r\x1b[2K" + line[: max(columns - 1, 0)])
+        sys.stderr.flush()
+        self._shown = True
+
+    def _erase(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            self._shown = False
+
+    @contextlib.contextmanager
+    def cleared(self) -> Iterator[None]:
+        with self._lock:
+            self._erase()
+            yield
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
-            self._progress = None
+        with self._lock:
+            self._erase()
+            self._enabled = False
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -570,9 +680,42 @@ def _options(params: dict[str, Any]) -> Options:
         if not is_valid_digest(expect_digest):
             raise UsageError(f"--expect-digest {expect_digest!r} is not a valid digest")
         options.expect_digest = expect_digest
-    if options.mode == "docker" and (options.platform is None) and sizes:
-        raise UsageError("--sizes has no place in --compat docker output")
+    _refuse_useless_combinations(options)
     return options
+
+
+#: How each output mode is asked for, to name it in a usage error.
+_MODE_FLAGS = {
+    "json": "--json",
+    "docker": "--compat docker",
+    "extended-json": "--format extended-json",
+    "digest": "--digest",
+    "raw": "--raw",
+}
+
+
+def _refuse_useless_combinations(options: Options) -> None:
+    """Options that cannot affect the chosen output are usage errors, not silently ignored.
+
+    (JSON output never shortens digests nor hides attestations: --no-trunc and
+    --no-attestations are documented as changing the table only, and accepted there.)"""
+    if options.mode == "table":
+        return
+    flag = _MODE_FLAGS[options.mode]
+    if options.sizes and options.mode != "extended-json":
+        raise UsageError(
+            f"--sizes cannot be combined with {flag}",
+            hint="sizes are shown in the table and in --format extended-json",
+        )
+    if options.mode in ("digest", "raw"):
+        for name, given in (
+            ("--no-trunc", options.no_trunc),
+            ("--no-attestations", options.no_attestations),
+        ):
+            if given:
+                raise UsageError(
+                    f"{name} cannot be combined with {flag}", hint=f"{name} only changes the table"
+                )
 
 
 def _references(arguments: tuple[str, ...], ref_file: IO[str] | None) -> Iterator[str]:
@@ -678,20 +821,32 @@ def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: O
         read_config=read_config or options.platform is not None or bool(options.require),
     )
     images: list[Child] | None = None
+    tree = None
+    if result.is_index and (
+        options.mode == "table" or options.require or options.platform or options.sizes
+    ):
+        # nested indexes: the table shows their entries; --require, --platform and --sizes
+        # count their images (no request unless there are nested indexes)
+        tree = inspector.index_tree(result)
+        if options.mode == "table":
+            outcome.nested = tree
     # A failed --require is reported after the output: the inspection itself succeeded.
     failed_check: MissingPlatformError | None = None
     if options.require:
-        images = inspector.image_children(result) if result.is_index else None
+        images = inspector.image_children(result, tree) if result.is_index else None
         try:
             _check_required(result, images, options, given)
         except MissingPlatformError as error:
             failed_check = error
     if options.platform is not None:
+        if images is None and result.is_index:
+            images = inspector.image_children(result, tree)
         result = _select(inspector, result, images, options, read_config)
+        outcome.nested = None
         images = None
     if options.sizes and options.mode not in ("digest", "raw", "docker"):
         if images is None:
-            images = inspector.image_children(result) if result.is_index else []
+            images = inspector.image_children(result, tree) if result.is_index else []
         sizes = inspector.image_sizes(
             result, images, concurrency=options.concurrency, on_done=options.on_size
         )
@@ -781,6 +936,18 @@ def _check_expected(digest: str, options: Options, given: str) -> None:
 
 
 def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
+    """Write one outcome: its result to stdout, its error to stderr."""
+    try:
+        _write_result(outcome, options, batch=batch)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise _output_failed(error) from None
+    if outcome.error is not None:
+        _report(outcome.error, outcome.given if batch else None)
+
+
+def _write_result(outcome: Outcome, options: Options, *, batch: bool) -> None:
     out = sys.stdout.buffer
     error = outcome.error
     result = outcome.result
@@ -790,7 +957,6 @@ def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
 
         out.write(encode_line(error_document(outcome.given, error)))
         out.flush()
-        _report(error, outcome.given)
         return
     if options.mode == "digest":
         # A failed check (exit 7 or 8) still found a digest: print it, then the error.
@@ -818,28 +984,32 @@ def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
                 no_trunc=options.no_trunc,
                 attestations=not options.no_attestations,
                 color=options.color,
+                nested=outcome.nested,
             )
             if batch:
                 sys.stdout.write("\n")
             sys.stdout.flush()
     out.flush()
-    if error is not None:
-        _report(error, outcome.given if batch else None)
 
 
 def _report(error: ImginspectError, given: str | None) -> None:
     # In a batch, say which reference failed, unless the message already names it.
     prefix = f"{given}: " if given and given not in error.message else ""
-    _stderr(f"error: {prefix}{error.message}")
+    _stderr(f"error: {_one_line(prefix + error.message)}")
     if error.hint:
-        _stderr(f"hint: {error.hint}")
+        _stderr(f"hint: {_one_line(error.hint)}")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 @cli.command("auth", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("reference", metavar="REFERENCE")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@_INSECURE_OPTION
 @_credential_options
-def auth_command(reference: str, as_json: bool, **credential_params: Any) -> None:
+def auth_command(reference: str, as_json: bool, insecure: bool, **credential_params: Any) -> None:
     """Say which credential REFERENCE would be inspected with, where it comes from and how
     it is used (never the secret itself), and how its registry is reached."""
     import json
@@ -854,15 +1024,22 @@ def auth_command(reference: str, as_json: bool, **credential_params: Any) -> Non
         quiet=True,  # warnings are part of the explanation
     )
     explanation = resolver.explain(ref.domain, ref.path)
-    tls = settings.explain_host(ref.domain)
+    tls = list(settings.explain_host(ref.domain))
+    if insecure:
+        tls = [
+            "tls: insecure (https without verification, then http): --insecure"
+            if line.startswith("tls:")
+            else line
+            for line in tls
+        ]
     if as_json:
         document = explanation.as_dict()
-        document["registrySettings"] = list(tls)
-        click.echo(json.dumps(document))
+        document["registrySettings"] = tls
+        _echo(json.dumps(document))
         return
-    click.echo(explanation.describe(), nl=False)
+    _echo(explanation.describe(), nl=False)
     for line in tls:
-        click.echo(line)
+        _echo(line)
 
 
 @cli.group("cache", invoke_without_command=True)
@@ -884,10 +1061,10 @@ def cache_show() -> None:
     from imginspect.cache import Cache
 
     stats = Cache().stats()
-    click.echo(f"path:     {stats.path}")
-    click.echo(f"content:  {stats.entries} entries, {stats.bytes} bytes")
-    click.echo(f"tags:     {stats.tags}")
-    click.echo(f"tokens:   {stats.tokens}")
+    _echo(f"path:     {stats.path}")
+    _echo(f"content:  {stats.entries} entries, {stats.bytes} bytes")
+    _echo(f"tags:     {stats.tags}")
+    _echo(f"tokens:   {stats.tokens}")
 
 
 @cache_command.command("clear")
@@ -897,7 +1074,7 @@ def cache_clear() -> None:
 
     cache = Cache()
     cache.clear()
-    click.echo(f"cleared {cache.root}")
+    _echo(f"cleared {cache.root}")
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
@@ -915,7 +1092,7 @@ def completion_command(shell: str) -> None:
 
     Options and their choices complete; references never trigger network requests.
     """
-    click.echo(completion_script(shell), nl=False)
+    _echo(completion_script(shell), nl=False)
 
 
 def completion_script(shell: str) -> str:
@@ -929,11 +1106,6 @@ def completion_script(shell: str) -> str:
     return script if script.endswith("\n") else script + "\n"
 
 
-def _fail(error: ImginspectError) -> NoReturn:
-    _report(error, None)
-    sys.exit(int(error.exit_code))
-
-
 def _skip_async_frameworks() -> None:
     """The CLI is synchronous. httpcore imports trio and anyio eagerly when they are installed,
     only to support event loops we never run: a third of a cold start on some machines.
@@ -944,30 +1116,94 @@ def _skip_async_frameworks() -> None:
             sys.modules[name] = None  # type: ignore[assignment]
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C does: through the
+    ``with Inspector(...)`` block, whose close() flushes the pending cache writes."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+    raise _Terminated
+
+
+def _stdout_usable() -> bool:
+    """False when stdout is closed (`>&-`): Python then has no sys.stdout, and the first file
+    we opened would take descriptor 1 and receive the results."""
+    if sys.stdout is None:
+        return False
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (AttributeError, ValueError, OSError):
+        return False
+    return True
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit without flushing stdout again (it failed, or its reader is gone) and without
+    waiting for worker threads that may be blocked in network reads."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+    os._exit(code)
+
+
+def _usage_hint(exc: click.UsageError) -> str:
+    """Point at the --help of the command that was used (`imginspect --help` for inspect,
+    the default command)."""
+    ctx = exc.ctx
+    if ctx is None or ctx.command.name == DefaultGroup.default_command:
+        return "see 'imginspect --help'"
+    return f"see '{ctx.command_path} --help'"
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point."""
+    if not _stdout_usable():
+        _stderr("error: standard output is closed; redirect it (e.g. > /dev/null) instead")
+        _exit_now(int(ExitCode.USAGE))
     _skip_async_frameworks()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    code = int(ExitCode.OK)
     try:
         cli.main(args=argv, prog_name="imginspect", standalone_mode=False)
     except ImginspectError as error:
-        _fail(error)
+        _report(error, None)
+        code = int(error.exit_code)
+        if isinstance(error, OutputError):
+            _exit_now(code)
     except click.UsageError as exc:
-        _fail(UsageError(exc.format_message(), hint="see 'imginspect --help'"))
+        _report(UsageError(exc.format_message(), hint=_usage_hint(exc)), None)
+        code = int(ExitCode.USAGE)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _stderr("error: interrupted")
-        sys.stdout.flush()
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
         # Worker threads may be blocked in network reads: do not wait for them.
-        os._exit(int(ExitCode.INTERRUPTED))
+        _exit_now(int(ExitCode.INTERRUPTED))
+    except _Terminated:
+        _stderr("error: terminated")
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+        _exit_now(EXIT_TERMINATED)
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error worth a traceback.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(int(ExitCode.REGISTRY))
+        # The reader went away (e.g. `| head -1`): quiet, and the status a shell tool killed
+        # by SIGPIPE has, so that `set -o pipefail` scripts can tell it apart.
+        _exit_now(EXIT_BROKEN_PIPE)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except click.ClickException as exc:
-        _stderr(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
-    sys.exit(int(ExitCode.OK))
+        _stderr(f"error: {_one_line(exc.format_message())}")
+        code = exc.exit_code
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _exit_now(EXIT_BROKEN_PIPE)
+    except OSError as error:
+        _report(_output_failed(error), None)
+        _exit_now(int(ExitCode.USAGE))
+    sys.exit(code)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
+import difflib
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -21,7 +22,12 @@ from imginspect import mediatypes as mt
 from imginspect.auth import Credential
 from imginspect.cache import Cache
 from imginspect.digest import verify_digest
-from imginspect.errors import MalformedDocumentError, TooLargeError
+from imginspect.errors import (
+    ImginspectError,
+    MalformedDocumentError,
+    NotFoundError,
+    TooLargeError,
+)
 from imginspect.manifest import (
     MAX_INDEX_DEPTH,
     Child,
@@ -52,6 +58,12 @@ CredentialProvider = Callable[[str, str], Credential | None]
 
 #: Reference domains that name local OCI layouts rather than registries (imginspect.layout).
 LAYOUT_PREFIXES = ("oci:", "oci-archive:")
+
+#: How many tags one request lists when a tag is not found (to suggest the closest ones).
+TAGS_LISTED = 1000
+
+#: The entries of the nested indexes of an index (at any depth), by the nested index's digest.
+IndexTree = dict[str, tuple[Child, ...]]
 
 
 class Inspector:
@@ -166,10 +178,13 @@ class Inspector:
         omit ``Docker-Content-Digest`` get a GET, and the digest is computed from the body.
         """
         client = self.client_for(reference.domain)
-        head = client.head_manifest(reference.path, reference.target)
-        if head is not None:
-            return head.digest
-        return client.get_manifest(reference.path, reference.target).digest
+        try:
+            head = client.head_manifest(reference.path, reference.target)
+            if head is not None:
+                return head.digest
+            return client.get_manifest(reference.path, reference.target).digest
+        except NotFoundError as error:
+            raise self._not_found(client, reference, error) from None
 
     def inspect(
         self, reference: Reference, *, compat_docker: bool = False, read_config: bool = True
@@ -180,7 +195,10 @@ class Inspector:
         unknown): for callers that only need the manifest, such as ``--raw``.
         """
         client = self.client_for(reference.domain)
-        fetched = self._fetch_manifest(client, reference)
+        try:
+            fetched = self._fetch_manifest(client, reference)
+        except NotFoundError as error:
+            raise self._not_found(client, reference, error) from None
         document = decode_document(fetched.raw, fetched.content_type)
         if self._log is not None:
             header_type = (fetched.content_type or "").split(";")[0].strip()
@@ -216,6 +234,40 @@ class Inspector:
             config_platform=config_platform,
             rate_limit=fetched.rate_limit,
         )
+
+    def _not_found(
+        self, client: ManifestSource, reference: Reference, error: NotFoundError
+    ) -> NotFoundError:
+        """Say whether the repository, the tag or the digest is missing.
+
+        Registries answer MANIFEST_UNKNOWN for a manifest of a repository that does not exist
+        too (the CNCF registry does), so on this failure path only, one request lists the
+        repository's tags: NAME_UNKNOWN means the repository is missing; otherwise the tag
+        (with the closest existing tags as a hint) or the digest is. If the list cannot be
+        had, the registry's own error stands.
+        """
+        if not isinstance(client, RegistryClient) or error.message.startswith("repository "):
+            return error
+        where = f"{reference.domain}/{reference.path}"
+        try:
+            tags = client.list_tags(reference.path, limit=TAGS_LISTED)
+        except NotFoundError as listing:
+            if listing.message.startswith("repository "):  # NAME_UNKNOWN
+                return NotFoundError(f"repository not found: {where}")
+            return error
+        except ImginspectError:
+            return error
+        if reference.digest is not None:
+            return NotFoundError(f"digest not found: {where}@{reference.digest}", hint=error.hint)
+        tag = reference.tag or "latest"
+        close = difflib.get_close_matches(tag, tags, n=5, cutoff=0.6)
+        if close:
+            hint = "closest existing tags: " + ", ".join(close)
+        elif tags:
+            hint = f"no tag of {where} is close to {tag!r}"
+        else:
+            hint = f"{where} has no tags"
+        return NotFoundError(f"tag not found: {where}:{tag}", hint=hint)
 
     def _fetch_manifest(self, client: ManifestSource, reference: Reference) -> FetchedManifest:
         """The manifest ``reference`` names, from the cache where that is safe.
@@ -272,32 +324,49 @@ class Inspector:
             )
         return result
 
-    def image_children(self, result: InspectResult) -> list[Child]:
+    def image_children(self, result: InspectResult, tree: IndexTree | None = None) -> list[Child]:
         """Image entries of an index, nested indexes expanded (bounded depth, no cycles).
 
         Attestations, artifacts and entries without a platform are not images and are left
-        out; so are the nested indexes themselves (their images are included).
+        out; so are the nested indexes themselves (their images are included). ``tree``: the
+        nested indexes if :meth:`index_tree` already fetched them.
         """
+        if tree is None:
+            tree = self.index_tree(result)
         images: list[Child] = []
-        self._collect_images(result, images, depth=0, seen={result.descriptor.digest})
+
+        def collect(children: Sequence[Child]) -> None:
+            for child in children:
+                if child.kind is ChildKind.IMAGE:
+                    images.append(child)
+                elif child.kind is ChildKind.INDEX and child.descriptor.digest in tree:
+                    collect(tree[child.descriptor.digest])
+
+        collect(result.children)
         return images
 
-    def _collect_images(
-        self, result: InspectResult, images: list[Child], *, depth: int, seen: set[str]
-    ) -> None:
+    def index_tree(self, result: InspectResult) -> IndexTree:
+        """The entries of every index nested in ``result`` (fetched; bounded depth, no
+        cycles), by digest: what the table shows under a nested index's row. No request
+        unless ``result`` has nested indexes."""
+        tree: IndexTree = {}
+        self._walk(result, tree, depth=0, seen={result.descriptor.digest})
+        return tree
+
+    def _walk(self, result: InspectResult, tree: IndexTree, *, depth: int, seen: set[str]) -> None:
         for child in result.children:
-            if child.kind is ChildKind.IMAGE:
-                images.append(child)
-            elif child.kind is ChildKind.INDEX:
-                digest = child.descriptor.digest
-                if digest in seen:
-                    raise MalformedDocumentError(f"index cycle: {digest} contains itself")
-                if depth + 1 >= MAX_INDEX_DEPTH:
-                    raise MalformedDocumentError(
-                        f"indexes nested deeper than {MAX_INDEX_DEPTH} levels"
-                    )
-                nested = self.inspect_child(result, child.descriptor, read_config=False)
-                self._collect_images(nested, images, depth=depth + 1, seen=seen | {digest})
+            if child.kind is not ChildKind.INDEX:
+                continue
+            digest = child.descriptor.digest
+            if digest in seen:
+                raise MalformedDocumentError(f"index cycle: {digest} contains itself")
+            if depth + 1 >= MAX_INDEX_DEPTH:
+                raise MalformedDocumentError(f"indexes nested deeper than {MAX_INDEX_DEPTH} levels")
+            if digest in tree:
+                continue  # the same index twice: fetched once
+            nested = self.inspect_child(result, child.descriptor, read_config=False)
+            tree[digest] = nested.children
+            self._walk(nested, tree, depth=depth + 1, seen=seen | {digest})
 
     def image_sizes(
         self,

@@ -196,6 +196,28 @@ class RegistryClient:
         verify_digest(response.body, digest, what=f"{what} {repository}@{digest}")
         return response.body
 
+    def list_tags(self, repository: str, *, limit: int) -> list[str]:
+        """GET the repository's tag list (its first ``limit`` tags; bounded, validated)."""
+        response = self._request(
+            "GET",
+            repository,
+            f"/v2/{repository}/tags/list?n={limit}",
+            headers={"Accept": "application/json"},
+            max_bytes=4096 + 256 * limit,  # tags are at most 128 characters
+            what="tag list",
+            subject=repository,
+        )
+        try:
+            body = json.loads(response.body)
+        except (ValueError, RecursionError):
+            body = None
+        tags = body.get("tags", ()) if isinstance(body, dict) else body
+        if tags is None and isinstance(body, dict):  # CNCF: a repository without tags
+            return []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise RegistryError(f"{self.domain} sent a malformed tag list for {repository}")
+        return tags[:limit]
+
     # ------------------------------------------------------------------ plumbing
 
     def base_url(self, scheme: str) -> str:
@@ -410,6 +432,11 @@ class MirroredRegistryClient(RegistryClient):
             lambda client: RegistryClient.get_blob(
                 client, repository, digest, max_bytes=max_bytes, what=what
             )
+        )
+
+    def list_tags(self, repository: str, *, limit: int) -> list[str]:
+        return self._through_mirrors(
+            lambda client: RegistryClient.list_tags(client, repository, limit=limit)
         )
 
 

@@ -12,28 +12,46 @@ Order, first match wins:
 3. With an explicit ``authfile`` (``--authfile``): that file only (podman's ``auth.json``
    rules, below). Otherwise:
 
-   a. ``DOCKER_AUTH_CONFIG`` (a ``config.json`` document; its ``auths``), as recent docker;
+   a. ``DOCKER_AUTH_CONFIG``, as recent docker (docker/cli ``parseEnvConfig``): exactly
+      ``{"auths": {KEY: {"auth": BASE64}}}``, looked up by the exact key (Docker Hub:
+      ``https://index.docker.io/v1/``). Anything else in it -- an unknown field such as
+      ``username`` or ``credHelpers``, an entry without ``auth``, an ``auth`` that is not
+      base64 ``user:password``, a second JSON value -- makes docker ignore the whole
+      variable, and so it is here (with a warning): the lookup goes on with b. and c.;
    b. Docker's ``config.json`` (``config_dir``/``--config``, else ``$DOCKER_CONFIG``, else
-      ``~/.docker``): ``credHelpers[registry]``, else ``credsStore``, else ``auths`` -- one
+      ``~/.docker``): ``credHelpers[KEY]``, else ``credsStore``, else ``auths`` -- one
       store per registry exactly as docker picks it (when a helper is configured for the
-      registry, ``auths`` of that file is not consulted: docker ignores it too);
+      registry, ``auths`` of that file is not consulted: docker ignores it too). The
+      ``credHelpers`` key is matched exactly, as docker does: Docker Hub's is
+      ``https://index.docker.io/v1/`` (a ``credHelpers["docker.io"]`` entry is not used for
+      Docker Hub images; docker ignores it too);
    c. podman/containers ``auth.json``: ``$REGISTRY_AUTH_FILE`` if set, else
       ``$XDG_RUNTIME_DIR/containers/auth.json`` (``/run/containers/UID/auth.json`` without
       it) and ``$XDG_CONFIG_HOME/containers/auth.json`` (``~/.config``).
 
-Keys: docker files match the registry exactly (Docker Hub: ``https://index.docker.io/v1/``),
-then any key whose host (docker's ``ConvertToHostname``: scheme and path dropped) is the
-registry's; Docker Hub's key also serves ``docker.io``, ``index.docker.io`` and
-``registry-1.docker.io``. ``auth.json`` files first try namespaced keys, most specific first
-(``host/ns/repo``, ``host/ns``, ``host``), then normalized host keys (containers/image rules).
+Keys: ``auths`` of docker files match the registry exactly (Docker Hub:
+``https://index.docker.io/v1/``), then any key whose host (docker's ``ConvertToHostname``:
+scheme and path dropped) is the registry's; for Docker Hub, keys whose host is
+``docker.io``, ``index.docker.io`` or ``registry-1.docker.io`` serve too (an extension:
+docker reads only its v1 URL). ``auth.json`` files look up ``credHelpers[registry]`` exactly
+(Docker Hub: ``docker.io``), then first try namespaced keys, most specific first
+(``host/ns/repo``, ``host/ns``, ``host``), then normalized host keys (containers/image
+rules).
 
 Entries: ``auth`` (base64 ``user:password``, split on the first ``:``), ``username`` /
 ``password``, ``identitytoken`` (an OAuth2 refresh token), ``registrytoken`` (a bearer token
 sent as is). Credential helpers (``docker-credential-NAME get``, server URL on stdin) answer
 ``{"ServerURL","Username","Secret"}``; a ``<token>`` user name means the secret is an identity
 token. A helper that is missing, fails or does not answer within ``helper_timeout`` seconds
-is reported through ``warn`` and the lookup goes on without a credential (anonymous access
-to public images keeps working).
+-- or within the time left before the reference's deadline, when ``time_left`` says that is
+less -- is reported through ``warn`` and the lookup goes on without a credential (anonymous
+access to public images keeps working).
+
+Concurrency: lookups from many threads (a batch's workers) run in parallel. No lock is held
+while a helper runs: a helper runs at most once per (helper, server URL) and run; concurrent
+lookups needing the same one wait for its answer (each no longer than its own bound), while
+lookups for other registries go on. A lookup whose reference has no time left starts no
+helper.
 
 Broken files: one the caller named (``config_dir``, ``authfile``) is a :class:`ConfigError`
 (exit code 2); one found in a default place (or ``DOCKER_AUTH_CONFIG``) only warns and is
@@ -95,6 +113,8 @@ _FLOW_TEXT = {
 }
 
 Warn = Callable[[str], None]
+#: Seconds left before the current reference's deadline, or None without one.
+TimeLeft = Callable[[], float | None]
 
 
 def _warn_to_stderr(message: str) -> None:
@@ -306,7 +326,11 @@ class CredentialResolver:
     ``username``/``password`` are an explicit credential (both or neither), used for
     ``explicit_domains`` (None: every registry). ``environ`` replaces ``os.environ`` for
     every variable read here and for the helpers' environment. ``warn`` receives one-line
-    warnings (no ``warning:`` prefix); by default they go to stderr.
+    warnings (no ``warning:`` prefix); by default they go to stderr; it may be called from
+    any thread. ``time_left`` (e.g. :func:`imginspect.transport.remaining_time`, passed in so
+    that this module stays free of httpx) gives the seconds left before the calling
+    reference's deadline, or None; a helper's wait is bounded by the lesser of it and
+    ``helper_timeout``.
     """
 
     def __init__(
@@ -322,6 +346,7 @@ class CredentialResolver:
         environ: Mapping[str, str] | None = None,
         warn: Warn | None = None,
         helper_timeout: float = DEFAULT_HELPER_TIMEOUT,
+        time_left: TimeLeft | None = None,
     ) -> None:
         if (username is None) != (password is None):
             raise UsageError(
@@ -354,11 +379,14 @@ class CredentialResolver:
         self._helper_env = None if environ is None else dict(environ)
         self._warn_callback = warn or _warn_to_stderr
         self._helper_timeout = helper_timeout
+        self._time_left = time_left
+        # Guards the dicts below and file loading; never held while a helper runs.
         self._lock = threading.RLock()
         self._files: dict[_Location, _File | None] = {}
-        self._helpers: dict[tuple[str, str], tuple[Credential | None, str]] = {}
+        self._helpers: dict[tuple[str, str], _HelperCall] = {}
         self._results: dict[tuple[str, str], _Found | None] = {}
         self._warned: list[str] = []
+        self._local = threading.local()  # .collect: the warnings list of an explain() call
 
     # ------------------------------------------------------------------ public API
 
@@ -367,23 +395,32 @@ class CredentialResolver:
 
         Usable as the Inspector's credential provider. Cached per (domain, repository).
         """
+        key = (domain, repository)
         with self._lock:
-            key = (domain, repository)
-            if key not in self._results:
-                self._results[key] = self._resolve(domain, repository, [])
-            found = self._results[key]
+            cached = key in self._results
+            found = self._results.get(key)
+        if not cached:
+            # Resolved without the lock: a slow helper for one registry must not hold up
+            # lookups for others (helpers are deduplicated per (helper, server URL) instead).
+            resolved = self._resolve(domain, repository, [])
+            with self._lock:
+                found = self._results.setdefault(key, resolved)
         return found.credential if found is not None else None
 
     __call__ = lookup
 
     def explain(self, domain: str, repository: str) -> Explanation:
         """Which source :meth:`lookup` uses for ``repository`` of ``domain``, and how."""
-        with self._lock:
-            checked: list[str] = []
-            warned_before = len(self._warned)
+        checked: list[str] = []
+        collected: list[str] = []
+        self._local.collect = collected
+        try:
             found = self._resolve(domain, repository, checked)
+        finally:
+            self._local.collect = None
+        with self._lock:
             self._results.setdefault((domain, repository), found)
-            warnings = tuple(self._warned[warned_before:])
+        warnings = tuple(collected)
         server_url = server_url_for(domain)
         if found is None:
             return Explanation(
@@ -503,21 +540,32 @@ class CredentialResolver:
     def _from_docker_file(self, file: _File, domain: str, checked: list[str]) -> _Found | None:
         label = file.location.label
         server_url = server_url_for(domain)
-        if file.location.kind != "env":  # docker reads only auths from DOCKER_AUTH_CONFIG
-            helper_key = _find_key(file.cred_helpers, _docker_keys(domain))
-            helper, via = "", ""
-            if helper_key is not None:
-                helper, via = file.cred_helpers[helper_key], f'credHelpers["{helper_key}"]'
-            elif file.creds_store:
-                helper, via = file.creds_store, "credsStore"
-            if helper:
-                program = HELPER_PREFIX + helper
-                origin = f"{via} in {label}"
-                credential, status = self._helper(helper, server_url, origin)
-                checked.append(f"{label}: {via} -> {program} get {server_url}: {status}")
-                if credential is None:
-                    return None  # docker uses that one store for the registry, nothing else
-                return _Found(credential, "credential-helper", program, label, via)
+        if file.location.kind == "env":
+            # docker's memory store: the exact key only (no ConvertToHostname fallback)
+            if server_url not in file.auths:
+                checked.append(f'{label}: no auths entry for "{server_url}"')
+                return None
+            credential = self._entry_credential(file, server_url)
+            if credential is None:
+                checked.append(f'{label}: auths["{server_url}"] holds no usable credential')
+                return None
+            checked.append(f'{label}: auths["{server_url}"] -> used ({flow_of(credential)})')
+            return _Found(credential, "env", key=server_url, env_var="DOCKER_AUTH_CONFIG")
+        # docker's getConfiguredCredentialStore: credHelpers[exact key], else credsStore. The
+        # key is the server URL (Docker Hub: https://index.docker.io/v1/, never "docker.io").
+        helper, via = "", ""
+        if server_url in file.cred_helpers:
+            helper, via = file.cred_helpers[server_url], f'credHelpers["{server_url}"]'
+        elif file.creds_store:
+            helper, via = file.creds_store, "credsStore"
+        if helper:
+            program = HELPER_PREFIX + helper
+            origin = f"{via} in {label}"
+            credential, status = self._helper(helper, server_url, origin)
+            checked.append(f"{label}: {via} -> {program} get {server_url}: {status}")
+            if credential is None:
+                return None  # docker uses that one store for the registry, nothing else
+            return _Found(credential, "credential-helper", program, label, via)
         key = _find_docker_entry(file.auths, domain)
         if key is None:
             checked.append(f'{label}: no auths entry for "{server_url}"')
@@ -527,8 +575,6 @@ class CredentialResolver:
             checked.append(f'{label}: auths["{key}"] holds no usable credential')
             return None
         checked.append(f'{label}: auths["{key}"] -> used ({flow_of(credential)})')
-        if file.location.kind == "env":
-            return _Found(credential, "env", key=key, env_var="DOCKER_AUTH_CONFIG")
         return _Found(credential, "docker-config", path=label, key=key)
 
     # ------------------------------------------------------------------ containers auth.json
@@ -538,11 +584,11 @@ class CredentialResolver:
     ) -> _Found | None:
         label = file.location.label
         registry = CONTAINERS_HUB_REGISTRY if is_docker_hub(domain) else domain
-        helper_key = _find_key(file.cred_helpers, [registry, *_docker_keys(domain)])
-        if helper_key is not None:
-            helper = file.cred_helpers[helper_key]
+        # containers/image: credHelpers[registry], exact (Docker Hub: "docker.io")
+        if registry in file.cred_helpers:
+            helper = file.cred_helpers[registry]
             program = HELPER_PREFIX + helper
-            via = f'credHelpers["{helper_key}"]'
+            via = f'credHelpers["{registry}"]'
             credential, status = self._helper(helper, registry, f"{via} in {label}")
             checked.append(f"{label}: {via} -> {program} get {registry}: {status}")
             if credential is None:
@@ -591,33 +637,36 @@ class CredentialResolver:
     # ------------------------------------------------------------------ loading files
 
     def _load(self, location: _Location) -> _File | None:
-        if location in self._files:
+        with self._lock:  # small bounded files: read once, by whichever lookup comes first
+            if location not in self._files:
+                self._files[location] = self._read(location)
             return self._files[location]
-        file = self._read(location)
-        self._files[location] = file
-        return file
 
     def _read(self, location: _Location) -> _File | None:
         if location.path is None:
-            raw: bytes = self._environ.get("DOCKER_AUTH_CONFIG", "").encode()
-        else:
-            if location.explicit and location.kind == "docker-config":
-                directory = location.path.parent
-                if not directory.is_dir():
-                    raise ConfigError(f"docker config directory {directory} does not exist")
             try:
-                raw = _read_bounded(location.path)
-            except FileNotFoundError:
-                if location.explicit and location.kind == "auth-file":
-                    raise ConfigError(f"auth file {location.path} does not exist") from None
+                entries = parse_docker_auth_config(self._environ.get("DOCKER_AUTH_CONFIG", ""))
+            except ValueError as exc:
+                self._problem(location, f"DOCKER_AUTH_CONFIG {exc}")
                 return None
-            except IsADirectoryError:
-                self._problem(location, f"{location.label} is a directory, not a file")
-                return None
-            except OSError as exc:
-                self._problem(location, f"cannot read {location.label}: {_os_reason(exc)}")
-                return None
-        what = "DOCKER_AUTH_CONFIG" if location.path is None else location.label
+            return _File(location, {k: {"auth": v} for k, v in entries.items()}, {}, "")
+        if location.explicit and location.kind == "docker-config":
+            directory = location.path.parent
+            if not directory.is_dir():
+                raise ConfigError(f"docker config directory {directory} does not exist")
+        try:
+            raw = _read_bounded(location.path)
+        except FileNotFoundError:
+            if location.explicit and location.kind == "auth-file":
+                raise ConfigError(f"auth file {location.path} does not exist") from None
+            return None
+        except IsADirectoryError:
+            self._problem(location, f"{location.label} is a directory, not a file")
+            return None
+        except OSError as exc:
+            self._problem(location, f"cannot read {location.label}: {_os_reason(exc)}")
+            return None
+        what = location.label
         try:
             document = json.loads(raw) if raw.strip() else {}
         except (ValueError, RecursionError) as exc:
@@ -657,20 +706,55 @@ class CredentialResolver:
         self._warn(f"{message}; ignoring it")
 
     def _warn(self, message: str) -> None:
-        self._warned.append(message)
+        with self._lock:
+            self._warned.append(message)
+        collect: list[str] | None = getattr(self._local, "collect", None)
+        if collect is not None:
+            collect.append(message)
         self._warn_callback(message)
 
     # ------------------------------------------------------------------ credential helpers
 
+    def _helper_bound(self) -> tuple[float, bool]:
+        """How long a helper may take now: (seconds, whether the reference's deadline is
+        what limits it rather than ``helper_timeout``)."""
+        left = self._time_left() if self._time_left is not None else None
+        if left is None or left >= self._helper_timeout:
+            return self._helper_timeout, False
+        return max(left, 0.0), True
+
     def _helper(self, helper: str, server_url: str, origin: str) -> tuple[Credential | None, str]:
-        """Run ``docker-credential-<helper> get`` once per (helper, server URL)."""
+        """Run ``docker-credential-<helper> get`` at most once per (helper, server URL).
+
+        No lock is held while it runs: the first lookup for a key runs the helper, concurrent
+        lookups for the same key wait for its answer (each within its own deadline), lookups
+        for other keys go on. A lookup whose reference has no time left starts nothing.
+        """
         key = (helper, server_url)
-        if key not in self._helpers:
-            self._helpers[key] = self._run_helper(helper, server_url, origin)
-        return self._helpers[key]
+        bound, by_deadline = self._helper_bound()
+        with self._lock:
+            call = self._helpers.get(key)
+            owner = call is None and bound > 0
+            if owner:
+                call = self._helpers[key] = _HelperCall()
+        if call is None:
+            return None, "not run: no time left before the reference's deadline"
+        if owner:
+            try:
+                call.result = self._run_helper(helper, server_url, origin, bound, by_deadline)
+            finally:
+                call.done.set()
+            return call.result
+        if not call.done.wait(bound):
+            self._warn(
+                f"credential helper {HELPER_PREFIX + helper} did not answer "
+                f"{_within(bound, by_deadline)}; continuing without credentials for {server_url}"
+            )
+            return None, "timed out"
+        return call.result
 
     def _run_helper(
-        self, helper: str, server_url: str, origin: str
+        self, helper: str, server_url: str, origin: str, timeout: float, by_deadline: bool
     ) -> tuple[Credential | None, str]:
         program = HELPER_PREFIX + helper
         anonymous = f"continuing without credentials for {server_url}"
@@ -694,7 +778,7 @@ class CredentialResolver:
             self._warn(f"cannot run credential helper {program}: {_os_reason(exc)}; {anonymous}")
             return None, "could not be run"
         try:
-            out, err = process.communicate(server_url.encode(), timeout=self._helper_timeout)
+            out, err = process.communicate(server_url.encode(), timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -702,8 +786,8 @@ class CredentialResolver:
                 if stream is not None:
                     stream.close()
             self._warn(
-                f"credential helper {program} did not answer within "
-                f"{self._helper_timeout:g} s; {anonymous}"
+                f"credential helper {program} did not answer {_within(timeout, by_deadline)}; "
+                f"{anonymous}"
             )
             return None, "timed out"
         stdout = out[:MAX_HELPER_OUTPUT].decode("utf-8", "replace").strip()
@@ -742,6 +826,20 @@ class CredentialResolver:
 # ---------------------------------------------------------------------- helpers
 
 
+class _HelperCall:
+    """One run of a credential helper, shared by every lookup that needs its answer."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: tuple[Credential | None, str] = (None, "did not complete")
+
+
+def _within(seconds: float, by_deadline: bool) -> str:
+    if by_deadline:
+        return f"in the {seconds:.2g} s left before the reference's deadline (--timeout)"
+    return f"within {seconds:g} s"
+
+
 def flow_of(credential: Credential | None) -> str:
     """How a credential is used, as :attr:`Explanation.flow` names it (auth.py's order)."""
     if credential is None:
@@ -753,6 +851,95 @@ def flow_of(credential: Credential | None) -> str:
     if credential.has_password:
         return FLOW_BASIC
     return FLOW_ANONYMOUS
+
+
+class _JSONObject(list[tuple[str, Any]]):
+    """A JSON object as its (key, value) pairs, in order, duplicates kept (as Go sees it)."""
+
+
+_GO_JSON_SPACE = " \t\r\n"
+
+
+def _go_field(key: str, name: str) -> bool:
+    """Whether a JSON key fills Go struct field ``name``: encoding/json matches field names
+    case-insensitively, with Unicode simple folding (U+017F is ``s``, U+212A is ``k``)."""
+    return key == name or key.casefold() == name
+
+
+def parse_docker_auth_config(value: str) -> dict[str, str]:
+    """docker/cli's ``parseEnvConfig``: ``DOCKER_AUTH_CONFIG`` as ``{server address: auth}``.
+
+    Recent docker accepts exactly ``{"auths": {ADDRESS: {"auth": BASE64}}}``: an unknown field
+    anywhere (``username``, ``identitytoken``, ``credHelpers``...), a value of the wrong type,
+    an entry whose ``auth`` is missing or empty, an ``auth`` that does not decode to
+    ``user:password``, or a second JSON value after the first makes it ignore the whole
+    variable (and use config.json and helpers instead). Raises ValueError saying why, never
+    quoting a value. Blank (or ``null``): no entries.
+    """
+    text = value.lstrip(_GO_JSON_SPACE)
+    if not text:
+        return {}  # Go's decoder reports io.EOF, which docker accepts
+    try:
+        document, end = json.JSONDecoder(object_pairs_hook=_JSONObject).raw_decode(text)
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid"
+        raise ValueError(f"is not valid JSON ({reason})") from None
+    rest = text[end:].lstrip(_GO_JSON_SPACE)
+    if rest and rest[0] not in "]}":  # Go's Decoder.More(), which stops at ']' and '}'
+        raise ValueError("holds more than one JSON value")
+    if document is None:
+        return {}
+    if not isinstance(document, _JSONObject):
+        raise ValueError("is not a JSON object")
+    entries: dict[str, str] = {}
+    for key, auths in document:
+        if not _go_field(key, "auths"):
+            raise ValueError(f'has an unknown field "{_printable(key)}" (only "auths" is allowed)')
+        if auths is None:
+            entries = {}  # null sets a Go map to nil
+            continue
+        if not isinstance(auths, _JSONObject):
+            raise ValueError('has "auths" that is not a JSON object')
+        for address, entry in auths:
+            where = f'auths["{_printable(address)}"]'
+            auth = ""
+            if isinstance(entry, _JSONObject):
+                for field, field_value in entry:
+                    if not _go_field(field, "auth"):
+                        raise ValueError(
+                            f'has an unknown field "{_printable(field)}" in {where} '
+                            '(only "auth" is allowed)'
+                        )
+                    if isinstance(field_value, str):
+                        auth = field_value
+                    elif field_value is not None:  # null leaves a Go string as it is
+                        raise ValueError(f"has {where}.auth that is not a string")
+            elif entry is not None:
+                raise ValueError(f"has {where} that is not a JSON object")
+            entries[address] = auth  # a repeated key: the last one counts, as in Go
+    for address, auth in entries.items():
+        where = f'auths["{_printable(address)}"]'
+        if not auth:
+            raise ValueError(f"is missing the key `auth` for {where}")
+        try:
+            _go_decode_auth(auth)
+        except ValueError as exc:
+            raise ValueError(f"has {where}: {exc}") from None
+    return entries
+
+
+def _go_decode_auth(auth: str) -> tuple[str, str]:
+    """docker's ``decodeAuth`` exactly: Go's base64 decoder skips CR and LF, nothing else."""
+    cleaned = auth.replace("\r", "").replace("\n", "")
+    if cleaned != cleaned.strip():
+        raise ValueError("auth is not valid base64")
+    return decode_auth(cleaned)
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    """A key for a message: control characters escaped, quotes and backslashes too, bounded."""
+    out = json.dumps(text[:limit])[1:-1]
+    return out if len(text) <= limit else out + "…"
 
 
 def decode_auth(auth: str) -> tuple[str, str]:
@@ -778,33 +965,15 @@ def _canonical_domain(domain: str) -> str:
     return "docker.io" if is_docker_hub(domain) else domain.lower()
 
 
-def _docker_keys(domain: str) -> list[str]:
-    """Exact keys docker would use for ``domain`` (Hub: its v1 URL, then its other names)."""
-    if is_docker_hub(domain):
-        return [DOCKER_HUB_SERVER_URL, "docker.io", "index.docker.io", "registry-1.docker.io"]
-    return [domain]
-
-
-def _find_key(mapping: Mapping[str, object], keys: list[str]) -> str | None:
-    for key in keys:
-        if key in mapping:
-            return key
-    lowered = {k.lower(): k for k in mapping}
-    for key in keys:
-        if key.lower() in lowered:
-            return lowered[key.lower()]
-    return None
-
-
 def _usable(entry: Mapping[str, Any]) -> bool:
     return any(isinstance(entry.get(f), str) and entry.get(f) for f in _ENTRY_FIELDS)
 
 
 def _find_docker_entry(auths: Mapping[str, Mapping[str, Any]], domain: str) -> str | None:
     """docker's file store: the exact key, then a key whose ``ConvertToHostname`` matches."""
-    for key in _docker_keys(domain)[:1]:
-        if key in auths and _usable(auths[key]):
-            return key
+    key = server_url_for(domain)
+    if key in auths and _usable(auths[key]):
+        return key
     targets = HUB_HOSTS if is_docker_hub(domain) else frozenset({domain.lower()})
     for key, entry in auths.items():
         if convert_to_hostname(key).lower() in targets and _usable(entry):

@@ -10,6 +10,7 @@ import base64
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from imginspect.credentials import (
     decode_auth,
     namespaced_keys,
     normalize_auth_file_key,
+    parse_docker_auth_config,
     password_from_stdin,
     server_url_for,
 )
@@ -841,3 +843,394 @@ def test_credential_repr_never_shows_secrets() -> None:
         "alice", PASSWORD, identity_token=IDENTITY_TOKEN, registry_token=REGISTRY_TOKEN
     )
     assert_no_secret(repr(credential), str(credential))
+
+
+# -------------------------------------------------------------- DOCKER_AUTH_CONFIG as docker
+
+# docker/cli cli/config/configfile/file_test.go
+ENV_TEST_USER_PASS_CONFIG = """{
+	"auths": {
+		"env.example.test": {
+			"username": "env_user",
+			"password": "env_pass",
+			"serveraddress": "env.example.test"
+		}
+	}
+}"""
+ENV_TEST_AUTH_CONFIG = """{
+	"auths": {
+		"env.example.test": {
+			"auth": "ZW52X3VzZXI6ZW52X3Bhc3M="
+		}
+	}
+}"""
+GOOD = b64(f"alice:{PASSWORD}")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (ENV_TEST_AUTH_CONFIG, {"env.example.test": "ZW52X3VzZXI6ZW52X3Bhc3M="}),
+        ("", {}),
+        (" \t\r\n", {}),  # io.EOF: docker accepts it
+        ("null", {}),
+        ('{"auths": null}', {}),
+        ('{"auths": {}}', {}),
+        ("{}", {}),
+        # Go's encoding/json matches field names case-insensitively
+        (f'{{"AUTHS": {{"h": {{"Auth": "{GOOD}"}}}}}}', {"h": GOOD}),
+        (f'{{"auth\u017f": {{"h": {{"AUTH": "{GOOD}"}}}}}}', {"h": GOOD}),
+        # repeated keys: the last one counts; a repeated "auths" adds to the map
+        (f'{{"auths": {{"h": {{"auth": "%%%"}}, "h": {{"auth": "{GOOD}"}}}}}}', {"h": GOOD}),
+        (
+            f'{{"auths": {{"a": {{"auth": "{GOOD}"}}}}, "auths": {{"b": {{"auth": "{GOOD}"}}}}}}',
+            {"a": GOOD, "b": GOOD},
+        ),
+        (f'{{"auths": {{"h": {{"auth": "{GOOD}", "auth": null}}}}}}', {"h": GOOD}),
+        # Go's base64 decoder skips CR and LF
+        (
+            f'{{"auths": {{"h": {{"auth": "{GOOD[:4]}\\r\\n{GOOD[4:]}"}}}}}}',
+            {"h": GOOD[:4] + "\r\n" + GOOD[4:]},
+        ),
+        # trailing space, and Go's Decoder.More() quirk: it stops at ']' and '}'
+        (f'{{"auths": {{"h": {{"auth": "{GOOD}"}}}}}}  \n', {"h": GOOD}),
+        (f'{{"auths": {{"h": {{"auth": "{GOOD}"}}}}}}}}', {"h": GOOD}),
+    ],
+)
+def test_parse_docker_auth_config_accepts_what_docker_accepts(
+    value: str, expected: dict[str, str]
+) -> None:
+    assert parse_docker_auth_config(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (ENV_TEST_USER_PASS_CONFIG, 'unknown field "username"'),
+        ('{"auths":{"env.example.test":{"auth":"something"}}}{}', "more than one JSON value"),
+        (f'{{"auths": {{"h": {{"auth": "{GOOD}"}}}}}} x', "more than one JSON value"),
+        (
+            f'{{"auths": {{"h": {{"auth": "{GOOD}"}}}}, "credHelpers": {{}}}}',
+            'unknown field "credHelpers"',
+        ),
+        ('{"credsStore": "desktop"}', 'unknown field "credsStore"'),
+        (
+            f'{{"auths": {{"h": {{"identitytoken": "{IDENTITY_TOKEN}"}}}}}}',
+            'unknown field "identitytoken" in auths["h"]',
+        ),
+        (
+            f'{{"auths": {{"h": {{"auth": "{GOOD}", "registrytoken": "{REGISTRY_TOKEN}"}}}}}}',
+            'unknown field "registrytoken"',
+        ),
+        ('{"auths": {"h": {}}}', 'missing the key `auth` for auths["h"]'),
+        ('{"auths": {"h": {"auth": ""}}}', 'missing the key `auth` for auths["h"]'),
+        ('{"auths": {"h": {"auth": null}}}', 'missing the key `auth` for auths["h"]'),
+        ('{"auths": {"h": null}}', 'missing the key `auth` for auths["h"]'),
+        ('{"auths": {"h": {"auth": 5}}}', 'auths["h"].auth that is not a string'),
+        ('{"auths": {"h": "x"}}', 'auths["h"] that is not a JSON object'),
+        ('{"auths": []}', '"auths" that is not a JSON object'),
+        ("[]", "not a JSON object"),
+        ("5", "not a JSON object"),
+        ('"x"', "not a JSON object"),
+        ("NaN", "not a JSON object"),
+        ("{not json", "not valid JSON"),
+        ('{"auths": {"h": {"auth": "%%%"}}}', "base64"),
+        (f'{{"auths": {{"h": {{"auth": " {GOOD}"}}}}}}', "base64"),
+        (f'{{"auths": {{"h": {{"auth": "{b64("nocolon")}"}}}}}}', "username:password"),
+        (
+            json.dumps(auths(ok={"auth": GOOD}, h={"auth": b64(":" + PASSWORD)})),
+            "username:password",
+        ),
+    ],
+)
+def test_parse_docker_auth_config_rejects_what_docker_rejects(value: str, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_docker_auth_config(value)
+    assert reason in str(caught.value)
+    assert_no_secret(str(caught.value))
+
+
+def test_docker_auth_config_with_an_unknown_field_is_ignored_entirely(env: Env) -> None:
+    env.docker_config(auths(**{HOST: userpass("file")}))
+    env.environ["DOCKER_AUTH_CONFIG"] = json.dumps(
+        auths(**{HOST: userpass("env"), "other.example.com": {"username": "u", "password": "p"}})
+    )
+    resolver = env.resolver()
+    credential = resolver.lookup(HOST, "x")
+    assert credential is not None and credential.username == "file"
+    assert len(env.warnings) == 1
+    assert 'DOCKER_AUTH_CONFIG has an unknown field "username"' in env.warnings[0]
+    assert "ignoring it" in env.warnings[0]
+    explanation = resolver.explain(HOST, "y")
+    assert "DOCKER_AUTH_CONFIG: unusable (see warnings)" in explanation.checked
+    assert explanation.kind == "docker-config"
+
+
+def test_docker_auth_config_entry_without_auth_sends_docker_to_its_helpers(env: Env) -> None:
+    env.helper("imginspect-a", {HOST: ("helper", "helper-secret")})
+    env.docker_config({"credsStore": "imginspect-a"})
+    env.environ["DOCKER_AUTH_CONFIG"] = json.dumps(
+        auths(**{HOST: userpass("env"), "other.example.com": {"identitytoken": IDENTITY_TOKEN}})
+    )
+    credential = env.resolver().lookup(HOST, "x")
+    assert credential is not None and credential.username == "helper"
+    assert env.calls("imginspect-a") == [f"get {HOST}"]
+    assert "identitytoken" in env.warnings[0]
+    assert_no_secret(*env.warnings)
+
+
+def test_docker_auth_config_with_cred_helpers_is_ignored_entirely(env: Env) -> None:
+    env.docker_config(auths(**{HOST: userpass("file")}))
+    env.environ["DOCKER_AUTH_CONFIG"] = json.dumps(
+        {**auths(**{HOST: userpass("env")}), "credHelpers": {HOST: "imginspect-a"}}
+    )
+    credential = env.resolver().lookup(HOST, "x")
+    assert credential is not None and credential.username == "file"
+    assert 'unknown field "credHelpers"' in env.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("key", "domain"),
+    [
+        (f"https://{HOST}/", HOST),
+        (f"{HOST}/v2/", HOST),
+        ("docker.io", "docker.io"),
+        ("index.docker.io", "docker.io"),
+        ("https://index.docker.io/v1", "docker.io"),
+    ],
+)
+def test_docker_auth_config_keys_are_exact(env: Env, key: str, domain: str) -> None:
+    # docker's memory store looks up the exact key, with no ConvertToHostname fallback
+    env.environ["DOCKER_AUTH_CONFIG"] = json.dumps(auths(**{key: userpass("env")}))
+    resolver = env.resolver()
+    assert resolver.lookup(domain, "library/x") is None
+    assert env.warnings == []
+
+
+@pytest.mark.parametrize("domain", ["docker.io", "index.docker.io"])
+def test_docker_auth_config_docker_hub_key(env: Env, domain: str) -> None:
+    env.environ["DOCKER_AUTH_CONFIG"] = json.dumps(
+        auths(**{DOCKER_HUB_SERVER_URL: userpass("env")})
+    )
+    credential = env.resolver().lookup(domain, "library/ubuntu")
+    assert credential is not None and credential.username == "env"
+    assert credential.source == f'DOCKER_AUTH_CONFIG auths["{DOCKER_HUB_SERVER_URL}"]'
+
+
+# ---------------------------------------------------------------------- credHelpers keys as docker
+
+
+@pytest.mark.parametrize("alias", ["docker.io", "index.docker.io", "registry-1.docker.io"])
+def test_docker_cred_helpers_hub_alias_is_not_used(env: Env, alias: str) -> None:
+    # docker: credHelpers[getAuthConfigKey("docker.io")] = credHelpers["https://index.docker.io/v1/"]
+    env.helper("imginspect-a", {DOCKER_HUB_SERVER_URL: ("alias", "alias-secret")})
+    env.helper("imginspect-b", {DOCKER_HUB_SERVER_URL: ("store", "store-secret")})
+    env.docker_config({"credHelpers": {alias: "imginspect-a"}, "credsStore": "imginspect-b"})
+    credential = env.resolver().lookup("docker.io", "library/ubuntu")
+    assert credential is not None and credential.username == "store"
+    assert env.calls("imginspect-a") == []
+    assert env.calls("imginspect-b") == [f"get {DOCKER_HUB_SERVER_URL}"]
+
+
+def test_docker_cred_helpers_hub_alias_does_not_hide_auths(env: Env) -> None:
+    env.helper("imginspect-a", {DOCKER_HUB_SERVER_URL: ("alias", "alias-secret")})
+    env.docker_config(
+        {
+            "credHelpers": {"docker.io": "imginspect-a"},
+            **auths(**{DOCKER_HUB_SERVER_URL: userpass()}),
+        }
+    )
+    credential = env.resolver().lookup("docker.io", "library/ubuntu")
+    assert credential is not None and credential.username == "alice"
+    assert env.calls("imginspect-a") == []
+
+
+@pytest.mark.parametrize("domain", ["docker.io", "index.docker.io", "registry-1.docker.io"])
+def test_docker_cred_helpers_hub_key_is_the_v1_url(env: Env, domain: str) -> None:
+    env.helper("imginspect-a", {DOCKER_HUB_SERVER_URL: ("hub", "hub-secret")})
+    env.helper("imginspect-b", {DOCKER_HUB_SERVER_URL: ("store", "store-secret")})
+    env.docker_config(
+        {"credHelpers": {DOCKER_HUB_SERVER_URL: "imginspect-a"}, "credsStore": "imginspect-b"}
+    )
+    resolver = env.resolver()
+    credential = resolver.lookup(domain, "library/ubuntu")
+    assert credential is not None and credential.username == "hub"
+    assert env.calls("imginspect-a") == [f"get {DOCKER_HUB_SERVER_URL}"]
+    assert env.calls("imginspect-b") == []
+    assert (
+        resolver.explain(domain, "library/ubuntu").key == f'credHelpers["{DOCKER_HUB_SERVER_URL}"]'
+    )
+
+
+@pytest.mark.parametrize("key", [HOST.upper(), f"https://{HOST}", f"https://{HOST}/", f"{HOST}/"])
+def test_docker_cred_helpers_keys_are_exact(env: Env, key: str) -> None:
+    env.helper("imginspect-a", {HOST: ("alice", "secret")})
+    env.docker_config({"credHelpers": {key: "imginspect-a"}, **auths(**{HOST: userpass("file")})})
+    credential = env.resolver().lookup(HOST, "x")
+    assert credential is not None and credential.username == "file"
+    assert env.calls("imginspect-a") == []
+
+
+@pytest.mark.parametrize("key", [DOCKER_HUB_SERVER_URL, "index.docker.io", "DOCKER.IO"])
+def test_podman_cred_helpers_keys_are_exact(env: Env, key: str) -> None:
+    # containers/image: credHelpers[registry], registry being "docker.io" for Docker Hub
+    env.helper("imginspect-a", {"docker.io": ("alice", "secret")})
+    env.runtime_auth({"credHelpers": {key: "imginspect-a"}})
+    assert env.resolver().lookup("docker.io", "library/ubuntu") is None
+    assert env.calls("imginspect-a") == []
+
+
+# ---------------------------------------------------------------------- helpers and concurrency
+
+GATE_HELPER = """#!/bin/sh
+# Logs the call, then answers only once $IMGINSPECT_HELPER_DIR/release exists.
+url=$(cat)
+echo "get $url" >> "$IMGINSPECT_HELPER_DIR/gate.log"
+while [ ! -e "$IMGINSPECT_HELPER_DIR/release" ]; do sleep 0.02; done
+printf '{"ServerURL":"%s","Username":"gated","Secret":"gate-secret"}' "$url"
+"""
+OTHER = "other.example.com:5000"
+
+
+def _install_gate_helper(env: Env) -> None:
+    path = env.bin / "docker-credential-imginspect-gate"
+    path.write_text(GATE_HELPER)
+    path.chmod(0o755)
+
+
+def _gate_calls(env: Env) -> list[str]:
+    log = env.store / "gate.log"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    until = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > until:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class _Lookup(threading.Thread):
+    """A lookup in its own thread, timing its own duration."""
+
+    def __init__(self, resolver: CredentialResolver, domain: str, repository: str = "x") -> None:
+        super().__init__(daemon=True)
+        self.resolver, self.domain, self.repository = resolver, domain, repository
+        self.result: Credential | None = None
+        self.duration = -1.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        self.result = self.resolver.lookup(self.domain, self.repository)
+        self.duration = time.monotonic() - started
+
+
+def test_slow_helper_for_one_registry_does_not_hold_up_another(env: Env) -> None:
+    _install_gate_helper(env)
+    env.helper("imginspect-b", {OTHER: ("bob", "b-secret")})
+    env.docker_config({"credHelpers": {HOST: "imginspect-gate", OTHER: "imginspect-b"}})
+    resolver = env.resolver(helper_timeout=60)
+    slow = _Lookup(resolver, HOST)
+    slow.start()
+    try:
+        assert _wait_for(lambda: _gate_calls(env) == [f"get {HOST}"])
+        fast = _Lookup(resolver, OTHER)
+        fast.start()
+        fast.join(timeout=30)
+        # B answered while A's helper was still running (it cannot answer before release)
+        assert not fast.is_alive(), "the lookup for B waited for A's helper"
+        assert slow.is_alive()
+        assert fast.result is not None and fast.result.username == "bob"
+        print(f"lookup B took {fast.duration:.3f} s while A's helper was running")
+    finally:
+        (env.store / "release").touch()
+        slow.join(timeout=30)
+    assert slow.result is not None and slow.result.username == "gated"
+    assert env.calls("imginspect-b") == [f"get {OTHER}"]
+
+
+def test_concurrent_lookups_for_one_registry_run_its_helper_once(env: Env) -> None:
+    _install_gate_helper(env)
+    env.docker_config({"credHelpers": {HOST: "imginspect-gate"}})
+    resolver = env.resolver(helper_timeout=60)
+    first = _Lookup(resolver, HOST, "a")
+    first.start()
+    try:
+        assert _wait_for(lambda: len(_gate_calls(env)) == 1)
+        others = [_Lookup(resolver, HOST, repo) for repo in ("b", "c/d")]
+        for thread in others:
+            thread.start()
+        # give them time to (wrongly) start helpers of their own before the answer comes
+        _wait_for(lambda: len(_gate_calls(env)) > 1, seconds=1.0)
+        assert all(thread.is_alive() for thread in others)  # waiting for the answer
+    finally:
+        (env.store / "release").touch()
+        for thread in (first, *others):
+            thread.join(timeout=30)
+    for thread in (first, *others):
+        assert thread.result is not None and thread.result.username == "gated"
+    assert _gate_calls(env) == [f"get {HOST}"]
+    assert env.warnings == []
+
+
+def test_helper_wait_bounded_by_the_reference_deadline(env: Env) -> None:
+    _helper_config(env, "imginspect-hang")
+    resolver = env.resolver(helper_timeout=120, time_left=lambda: 0.5)
+    started = time.monotonic()
+    assert resolver.lookup(HOST, "x") is None
+    assert time.monotonic() - started < 60  # bounded by 0.5 s, not by helper_timeout
+    assert len(env.warnings) == 1
+    assert "did not answer in the 0.5 s left before the reference's deadline" in env.warnings[0]
+
+
+def test_helper_timeout_when_it_is_the_smaller_bound(env: Env) -> None:
+    _helper_config(env, "imginspect-hang")
+    resolver = env.resolver(helper_timeout=0.5, time_left=lambda: 300.0)
+    assert resolver.lookup(HOST, "x") is None
+    assert "did not answer within 0.5 s" in env.warnings[0]
+
+
+def test_no_time_left_starts_no_helper_and_caches_nothing(env: Env) -> None:
+    env.helper("imginspect-a", {HOST: ("alice", "secret")})
+    env.docker_config({"credHelpers": {HOST: "imginspect-a"}})
+    left: list[float | None] = [0.0]
+    resolver = env.resolver(time_left=lambda: left[0])
+    assert resolver.lookup(HOST, "x") is None
+    assert env.calls("imginspect-a") == []
+    left[0] = None  # a later reference, with time
+    credential = resolver.lookup(HOST, "y")
+    assert credential is not None and credential.username == "alice"
+    assert env.calls("imginspect-a") == [f"get {HOST}"]
+
+
+def test_a_waiting_lookup_gives_up_at_its_own_deadline(env: Env) -> None:
+    _install_gate_helper(env)
+    env.docker_config({"credHelpers": {HOST: "imginspect-gate"}})
+    per_thread = threading.local()
+    resolver = env.resolver(helper_timeout=60, time_left=lambda: getattr(per_thread, "left", None))
+
+    class Hurried(_Lookup):
+        def run(self) -> None:
+            per_thread.left = 0.3
+            super().run()
+
+    first = _Lookup(resolver, HOST, "a")
+    first.start()
+    try:
+        assert _wait_for(lambda: len(_gate_calls(env)) == 1)
+        hurried = Hurried(resolver, HOST, "b")
+        hurried.start()
+        hurried.join(timeout=30)
+        assert not hurried.is_alive() and hurried.result is None
+        assert first.is_alive()  # the helper is still running for the first lookup
+        assert any("left before the reference's deadline" in w for w in env.warnings)
+    finally:
+        (env.store / "release").touch()
+        first.join(timeout=30)
+    assert first.result is not None and first.result.username == "gated"
+    assert _gate_calls(env) == [f"get {HOST}"]
+    # the answer, once there, serves later lookups without another run
+    assert resolver.lookup(HOST, "c") is not None
+    assert _gate_calls(env) == [f"get {HOST}"]

@@ -21,7 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 from imginspect.cache import Cache
 from imginspect.challenge import Challenge, parse_challenges, preferred_challenge
-from imginspect.errors import AuthError, MalformedDocumentError, RegistryError
+from imginspect.errors import AuthError, ImginspectError, MalformedDocumentError, RegistryError
 from imginspect.reference import is_loopback_host
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ class _Token:
     expires_at: float
 
 
+#: What a token is cached under: (realm, service, scope, credential identity).
+TokenKey = tuple[str, str, str, str]
+
 #: Finds the credential for a repository of one registry (None: anonymous).
 CredentialLookup = Callable[[str], Credential | None]
 
@@ -103,6 +106,7 @@ class Authenticator:
         *,
         insecure_host: Callable[[str], bool],
         cache: Cache | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self._transport = transport
         self._cache = cache
@@ -111,9 +115,10 @@ class Authenticator:
         self._credentials: dict[str, Credential | None] = {}
         self._insecure_host = insecure_host
         self._challenge: Challenge | None = None
-        self._tokens: dict[tuple[str, str, str, str], _Token] = {}
+        self._tokens: dict[TokenKey, _Token] = {}
         self._lock = threading.Lock()
-        self._fetch_locks: dict[tuple[str, str, str, str], threading.Lock] = {}
+        self._fetch_locks: dict[TokenKey, threading.Lock] = {}
+        self._log = log
         if cache is not None:
             # What the registry asked for last time: lets the first request carry a token.
             known = (cache.get_host(registry_host) or {}).get("challenge")
@@ -132,7 +137,14 @@ class Authenticator:
         return self._credentials[repository]
 
     def header(self, repository: str, scope: str) -> str | None:
-        """The Authorization header to send now for ``scope``, if we know one."""
+        """The Authorization header to send now for ``scope``, if we know one.
+
+        When the registry's challenge is known (from this run, or cached from an earlier one)
+        and asks for a bearer token we do not hold, the token is fetched now: the request
+        then goes out with it, instead of being refused first (registries such as Harbor
+        refuse even an anonymous HEAD without a token). If that fetch fails, the request goes
+        without, and the registry's own challenge decides.
+        """
         cred = self.credential(repository)
         if cred is not None and cred.registry_token:
             return f"Bearer {cred.registry_token}"
@@ -142,27 +154,92 @@ class Authenticator:
         if challenge.scheme == "basic":
             return cred.basic_header() if cred is not None and cred.has_password else None
         key = self._token_key(challenge, scope, cred)
+        token = self._valid_token(key)
+        if token is not None:
+            return f"Bearer {token.value}"
+        try:
+            token = self._obtain_token(challenge, scope, cred, rejected=None)
+        except ImginspectError as error:
+            self._debug(f"auth: token for {scope} not obtained up front ({error.message})")
+            return None
+        return f"Bearer {token.value}"
+
+    def _valid_token(self, key: TokenKey) -> _Token | None:
+        """A token for ``key`` that has not expired: from this run, else from the cache."""
         token = self._tokens.get(key)
         if token is None and self._cache is not None:
             stored = self._cache.get_token(*key)
             if stored is not None:
                 token = self._tokens[key] = _Token(*stored)
         if token is not None and token.expires_at > time.time():
-            return f"Bearer {token.value}"
+            return token
         return None
+
+    def _obtain_token(
+        self, challenge: Challenge, scope: str, cred: Credential | None, *, rejected: str | None
+    ) -> _Token:
+        """A valid token for ``scope`` that is not ``rejected`` (a header value the registry
+        refused): one fetch per token at a time (requests for one repository share it), and
+        no lock across tokens: a token server hanging for one repository must not hold up the
+        other references of a batch, each bound by its own deadline."""
+        key = self._token_key(challenge, scope, cred)
+        with self._lock:
+            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
+        with fetch_lock:
+            cached = self._tokens.get(key)
+            if (
+                cached is not None
+                and f"Bearer {cached.value}" != rejected
+                and cached.expires_at > time.time()
+            ):
+                return cached
+            token = self._fetch_token(challenge, scope, cred)
+            self._tokens[key] = token
+            if self._cache is not None:
+                self._cache.put_token(*key, token=token.value, expires_at=token.expires_at)
+        return token
+
+    def forget(self, rejected: str, repository: str, scope: str) -> None:
+        """Drop a bearer token the registry refused, from memory and from the cache."""
+        challenge = self._challenge
+        if challenge is None or challenge.scheme != "bearer":
+            return
+        key = self._token_key(challenge, scope, self.credential(repository))
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is not None and f"Bearer {token.value}" == rejected:
+                del self._tokens[key]
+        if self._cache is not None:
+            stored = self._cache.get_token(*key)
+            if stored is not None and f"Bearer {stored[0]}" == rejected:
+                # An expired entry is a miss: the refused token is never sent again.
+                self._cache.put_token(*key, token=stored[0], expires_at=0.0)
+
+    def _debug(self, line: str) -> None:
+        if self._log is not None:
+            self._log(line)
 
     def respond_to(
         self, response: Response, repository: str, scope: str, *, sent: str | None
     ) -> str | None:
         """After a 401, get what the challenge asks for and return a header to retry with.
 
-        Returns ``None`` when retrying cannot help (nothing new to offer).
+        A 401 without a challenge to a request that carried a bearer token (Google Artifact
+        Registry answers so for a revoked or expired token) drops that token and answers
+        the challenge known from before. Returns ``None`` when retrying cannot help.
         """
         challenge = preferred_challenge(
             parse_challenges(response.headers.get_list("www-authenticate"))
         )
         if challenge is None:
-            return None
+            known = self._challenge
+            if known is None or known.scheme != "bearer" or sent is None:
+                return None
+            if not sent.startswith("Bearer "):
+                return None
+            self._debug("auth: the registry refused the token without a challenge; a new one")
+            self.forget(sent, repository, scope)
+            challenge = known
         if challenge != self._challenge and self._cache is not None:
             self._cache.update_host(
                 self._registry_host,
@@ -173,31 +250,14 @@ class Authenticator:
         if challenge.scheme == "basic":
             header = cred.basic_header() if cred is not None and cred.has_password else None
             return header if header != sent else None
-        key = self._token_key(challenge, scope, cred)
-        with self._lock:
-            fetch_lock = self._fetch_locks.setdefault(key, threading.Lock())
-        # One fetch per token at a time (requests for one repository share it), and no lock
-        # across tokens: a token server hanging for one repository must not hold up the
-        # other references of a batch, each bound by its own deadline.
-        with fetch_lock:
-            cached = self._tokens.get(key)
-            if (
-                cached is not None
-                and f"Bearer {cached.value}" != sent
-                and cached.expires_at > time.time()
-            ):
-                return f"Bearer {cached.value}"
-            token = self._fetch_token(challenge, scope, cred)
-            self._tokens[key] = token
-            if self._cache is not None:
-                self._cache.put_token(*key, token=token.value, expires_at=token.expires_at)
+        if sent is not None and sent.startswith("Bearer "):
+            self.forget(sent, repository, scope)
+        token = self._obtain_token(challenge, scope, cred, rejected=sent)
         header = f"Bearer {token.value}"
         return header if header != sent else None
 
     @staticmethod
-    def _token_key(
-        challenge: Challenge, scope: str, cred: Credential | None
-    ) -> tuple[str, str, str, str]:
+    def _token_key(challenge: Challenge, scope: str, cred: Credential | None) -> TokenKey:
         identity = cred.identity if cred is not None else ""
         return (challenge.realm, challenge.params.get("service", ""), scope, identity)
 
@@ -256,6 +316,7 @@ class Authenticator:
                 verify=verify,
             )
         has_secret = cred is not None and bool(cred.identity_token or cred.has_password)
+        sent_secret = has_secret and may_send_secret
         if not has_secret:
             hint = "the repository may not exist, or may be private and need credentials"
         elif may_send_secret:
@@ -265,18 +326,27 @@ class Authenticator:
                 f"credentials were not sent: the token realm {parts.scheme}://{realm_host} is "
                 "plain HTTP on a host not declared insecure"
             )
-        return _parse_token_response(response, realm, refused_hint=hint)
+        return _parse_token_response(response, realm, refused_hint=hint, sent_secret=sent_secret)
 
 
-def _parse_token_response(response: Response, realm: str, *, refused_hint: str) -> _Token:
+def _parse_token_response(
+    response: Response, realm: str, *, refused_hint: str, sent_secret: bool
+) -> _Token:
     origin = f"{urlsplit(realm).scheme}://{urlsplit(realm).netloc}"
     if response.status in (401, 403):
-        raise AuthError(
-            f"token server {origin} refused the credentials (HTTP {response.status})",
-            hint=refused_hint,
-        )
+        # The server's own reason, as docker and skopeo print it ("incorrect username or
+        # password", "denied", "... (or it may not exist)").
+        reason = token_error_reason(response.body)
+        detail = f": {reason}" if reason else ""
+        if sent_secret:
+            message = f"token server {origin} refused the credentials (HTTP {response.status})"
+        else:
+            message = f"token server {origin} refused anonymous access (HTTP {response.status})"
+        raise AuthError(message + detail, hint=refused_hint)
     if response.status >= 400:
-        raise RegistryError(f"token server {origin} answered HTTP {response.status}")
+        reason = token_error_reason(response.body)
+        detail = f": {reason}" if reason else ""
+        raise RegistryError(f"token server {origin} answered HTTP {response.status}{detail}")
     try:
         body = json.loads(response.body)
     except (ValueError, RecursionError):
@@ -286,7 +356,7 @@ def _parse_token_response(response: Response, realm: str, *, refused_hint: str) 
     value = body.get("token") or body.get("access_token")
     if not isinstance(value, str) or not value:
         raise MalformedDocumentError(f"token server {origin} answered no token")
-    if not (value.isascii() and value.isprintable()) or " " in value:
+    if not usable_token(value):
         # It goes into an Authorization header: printable ASCII only, or the next request
         # fails in the HTTP library instead of here.
         raise MalformedDocumentError(f"token server {origin} answered an unusable token")
@@ -302,3 +372,47 @@ def _parse_token_response(response: Response, realm: str, *, refused_hint: str) 
     # Wall-clock time: tokens outlive this process in the cache.
     expires_at = time.time() + max(float(lifetime) - TOKEN_EXPIRY_MARGIN, 1.0)
     return _Token(value, expires_at)
+
+
+#: A bearer token longer than this is not a token (JWTs are a few KiB).
+MAX_TOKEN_LENGTH = 64 * 1024
+
+
+def usable_token(value: str) -> bool:
+    """Whether ``value`` can go into an ``Authorization: Bearer`` header as is: printable
+    ASCII without spaces, bounded. Fresh and cached tokens are both checked with this."""
+    return (
+        0 < len(value) <= MAX_TOKEN_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def token_error_reason(body: bytes) -> str:
+    """The reason a token server gives for refusing: Docker Hub's ``{"details": ...}``, the
+    distribution error format's ``errors[0].message``, OAuth2's ``error_description``, or
+    the first line of a short plain-text body. One line, bounded, control characters
+    dropped."""
+    text = ""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        document = None
+        if body and not body.lstrip().startswith((b"<", b"{", b"[")):
+            text = body.decode("utf-8", "replace").strip().splitlines()[0] if body.strip() else ""
+    if isinstance(document, dict):
+        errors = document.get("errors")
+        first = errors[0] if isinstance(errors, list) and errors else None
+        for candidate in (
+            document.get("details"),
+            first.get("message") if isinstance(first, dict) else None,
+            document.get("error_description"),
+            document.get("message"),
+            document.get("error"),
+        ):
+            if isinstance(candidate, str) and candidate.strip():
+                text = candidate
+                break
+    flat = " ".join("".join(ch for ch in text if ch.isprintable() or ch.isspace()).split())
+    return flat if len(flat) <= 200 else flat[:199] + "…"

@@ -107,6 +107,7 @@ class RegistryClient:
             credentials,
             insecure_host=insecure_host or (lambda host: host == self.api_host and insecure),
             cache=cache,
+            log=transport.log,
         )
 
     # ------------------------------------------------------------------ public API
@@ -276,7 +277,7 @@ class RegistryClient:
         scheme = self._scheme
         if scheme is not None:
             try:
-                return self._transport.request(
+                response = self._transport.request(
                     method,
                     self.base_url(scheme) + path,
                     headers=all_headers,
@@ -289,6 +290,16 @@ class RegistryClient:
                 if not self._scheme_from_cache:
                     raise
                 # The registry changed since it was cached (e.g. now speaks TLS): negotiate.
+                self._scheme, self._scheme_from_cache = None, False
+            else:
+                if not (
+                    scheme == "http"
+                    and self._endpoint is None
+                    and _speaks_tls_only(response, method)
+                ):
+                    return response
+                # The registry moved from http to https on the same port (Go and nginx say so
+                # in a 400 to a plain request): negotiate again, https first.
                 self._scheme, self._scheme_from_cache = None, False
         # Negotiate without holding a lock: a request that hangs (one bad repository) must not
         # hold up the other references of a batch, each bound by its own deadline. Threads
@@ -471,6 +482,24 @@ def _registry_error(response: Response) -> tuple[str, str]:
 def _one_line(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+#: What TLS servers answer (HTTP 400) to a plain-HTTP request: Go's net/http, nginx.
+_TLS_ONLY_ANSWERS = (
+    b"client sent an http request to an https server",
+    b"the plain http request was sent to https port",
+)
+
+
+def _speaks_tls_only(response: Response, method: str) -> bool:
+    """Whether a 400 answer says the port speaks TLS (a HEAD has no body: for a HEAD any
+    400 from an insecure registry that answered plain HTTP before is taken as that)."""
+    if response.status != 400:
+        return False
+    if method == "HEAD":
+        return True
+    body = response.body[:512].lower()
+    return any(answer in body for answer in _TLS_ONLY_ANSWERS)
 
 
 def _subject(repository: str, target: str) -> str:

@@ -388,9 +388,11 @@ class RegistrySettings:
     def _build_context(self, host: str, directory: Path) -> ssl.SSLContext:
         import ssl
 
+        from imginspect.trust import system_trust_context
+
         cas, pairs = _certs_dir_files(directory)
-        context = ssl.create_default_context()  # the system trust store, as Docker uses
-        _load_httpx_default_cas(context, self._environ)  # and what the default client trusts
+        # certs.d CAs are added to the system trust store, as Docker adds them to the system pool
+        context = system_trust_context()
         for ca in cas:
             try:
                 context.load_verify_locations(cafile=str(ca))
@@ -435,9 +437,14 @@ class RegistrySettings:
             detail = [f"CA {', '.join(c.name for c in cas)}" if cas else "no extra CA"]
             if pairs:
                 detail.append(f"client certificate {pairs[0][0].name}")
-            lines.append(f"tls: verified, with {directory} ({'; '.join(detail)})")
+            from imginspect.trust import describe_trust_store
+
+            store = describe_trust_store(self._environ)
+            lines.append(f"tls: verified against {store}, with {directory} ({'; '.join(detail)})")
         else:
-            lines.append("tls: verified against the default trust store")
+            from imginspect.trust import describe_trust_store
+
+            lines.append(f"tls: verified against {describe_trust_store(self._environ)}")
         for mirror in self.mirrors_for(host):
             lines.append(f"mirror: {mirror.base_url} (tried first; then the registry itself)")
         return tuple(lines)
@@ -499,24 +506,6 @@ def _certs_dir_files(directory: Path) -> tuple[list[Path], list[tuple[Path, Path
                     hint="client keys need their certificate (NAME.cert + NAME.key)",
                 )
     return cas, pairs
-
-
-def _load_httpx_default_cas(context: ssl.SSLContext, environ: Mapping[str, str]) -> None:
-    """Trust what httpx's default (``verify=True``) client trusts, so certs.d only adds."""
-    cafile = environ.get("SSL_CERT_FILE")
-    capath = environ.get("SSL_CERT_DIR")
-    try:
-        if cafile:
-            context.load_verify_locations(cafile=cafile)
-            return
-        if capath:
-            context.load_verify_locations(capath=capath)
-            return
-        import certifi
-
-        context.load_verify_locations(cafile=certifi.where())
-    except (ImportError, OSError, ValueError):
-        pass  # the system store loaded by create_default_context remains
 
 
 def _no_password() -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import datetime
 import email.utils
+import http.cookiejar
 import random
 import socket
 import ssl
@@ -45,9 +46,15 @@ from imginspect.errors import (
     RegistryError,
     TooLargeError,
 )
+from imginspect.settings import HUB_HOSTS
 
 USER_AGENT = f"imginspect/{__version__}"
 MAX_REDIRECTS = 10
+#: Connections per TLS mode (the CLI's --concurrency is at most 64).
+MAX_CONNECTIONS = 64
+#: After every try to connect to a host failed, further requests there fail at once for
+#: this long (seconds); then one more request may try again.
+UNREACHABLE_FOR = 30.0
 #: Bodies of error answers and redirects are read only to quote them; never more than this.
 MAX_QUOTED_BODY_BYTES = 64 * 1024
 #: Headers never written to debug output.
@@ -146,6 +153,28 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing (httpx always has one)."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+#: Per thread: connections opened since the current request started (see _DeadlineBackend).
+_connections = threading.local()
+
+
+def _host_port(url: str) -> str:
+    """``host[:port]`` of a URL, without user info: what certs.d and the breaker key on."""
+    return urlsplit(url).netloc.rpartition("@")[2]
+
+
 def _same_host(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
     return (pa.hostname, pa.port or _default_port(pa.scheme)) == (
@@ -180,37 +209,69 @@ class HttpTransport:
         # Keyed by TLS mode: True (default verification), False (none), or "host[:port]"
         # for a host with its own context.
         self._clients: dict[bool | str, httpx.Client] = {}
+        #: per client: whether opened connections are seen (see _enforce_deadlines)
+        self._tracks_connections: dict[bool | str, bool] = {}
         self._clients_lock = threading.Lock()
+        self._trust_context: ssl.SSLContext | None = None
+        #: per host[:port]: when connecting there last failed for good, and how (the breaker)
+        self._unreachable: dict[str, tuple[float, ConnectionFailedError]] = {}
+
+    @property
+    def log(self) -> Logger | None:
+        """Where ``--debug`` lines go (None: nowhere)."""
+        return self._log
 
     # ------------------------------------------------------------------ clients
 
-    def _client(self, verify: bool, url: str = "") -> httpx.Client:
+    def _client(self, verify: bool, tls_host: str | None) -> tuple[httpx.Client, bool]:
+        """The client for a TLS mode: no verification, the system trust store, or the
+        context certs.d gives ``tls_host`` (``host[:port]`` of the registry the request is
+        for: its redirects, e.g. to blob storage, are verified the same way, as docker does)."""
         key: bool | str = verify
         context: ssl.SSLContext | None = None
-        if verify and self._ssl_context_for is not None:
-            parts = urlsplit(url)
-            if parts.scheme == "https":
-                host = parts.netloc.rpartition("@")[2]
-                context = self._ssl_context_for(host)
-                if context is not None:
-                    key = host
+        if verify and tls_host is not None and self._ssl_context_for is not None:
+            context = self._ssl_context_for(tls_host)
+            if context is not None:
+                key = tls_host
+        client = self._clients.get(key)
+        if client is not None:
+            return client, self._tracks_connections[key]
         with self._clients_lock:
             client = self._clients.get(key)
             if client is None:
+                verify_arg: ssl.SSLContext | bool = False
                 if context is not None:
-                    verify_arg: ssl.SSLContext | bool = context
-                else:
-                    verify_arg = verify
+                    verify_arg = context
+                elif verify:
+                    verify_arg = self._default_context()
                 client = httpx.Client(
                     verify=verify_arg,
                     timeout=self._timeouts.as_httpx(),
                     follow_redirects=False,
                     headers={"User-Agent": USER_AGENT},
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                    # A registry client needs no cookie jar: cookies (a load balancer's, or
+                    # Harbor's session) would only be replayed, and could follow a redirect
+                    # to a CDN host.
+                    cookies=_NoCookies(),
+                    # Keep-alive limit = connection limit: httpcore closes "surplus" idle
+                    # connections outside its lock, possibly after another thread has been
+                    # handed the same connection ([Errno 9] Bad file descriptor); with the two
+                    # limits equal there is never a surplus.
+                    limits=httpx.Limits(
+                        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+                    ),
                 )
-                _enforce_deadlines(client)
+                self._tracks_connections[key] = _enforce_deadlines(client)
                 self._clients[key] = client
-        return client
+        return client, self._tracks_connections[key]
+
+    def _default_context(self) -> ssl.SSLContext:
+        """The system trust store, loaded once per run, when a verified connection needs it."""
+        if self._trust_context is None:
+            from imginspect.trust import system_trust_context
+
+            self._trust_context = system_trust_context()
+        return self._trust_context
 
     def close(self) -> None:
         with self._clients_lock:
@@ -243,12 +304,14 @@ class HttpTransport:
         """Send one request (following redirects if asked) and read its body, bounded.
 
         ``what`` names the thing fetched, for error messages ("manifest", "config blob").
-        On a redirect to another host, ``Authorization`` is dropped. GET and HEAD are
-        retried (``retry``) on connection failures and on 408/429/5xx answers.
+        On a redirect to another host, or from https to http, ``Authorization`` is dropped;
+        every hop is verified with the TLS settings of the first URL's host. GET and HEAD
+        are retried (``retry``) on connection failures and on 408/429/5xx answers.
         """
         current_headers = dict(headers or {})
         current_url = url
         current_method = method
+        tls_host = _host_port(url)
         for _hop in range(MAX_REDIRECTS + 1):
             response = self._send_with_retry(
                 current_method,
@@ -257,6 +320,7 @@ class HttpTransport:
                 max_bytes=max_bytes,
                 what=what,
                 verify=verify,
+                tls_host=tls_host,
                 data=data,
                 retry=retry and current_method in IDEMPOTENT_METHODS,
             )
@@ -276,7 +340,8 @@ class HttpTransport:
             if scheme not in ("http", "https"):
                 raise RegistryError(f"refusing redirect of {what} to non-HTTP URL {scheme}:")
             if cross_host or (urlsplit(current_url).scheme == "https" and scheme == "http"):
-                # Credentials belong to the registry, never to wherever it redirects.
+                # Credentials belong to the registry, never to wherever it redirects, nor in
+                # clear text on the wire.
                 current_headers = {
                     k: v for k, v in current_headers.items() if k.lower() != "authorization"
                 }
@@ -295,11 +360,15 @@ class HttpTransport:
         max_bytes: int,
         what: str,
         verify: bool,
+        tls_host: str,
         data: Mapping[str, str] | None,
         retry: bool,
     ) -> Response:
         policy = self._retry
+        host = _host_port(url)
+        self._check_reachable(host)
         attempt = 0
+        retried_429 = False
         while True:
             attempt += 1
             last_try = not retry or attempt >= policy.tries
@@ -307,14 +376,27 @@ class HttpTransport:
             started = time.monotonic()
             try:
                 response = self._send_once(
-                    method, url, headers, max_bytes=max_bytes, what=what, verify=verify, data=data
+                    method,
+                    url,
+                    headers,
+                    max_bytes=max_bytes,
+                    what=what,
+                    verify=verify,
+                    tls_host=tls_host,
+                    data=data,
+                    idempotent=method in IDEMPOTENT_METHODS,
                 )
             except ImginspectError as exc:
                 if self._log is not None:
                     elapsed = (time.monotonic() - started) * 1000
                     self._log(f"{method} {url} -> failed ({elapsed:.1f} ms): {exc.message}")
+                unreachable = isinstance(exc, ConnectionFailedError) and not exc.permanent
+                if unreachable and retry and last_try:
+                    # Every try failed to connect: later requests to this host fail at once.
+                    assert isinstance(exc, ConnectionFailedError)
+                    self._mark_unreachable(host, exc)
                 # A TLS handshake or name lookup failure will not heal in a second.
-                if not isinstance(exc, ConnectionFailedError) or last_try or exc.permanent:
+                if not unreachable or last_try:
                     raise
                 delay, reason = policy.backoff(attempt), exc.message
             else:
@@ -323,6 +405,15 @@ class HttpTransport:
                 wait = parse_retry_after(response.header("retry-after"))
                 if wait is not None and wait > policy.max_wait:
                     return response  # longer than we may wait: the caller reports it
+                if response.status == 429 and wait is None:
+                    # No Retry-After: one cheap retry at most, and none of a GET on a registry
+                    # that counts pulls (RateLimit-* headers, Docker Hub): it would cost one.
+                    counted = response.header("ratelimit-limit") is not None or (
+                        response.header("ratelimit-remaining") is not None
+                    )
+                    if retried_429 or (counted and method == "GET"):
+                        return response
+                    retried_429 = True
                 delay = wait if wait is not None else policy.backoff(attempt)
                 reason = f"HTTP {response.status}"
             left = remaining_time()
@@ -337,6 +428,29 @@ class HttpTransport:
                 )
             time.sleep(delay)
 
+    # ------------------------------------------------------------------ unreachable hosts
+
+    def _check_reachable(self, host: str) -> None:
+        """Fail at once for a host every try of an earlier request failed to connect to (a
+        circuit breaker, as regclient keeps per-host backoff): in a batch, the references
+        after the first ones to a dead registry fail in milliseconds, not retries later."""
+        known = self._unreachable.get(host)
+        if known is None:
+            return
+        since, failure = known
+        if time.monotonic() - since > UNREACHABLE_FOR:
+            self._unreachable.pop(host, None)  # worth another try
+            return
+        error = ConnectionFailedError(
+            f"{failure.message} (not retried: connecting failed moments ago in this run)",
+            hint=failure.hint,
+        )
+        error.permanent = True
+        raise error
+
+    def _mark_unreachable(self, host: str, failure: ConnectionFailedError) -> None:
+        self._unreachable[host] = (time.monotonic(), failure)
+
     def _send_once(
         self,
         method: str,
@@ -346,9 +460,11 @@ class HttpTransport:
         max_bytes: int,
         what: str,
         verify: bool,
+        tls_host: str,
         data: Mapping[str, str] | None,
+        idempotent: bool,
     ) -> Response:
-        client = self._client(verify, url)
+        client, tracked = self._client(verify, tls_host)
         started = time.monotonic()
         left = remaining_time()
         if left is not None and left <= 0:
@@ -356,7 +472,7 @@ class HttpTransport:
         timeout = self._timeouts.as_httpx(limit=left)
         try:
             request = client.build_request(method, url, headers=headers, data=data, timeout=timeout)
-            response = client.send(request, stream=True)
+            response = self._send_on_connection(client, tracked, request, idempotent=idempotent)
             try:
                 body = self._read_bounded(response, max_bytes=max_bytes, what=what, url=url)
             finally:
@@ -372,7 +488,7 @@ class HttpTransport:
         except httpx.ConnectError as exc:
             failure = ConnectionFailedError(
                 f"cannot connect to {_origin(url)}: {_reason(exc)}",
-                hint=_connect_hint(exc),
+                hint=_connect_hint(exc, tls_host),
             )
             failure.permanent = _is_permanent_connect_failure(exc)
             raise failure from None
@@ -401,6 +517,27 @@ class HttpTransport:
                 f"({len(body)} bytes, {elapsed:.1f} ms){_debug_headers(response.headers)}"
             )
         return Response(response.status_code, response.headers, body, url)
+
+    def _send_on_connection(
+        self, client: httpx.Client, tracked: bool, request: httpx.Request, *, idempotent: bool
+    ) -> httpx.Response:
+        """``client.send``; a GET or HEAD whose *reused* keep-alive connection turns out to
+        be closed before any response byte (the server's or a load balancer's idle timeout
+        fired as we reused it) is sent once more, on a fresh connection, as Go's net/http,
+        urllib3 and curl do. A failure on a fresh connection is never retried here."""
+        _connections.opened = 0
+        try:
+            return client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            reused = tracked and _connections.opened == 0
+            if not (idempotent and reused):
+                raise
+            if self._log is not None:
+                self._log(
+                    f"{request.method} {request.url}: reused connection was closed "
+                    f"({_reason(exc)}); once more on a new connection"
+                )
+            return client.send(request, stream=True)
 
     @staticmethod
     def _read_bounded(response: httpx.Response, *, max_bytes: int, what: str, url: str) -> bytes:
@@ -509,6 +646,7 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         stream = self._inner.connect_tcp(
             host, port, _capped(timeout), local_address, socket_options
         )
+        _connections.opened = getattr(_connections, "opened", 0) + 1
         return _DeadlineStream(stream)
 
     def connect_unix_socket(
@@ -517,9 +655,9 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        return _DeadlineStream(
-            self._inner.connect_unix_socket(path, _capped(timeout), socket_options)
-        )
+        stream = self._inner.connect_unix_socket(path, _capped(timeout), socket_options)
+        _connections.opened = getattr(_connections, "opened", 0) + 1
+        return _DeadlineStream(stream)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
@@ -533,19 +671,24 @@ def _capped(timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-def _enforce_deadlines(client: httpx.Client) -> None:
+def _enforce_deadlines(client: httpx.Client) -> bool:
     """Put :class:`_DeadlineBackend` under the client's transports: the direct one and
     those for proxies from the environment (passing our own transport to httpx.Client would
     turn those off). httpx does not expose the backend; if its internals ever change,
     requests still work, each operation bounded by its timeout (and the body read loop
-    still checks the deadline)."""
+    still checks the deadline), but reused connections are then not told from new ones.
+    Returns whether every transport got the backend."""
     transports = [getattr(client, "_transport", None)]
-    transports += list(getattr(client, "_mounts", {}).values())
+    transports += [t for t in getattr(client, "_mounts", {}).values() if t is not None]
+    installed = True
     for transport in transports:
         pool: Any = getattr(transport, "_pool", None)
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.NetworkBackend):
             pool._network_backend = _DeadlineBackend(backend)
+        else:
+            installed = False
+    return installed
 
 
 def _deadline_passed(what: str, url: str) -> NetworkError:
@@ -584,12 +727,20 @@ def _is_permanent_connect_failure(exc: BaseException) -> bool:
     return "SSL" in text or "Name or service not known" in text or "nodename nor servname" in text
 
 
-def _connect_hint(exc: BaseException) -> str | None:
+def _connect_hint(exc: BaseException, host: str) -> str | None:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
+        if host.lower() in HUB_HOSTS:
+            # The daemon never reads certs.d for Docker Hub: a proxy that re-signs TLS is the
+            # usual cause, and its CA belongs in the system store.
+            return (
+                "the certificate is not trusted: if a proxy inspects TLS here, add its CA to "
+                "the operating system's trust store (e.g. update-ca-certificates)"
+            )
         return (
-            "the registry's TLS certificate is not trusted; add its CA to "
-            "/etc/docker/certs.d/HOST/ca.crt, or use --insecure for a test registry"
+            "the registry's TLS certificate is not trusted; add its CA to the operating "
+            f"system's trust store or to /etc/docker/certs.d/{host}/ca.crt, or use "
+            "--insecure for a test registry"
         )
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return "the registry may speak plain HTTP; use --insecure if that is intended"

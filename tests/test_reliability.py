@@ -371,6 +371,8 @@ def _token_response(token: str = "issued-token", status: int = 200) -> Response:
 class _FakeTransport:
     """Answers every request with ``answer(method, url, kwargs)``; records the calls."""
 
+    log = None
+
     def __init__(self, answer: Callable[[str, str, dict[str, Any]], Response] | None = None):
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self._answer = answer or (lambda method, url, kwargs: _token_response())
@@ -404,8 +406,8 @@ class _MockedHttpTransport(HttpTransport):
         super().__init__()
         self._mock = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=False)
 
-    def _client(self, verify: bool, url: str = "") -> httpx.Client:
-        return self._mock
+    def _client(self, verify: bool, tls_host: str | None) -> tuple[httpx.Client, bool]:
+        return self._mock, False
 
     def close(self) -> None:
         self._mock.close()

@@ -478,10 +478,10 @@ def test_explain_host(tmp_path: Path) -> None:
     _write_ca(directory, trustme.CA())
     settings = _settings(tmp_path, certs_dirs=[roots])
     assert settings.explain_host("registry.example.com") == (
-        f"tls: verified, with {directory} (CA ca.crt)",
+        f"tls: verified against the operating system's trust store, with {directory} (CA ca.crt)",
     )
     assert settings.explain_host("other.example.com") == (
-        "tls: verified against the default trust store",
+        "tls: verified against the operating system's trust store",
     )
     assert settings.explain_host("127.0.0.1:5000")[0].startswith("tls: insecure")
 

@@ -82,6 +82,11 @@ class OutputError(ImginspectError):
     code = "output"
 
 
+class _ReaderGone(Exception):
+    """stdout's reader went away (EPIPE). Not an OSError, which click would turn into
+    exit 1 before main() sees it."""
+
+
 def _output_failed(error: OSError) -> OutputError:
     return OutputError(f"cannot write to standard output: {error.strerror or error}")
 
@@ -92,7 +97,7 @@ def _echo(text: str, *, nl: bool = True) -> None:
         click.echo(text, nl=nl)
         sys.stdout.flush()
     except BrokenPipeError:
-        raise
+        raise _ReaderGone from None
     except OSError as error:
         raise _output_failed(error) from None
 
@@ -462,7 +467,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
     if credential_params["password_stdin"] and reads_stdin:
         raise UsageError("--password-stdin and -f - cannot both read standard input")
-    counter = _Counter()
+    counter = _Counter(None if ref_file is not None else len(references))
     given = counter.count(_references(references, ref_file))
     first = next(given, None)
     if first is None:
@@ -534,9 +539,9 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
 class _Counter:
     """Counts the references read; the total is known once they have all been read."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: int | None) -> None:
         self.read = 0
-        self.total: int | None = None
+        self.total = total
 
     def count(self, items: Iterator[str]) -> Iterator[str]:
         for item in items:
@@ -940,7 +945,7 @@ def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
     try:
         _write_result(outcome, options, batch=batch)
     except BrokenPipeError:
-        raise
+        raise _ReaderGone from None
     except OSError as error:
         raise _output_failed(error) from None
     if outcome.error is not None:
@@ -1188,7 +1193,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         with contextlib.suppress(OSError):
             sys.stdout.flush()
         _exit_now(EXIT_TERMINATED)
-    except BrokenPipeError:
+    except (_ReaderGone, BrokenPipeError):
         # The reader went away (e.g. `| head -1`): quiet, and the status a shell tool killed
         # by SIGPIPE has, so that `set -o pipefail` scripts can tell it apart.
         _exit_now(EXIT_BROKEN_PIPE)
@@ -1198,6 +1203,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _stderr(f"error: {_one_line(exc.format_message())}")
         code = exc.exit_code
     except SystemExit as exc:
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            _exit_now(EXIT_BROKEN_PIPE)  # click met EPIPE in its own output (e.g. --help)
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     try:
         sys.stdout.flush()

@@ -5,7 +5,8 @@ Only the table path imports this module (and so rich); ``--json`` never pays for
 Layout rules: a value (digest, reference, platform) is never split across lines and never
 dropped. Output that is not a terminal (files, CI logs, pipes) is laid out at its natural
 width. In a terminal narrower than the table, a row wraps between cells: the cells that do
-not fit go on continuation lines, indented, under the same header layout.
+not fit go on continuation lines, indented, under the same header layout, and each row is a
+block of its own.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from imginspect.result import ImageSize, InspectResult
 FULL_DIGEST_WIDTH = 140
 #: Between two columns.
 GAP = "  "
-#: Continuation lines of a wrapped row, and each level of a nested index's entries.
+#: Each level of a nested index's entries.
 INDENT = "  "
+#: The continuation lines of a row wrapped in a narrow terminal.
+CONTINUATION = "    "
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,11 @@ def render(
     header = [_Cell(c.header, "bold") for c in columns]
     widths = [max(len(cell.text) for cell in column) for column in zip(header, *rows, strict=True)]
     bands = _bands(widths, width)
-    for row in [header, *rows]:
-        for number, band in enumerate(bands):
-            line = Text(INDENT if number else "")
+    for number, row in enumerate([header, *rows]):
+        if number and len(bands) > 1:
+            _print(console, Text())  # wrapped rows: one block each
+        for band_number, band in enumerate(bands):
+            line = Text(CONTINUATION if band_number else "")
             for position, n in enumerate(band):
                 cell = row[n]
                 pad = " " * (widths[n] - len(cell.text))
@@ -153,7 +158,7 @@ def _bands(widths: Sequence[int], width: int | None) -> list[list[int]]:
         needed = column_width + (len(GAP) if band else 0)
         if band and used + needed > width:
             bands.append([n])
-            used = len(INDENT) + column_width
+            used = len(CONTINUATION) + column_width
         else:
             band.append(n)
             used += needed

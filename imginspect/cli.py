@@ -609,7 +609,8 @@ class _Progress:
         try:
             columns = os.get_terminal_size(sys.stderr.fileno()).columns
         except (AttributeError, ValueError, OSError):
-            columns = 80
+            columns = 0
+        columns = columns or 80  # a terminal that reports no size (0 columns) is not narrow
         # never longer than the terminal: a wrapped line could not be erased
         sys.stderr.write("\r\x1b[2K" + line[: max(columns - 1, 0)])
         sys.stderr.flush()

@@ -9,6 +9,7 @@ import re
 import select
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -246,16 +247,19 @@ def test_color_flags(registry_plain: Registry, corpus_plain: dict[str, PushedIma
 
 
 def _run_with_tty_stderr(args: list[str]) -> tuple[int, bytes, bytes]:
-    """stdout to a pipe, stderr to a pseudo-terminal (as in `imginspect ... > out.json`)."""
+    """stdout to a file, stderr to a pseudo-terminal (as in `imginspect ... > out.json`)."""
     master, slave = pty.openpty()
     env = dict(os.environ, COLUMNS="100", TERM="xterm")
     env.pop("NO_COLOR", None)
-    with subprocess.Popen(
-        [sys.executable, "-m", "imginspect", *args],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env=env,
-    ) as proc:
+    with (
+        tempfile.TemporaryFile() as stdout_file,
+        subprocess.Popen(
+            [sys.executable, "-m", "imginspect", *args],
+            stdout=stdout_file,
+            stderr=slave,
+            env=env,
+        ) as proc,
+    ):
         os.close(slave)
         err = b""
         deadline = time.monotonic() + 60
@@ -271,8 +275,9 @@ def _run_with_tty_stderr(args: list[str]) -> tuple[int, bytes, bytes]:
                 err += chunk
             elif proc.poll() is not None:
                 break
-        out = proc.stdout.read() if proc.stdout else b""
         code = proc.wait(timeout=30)
+        stdout_file.seek(0)
+        out = stdout_file.read()
     os.close(master)
     return code, out, err
 

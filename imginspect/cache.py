@@ -702,11 +702,13 @@ class Cache:
         if dir_fd is None:
             return False
         tmp = f"{_TMP_PREFIX}{os.urandom(8).hex()}"
-        created = False
         try:
             # A new file (O_EXCL, never a link): 0600, private from the first byte.
             fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)
-            created = True
+        except OSError as exc:
+            self._debug(f"cache: cannot write {self._show(where, name)}: {exc.strerror or exc}")
+            return False
+        try:
             try:
                 view = memoryview(data)
                 while view:
@@ -715,10 +717,11 @@ class Cache:
                 os.close(fd)
             # Replaces whatever has the name (a link included) without following it.
             os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except OSError as exc:
-            if created:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=dir_fd)
+        except BaseException as exc:  # also SIGTERM unwinding: no temp file left behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            if not isinstance(exc, OSError):
+                raise
             self._debug(f"cache: cannot write {self._show(where, name)}: {exc.strerror or exc}")
             return False
         return True

@@ -306,8 +306,10 @@ class Cache:
         """Write what this run learnt; called when the run ends (Inspector.close).
 
         Safe to call at any time, from any thread and from a signal handler (also while
-        another flush is under way): idempotent, never raises. What is pending stays visible
-        to reads until it is written.
+        another flush is under way): idempotent, never raises (only a BaseException a signal
+        handler raises, such as KeyboardInterrupt, passes through). What is pending stays
+        visible to reads, and pending, until it is written: a flush cut short by such an
+        exception is completed by the next call.
         """
         try:
             self._flush()

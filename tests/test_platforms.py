@@ -675,6 +675,33 @@ CPU architecture: 7
         ("loongarch64", "linux", True, "little", None, "linux/loong64"),
         ("mips64", "linux", True, "little", None, "linux/mips64le"),
         ("mips", "linux", False, "big", None, "linux/mips"),
+        ("powerpc64le", "linux", True, "little", None, "linux/ppc64le"),
+        ("powerpc64", "aix", True, "big", None, "aix/ppc64"),
+        ("powerpc", "linux", False, "big", None, "linux/ppc"),
+        ("aarch64_be", "linux", True, "big", None, "linux/arm64be"),
+        ("i86pc", "sunos5", True, "little", None, "solaris/amd64"),
+        # containerd detects no ARM variant outside Linux (v7), even from the machine name
+        ("armv6l", "freebsd13", False, "little", None, "freebsd/arm/v7"),
+        # no CPU architecture line: the machine name decides (aarch64 -> 8)
+        ("aarch64", "linux", False, "little", "processor: 0\n", "linux/arm/v8"),
+        # a key without a value is skipped, the next line with one counts
+        (
+            "armv7l",
+            "linux",
+            False,
+            "little",
+            "CPU architecture\nCPU architecture: 6\n",
+            "linux/arm/v6",
+        ),
+        # the Raspberry Pi quirk applies only to a reported 7
+        (
+            "armv7l",
+            "linux",
+            False,
+            "little",
+            "CPU architecture: 8\nmodel name: ARMv6-compatible processor rev 7 (v6l)\n",
+            "linux/arm/v8",
+        ),
     ],
 )
 def test_detect_platform(
@@ -1332,3 +1359,23 @@ def test_win32k_is_provided_on_windows_only() -> None:
     assert not matches(
         parse_platform("windows(+x)/amd64"), P("windows", "amd64", os_features=("win32k", "y"))
     )
+
+
+def test_detect_platform_defaults_to_a_64_bit_little_endian_machine() -> None:
+    assert format_platform(_detect_platform("x86_64", "linux")) == "linux/amd64"
+    assert format_platform(_detect_platform("mips64", "linux")) == "linux/mips64le"
+    assert _detect_platform("wasm32", "emscripten").os == "js"
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected_length"),
+    [
+        # the expansion bound (64) is inclusive; above it, nothing is expanded
+        ("linux/amd64/v64", 64 + 1),  # v64 ... v2, amd64 (v1), 386
+        ("linux/amd64/v65", 2),
+        ("linux/arm/v64", 64 - 5 + 1),  # v64 ... v5
+        ("linux/arm/v65", 1),
+    ],
+)
+def test_variant_expansion_bound(wanted: str, expected_length: int) -> None:
+    assert len(compatible_platforms(parse_platform(wanted))) == expected_length

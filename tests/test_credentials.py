@@ -1234,3 +1234,23 @@ def test_a_waiting_lookup_gives_up_at_its_own_deadline(env: Env) -> None:
     # the answer, once there, serves later lookups without another run
     assert resolver.lookup(HOST, "c") is not None
     assert _gate_calls(env) == [f"get {HOST}"]
+
+
+def test_helper_timeout_wins_a_tie_with_the_deadline(env: Env) -> None:
+    _helper_config(env, "imginspect-hang")
+    resolver = env.resolver(helper_timeout=0.5, time_left=lambda: 0.5)
+    assert resolver.lookup(HOST, "x") is None
+    assert "did not answer within 0.5 s;" in env.warnings[0]
+
+
+def test_podman_helper_without_an_answer_goes_on_to_the_next_auth_file(env: Env) -> None:
+    # containers/image: an empty answer from one file's helper moves on to the next file
+    env.helper("imginspect-a", {})
+    env.runtime_auth({"credHelpers": {"docker.io": "imginspect-a"}})
+    env.config_auth(auths(**{"docker.io": userpass("xdg")}))
+    resolver = env.resolver()
+    credential = resolver.lookup("docker.io", "library/ubuntu")
+    assert credential is not None and credential.username == "xdg"
+    explanation = resolver.explain("docker.io", "library/ubuntu")
+    assert explanation.kind == "auth-file" and explanation.username == "xdg"
+    assert env.calls("imginspect-a") == ["get docker.io"]

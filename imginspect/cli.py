@@ -17,33 +17,26 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from imginspect import __version__
-from imginspect.errors import (
-    AuthError,
-    DigestDriftError,
-    ExitCode,
-    ImginspectError,
-    MissingPlatformError,
-    PlatformNotFoundError,
-    UsageError,
-)
+from imginspect.batch import InspectRequest, batch_exit_code, inspect_many
+from imginspect.batch import ordered_map as _ordered_map  # noqa: F401 (tests import it)
+from imginspect.errors import ExitCode, ImginspectError, UsageError
+from imginspect.output import OutputMode, TableStyle, render, write_table
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
+    from imginspect.batch import Outcome
+    from imginspect.cache import Cache
+    from imginspect.credentials import CredentialResolver
     from imginspect.inspector import Inspector
-    from imginspect.manifest import Child, Platform
-    from imginspect.reference import Reference
-    from imginspect.result import InspectResult
-
-T = TypeVar("T")
-R = TypeVar("R")
+    from imginspect.settings import RegistrySettings
 
 EPILOG = """\b
 Examples:
@@ -60,15 +53,13 @@ Exit codes:
   3 auth refused    4 not found                  5 network/TLS/timeout
   6 rate limited    7 required platform missing  8 digest differs from expected
   130 interrupted (Ctrl-C)   143 terminated (SIGTERM)   141 stdout closed by its reader
-  (batches exit with the highest code of any reference; stdout closed or full: 2)
+  (batches: the highest failure 1-6, else the highest check 7-8; stdout closed or full: 2)
 """
 
-#: The reader of stdout went away (`| head -1`): quiet, as a shell tool killed by SIGPIPE.
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
-#: SIGTERM: pending cache writes are flushed first, then this, as the shell reports it.
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
 OUTPUT_MODES = ("table", "json", "extended-json")
+
+#: The cache of the running inspection: flushed once more when SIGTERM cut its flush short.
+_run_cache: Cache | None = None
 
 
 def _stderr(line: str) -> None:
@@ -175,42 +166,6 @@ def cli() -> None:
     """
 
 
-@dataclass
-class Options:
-    """What one run asks for, validated once."""
-
-    mode: str = "table"  # table | json | docker | extended-json | digest | raw
-    platform: Platform | None = None
-    require: list[Platform] = field(default_factory=list)
-    require_only: bool = False
-    expect_digest: str | None = None
-    sizes: bool = False
-    no_attestations: bool = False
-    no_trunc: bool = False
-    concurrency: int = 8
-    timeout: float | None = None
-    color: bool | None = None
-    on_size: Callable[[], None] | None = None
-    #: for auth failures without any stored credential: where we looked
-    credentials_hint: Callable[[str], str | None] | None = None
-
-
-@dataclass
-class Outcome:
-    """The result of one reference: an inspection, a digest, and/or an error."""
-
-    given: str
-    result: InspectResult | None = None
-    digest: str | None = None
-    error: ImginspectError | None = None
-    #: the table: entries of nested indexes, by digest
-    nested: dict[str, tuple[Child, ...]] | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return int(self.error.exit_code) if self.error else 0
-
-
 #: The parameter names of the options _credential_options adds.
 CREDENTIAL_PARAMS = (
     "config_dir",
@@ -302,9 +257,10 @@ def _credentials_and_settings(
     first_domain: str | None,
     log: Callable[[str], None] | None,
     quiet: bool = False,
-) -> tuple[Any, Any]:
+) -> tuple[CredentialResolver, RegistrySettings]:
     from imginspect.credentials import CredentialResolver, password_from_stdin
     from imginspect.settings import RegistrySettings
+    from imginspect.transport import remaining_time
 
     def warn(message: str) -> None:
         if not quiet:
@@ -329,6 +285,7 @@ def _credentials_and_settings(
         explicit_source="--username and --password-stdin",
         anonymous=anonymous,
         warn=warn,
+        time_left=remaining_time,  # a credential helper gets the reference's time left
     )
     settings = RegistrySettings(
         certs_dirs=certs_dirs or None, daemon_config=daemon_config, warn=warn, log=log
@@ -463,7 +420,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     """
     # click passes every option by name; the credential options go on as one group.
     credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
-    options = _options(params)
+    request, style = _request(params)
     reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
     if credential_params["password_stdin"] and reads_stdin:
         raise UsageError("--password-stdin and -f - cannot both read standard input")
@@ -474,23 +431,12 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         raise UsageError("no reference given", hint="see 'imginspect --help'")
     second = next(given, None)
     batch = second is not None or ref_file is not None
-    if batch and options.mode == "raw":
+    if batch and request.mode is OutputMode.RAW:
         raise UsageError("--raw takes a single reference")
     all_refs = _chain(first, second, given)
 
-    from imginspect.inspector import Inspector
-    from imginspect.transport import RetryPolicy
-
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
-    worst = 0
-    retry = RetryPolicy(max_wait=params["max_wait"])
-    cache = None
-    if not params["no_cache"]:
-        from imginspect.cache import Cache
-
-        cache = Cache(log=log)
-    show_progress = (batch or options.sizes) and not debug and _progress_wanted()
     from imginspect.reference import parse_reference
 
     try:
@@ -501,16 +447,12 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         **credential_params, first_domain=first_domain, log=log
     )
     if not credential_params["anonymous"]:
-        options.credentials_hint = functools.partial(_where_credentials_were_sought, resolver)
+        hint = functools.partial(_where_credentials_were_sought, resolver)
+        request = replace(request, credentials_hint=hint)
+    show_progress = (batch or request.sizes) and not debug and _progress_wanted()
+    codes: set[int] = set()
     with (
-        Inspector(
-            insecure=params["insecure"],
-            log=log,
-            retry=retry,
-            cache=cache,
-            credentials=resolver.lookup,
-            settings=settings,
-        ) as inspector,
+        _make_inspector(params, resolver, settings, log) as inspector,
         _Progress(
             show_progress,
             "inspecting" if batch else "fetching sizes",
@@ -518,22 +460,43 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
             total=(lambda: counter.total) if batch else None,
         ) as progress,
     ):
-        options.on_size = None if batch else progress.advance
-        outcomes = _ordered_map(
-            lambda text: _run_one(inspector, text, options),
-            all_refs,
-            workers=options.concurrency if batch else 1,
-        )
-        for outcome in outcomes:
+        if not batch:
+            request = replace(request, on_size=progress.advance)
+        workers = params["concurrency"] if batch else 1
+        for outcome in inspect_many(inspector, all_refs, request, concurrency=workers):
             with progress.cleared():  # results and errors never share a line with it
-                _emit(outcome, options, batch=batch)
+                _emit(outcome, request.mode, style, batch=batch)
             if batch:
                 progress.advance()
             else:
                 progress.close()
-            worst = max(worst, outcome.exit_code)
-    if worst:
-        sys.exit(worst)
+            codes.add(outcome.exit_code)
+    code = batch_exit_code(codes)
+    if code:
+        sys.exit(code)
+
+
+def _make_inspector(
+    params: dict[str, Any],
+    resolver: CredentialResolver,
+    settings: RegistrySettings,
+    log: Callable[[str], None] | None,
+) -> Inspector:
+    """The one place the CLI builds the library's Inspector from its options."""
+    global _run_cache
+    from imginspect.hosts import HostResolver
+    from imginspect.inspector import Inspector
+    from imginspect.transport import RetryPolicy
+
+    cache = None
+    if not params["no_cache"]:
+        from imginspect.cache import Cache
+
+        cache = _run_cache = Cache(log=log)
+    hosts = HostResolver(
+        settings=settings, credentials=resolver.lookup, insecure=params["insecure"]
+    )
+    return Inspector(hosts, log=log, retry=RetryPolicy(max_wait=params["max_wait"]), cache=cache)
 
 
 class _Counter:
@@ -637,86 +600,85 @@ class _Progress:
         self.close()
 
 
-# ---------------------------------------------------------------------------------- options
+# ------------------------------------------------------------------------ options and output
 
 
-def _options(params: dict[str, Any]) -> Options:
+def _request(params: dict[str, Any]) -> tuple[InspectRequest, TableStyle]:
     """Validate the output and check options once, for every reference of the run."""
     as_json, output_format = params["as_json"], params["output_format"]
     platform_text, require = params["platform_text"], params["require"]
-    expect_digest, sizes = params["expect_digest"], params["sizes"]
-    modes = []
+    modes: list[OutputMode] = []
     if as_json:
-        modes.append("json")
+        modes.append(OutputMode.JSON)
     if output_format is not None and not (as_json and output_format == "json"):
-        modes.append(output_format)
+        modes.append(OutputMode(output_format))
     if params["compat"] == "docker":
-        modes = [m for m in modes if m != "json"] + ["docker"]
+        modes = [m for m in modes if m is not OutputMode.JSON]
+        modes.append(OutputMode.DOCKER)
     if params["digest_only"]:
-        modes.append("digest")
+        modes.append(OutputMode.DIGEST)
     if params["raw"]:
-        modes.append("raw")
+        modes.append(OutputMode.RAW)
     if len(modes) > 1:
-        raise UsageError(f"choose one output: {', '.join(modes)} cannot be combined")
-    options = Options(
-        mode=modes[0] if modes else "table",
-        require_only=params["require_only"],
-        sizes=sizes,
-        no_attestations=params["no_attestations"],
-        no_trunc=params["no_trunc"],
-        concurrency=params["concurrency"],
-        timeout=params["timeout"],
-        color=params["color"],
-    )
+        names = ", ".join(m.value for m in modes)
+        raise UsageError(f"choose one output: {names} cannot be combined")
+    platform = None
     if platform_text or require:
         from imginspect import platforms
 
         if platform_text:
-            options.platform = (
+            platform = (
                 platforms.local_platform()
                 if platform_text.strip().lower() == "local"
                 else platforms.parse_platform(platform_text)
             )
-        options.require = platforms.parse_platform_list(require)
-    if options.require_only and not require:
-        raise UsageError("--require-only needs --require")
-    if expect_digest is not None:
-        from imginspect.digest import is_valid_digest
-
-        if not is_valid_digest(expect_digest):
-            raise UsageError(f"--expect-digest {expect_digest!r} is not a valid digest")
-        options.expect_digest = expect_digest
-    _refuse_useless_combinations(options)
-    return options
+        require = platforms.parse_platform_list(require)
+    request = InspectRequest(  # refuses --require-only alone and an invalid --expect-digest
+        mode=modes[0] if modes else OutputMode.TABLE,
+        platform=platform,
+        require=tuple(require),
+        require_only=params["require_only"],
+        expect_digest=params["expect_digest"],
+        sizes=params["sizes"],
+        concurrency=params["concurrency"],
+        timeout=params["timeout"],
+    )
+    style = TableStyle(
+        no_trunc=params["no_trunc"],
+        attestations=not params["no_attestations"],
+        color=params["color"],
+    )
+    _refuse_useless_combinations(request, style)
+    return request, style
 
 
 #: How each output mode is asked for, to name it in a usage error.
 _MODE_FLAGS = {
-    "json": "--json",
-    "docker": "--compat docker",
-    "extended-json": "--format extended-json",
-    "digest": "--digest",
-    "raw": "--raw",
+    OutputMode.JSON: "--json",
+    OutputMode.DOCKER: "--compat docker",
+    OutputMode.EXTENDED_JSON: "--format extended-json",
+    OutputMode.DIGEST: "--digest",
+    OutputMode.RAW: "--raw",
 }
 
 
-def _refuse_useless_combinations(options: Options) -> None:
+def _refuse_useless_combinations(request: InspectRequest, style: TableStyle) -> None:
     """Options that cannot affect the chosen output are usage errors, not silently ignored.
 
     (JSON output never shortens digests nor hides attestations: --no-trunc and
     --no-attestations are documented as changing the table only, and accepted there.)"""
-    if options.mode == "table":
+    if request.mode is OutputMode.TABLE:
         return
-    flag = _MODE_FLAGS[options.mode]
-    if options.sizes and options.mode != "extended-json":
+    flag = _MODE_FLAGS[request.mode]
+    if request.sizes and request.mode is not OutputMode.EXTENDED_JSON:
         raise UsageError(
             f"--sizes cannot be combined with {flag}",
             hint="sizes are shown in the table and in --format extended-json",
         )
-    if options.mode in ("digest", "raw"):
+    if request.mode in (OutputMode.DIGEST, OutputMode.RAW):
         for name, given in (
-            ("--no-trunc", options.no_trunc),
-            ("--no-attestations", options.no_attestations),
+            ("--no-trunc", style.no_trunc),
+            ("--no-attestations", not style.attestations),
         ):
             if given:
                 raise UsageError(
@@ -740,53 +702,7 @@ def _chain(first: str, second: str | None, rest: Iterator[str]) -> Iterator[str]
         yield from rest
 
 
-def _ordered_map(func: Callable[[T], R], items: Iterable[T], *, workers: int) -> Iterator[R]:
-    """``map`` over a thread pool, yielding in input order with a bounded window in flight,
-    so a batch of any length streams its results and holds only a few in memory."""
-    if workers <= 1:
-        yield from map(func, items)
-        return
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect")
-    pending: deque[Future[R]] = deque()
-    iterator = iter(items)
-    try:
-        for item in iterator:
-            pending.append(pool.submit(func, item))
-            if len(pending) >= workers * 2:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-# ---------------------------------------------------------------------------------- the work
-
-
-def _run_one(inspector: Inspector, given: str, options: Options) -> Outcome:
-    from imginspect.transport import deadline
-
-    outcome = Outcome(given)
-    try:
-        with deadline(options.timeout):
-            _inspect_into(outcome, inspector, given, options)
-    except ImginspectError as error:
-        if (
-            isinstance(error, AuthError)
-            and error.credentials_may_help
-            and options.credentials_hint is not None
-        ):
-            where = options.credentials_hint(given)
-            if where is not None:
-                error.hint = f"{error.hint}; {where}" if error.hint else where
-        outcome.error = error
-    return outcome
-
-
-def _where_credentials_were_sought(resolver: Any, given: str) -> str | None:
+def _where_credentials_were_sought(resolver: CredentialResolver, given: str) -> str | None:
     """A hint for an auth failure when no credential was found for the reference."""
     from imginspect.reference import parse_reference
 
@@ -803,199 +719,22 @@ def _where_credentials_were_sought(resolver: Any, given: str) -> str | None:
     )
 
 
-def _inspect_into(outcome: Outcome, inspector: Inspector, given: str, options: Options) -> None:
-    from imginspect.inspector import LAYOUT_PREFIXES
-    from imginspect.reference import parse_reference
-
-    ref: Reference | None = None
-    if given.startswith(LAYOUT_PREFIXES):  # oci:PATH, oci-archive:FILE (imported on demand)
-        from imginspect.layout import parse_source_reference
-
-        ref = parse_source_reference(given)
-    if ref is None:
-        ref = parse_reference(given)
-    needs_document = options.require or options.platform is not None
-    if options.mode == "digest" and not needs_document:
-        outcome.digest = inspector.resolve_digest(ref)
-        _check_expected(outcome.digest, options, given)
-        return
-    read_config = options.mode not in ("digest", "raw")
-    result = inspector.inspect(
-        ref,
-        compat_docker=options.mode == "docker",
-        # a single image's platform lives in its config: --platform/--require need it
-        read_config=read_config or options.platform is not None or bool(options.require),
-    )
-    images: list[Child] | None = None
-    tree = None
-    if result.is_index and (
-        options.mode == "table" or options.require or options.platform or options.sizes
-    ):
-        # nested indexes: the table shows their entries; --require, --platform and --sizes
-        # count their images (no request unless there are nested indexes)
-        tree = inspector.index_tree(result)
-        if options.mode == "table":
-            outcome.nested = tree
-    # A failed --require is reported after the output: the inspection itself succeeded.
-    failed_check: MissingPlatformError | None = None
-    if options.require:
-        images = inspector.image_children(result, tree) if result.is_index else None
-        try:
-            _check_required(result, images, options, given)
-        except MissingPlatformError as error:
-            failed_check = error
-    if options.platform is not None:
-        if images is None and result.is_index:
-            images = inspector.image_children(result, tree)
-        result = _select(inspector, result, images, options, read_config)
-        outcome.nested = None
-        images = None
-    if options.sizes and options.mode not in ("digest", "raw", "docker"):
-        if images is None:
-            images = inspector.image_children(result, tree) if result.is_index else []
-        sizes = inspector.image_sizes(
-            result, images, concurrency=options.concurrency, on_done=options.on_size
-        )
-        result = replace(result, sizes=sizes)
-    outcome.result = result
-    outcome.digest = result.descriptor.digest
-    if failed_check is not None:
-        raise failed_check
-    _check_expected(result.descriptor.digest, options, given)
-
-
-def _select(
-    inspector: Inspector,
-    result: InspectResult,
-    images: list[Child] | None,
-    options: Options,
-    read_config: bool,
-) -> InspectResult:
-    """The image of ``result`` for ``options.platform``; ``images``: the index's image
-    entries if --require already listed them (nested indexes are not fetched twice)."""
-    from imginspect import platforms
-
-    wanted = options.platform
-    assert wanted is not None
-    if not result.is_index:
-        present = result.config_platform
-        if present is not None and platforms.matches(wanted, present):
-            return result
-        has = platforms.format_platform(present) if present else "no platform"
-        raise PlatformNotFoundError(
-            f"{result.reference} has no {platforms.format_platform(wanted)} image "
-            f"(it is a single-platform image: {has})"
-        )
-    if images is None:
-        images = inspector.image_children(result)
-    candidates = [c.descriptor.platform for c in images]
-    index = platforms.best_match(wanted, [p for p in candidates if p is not None])
-    if index is None:
-        available = ", ".join(
-            sorted({platforms.format_platform(p) for p in candidates if p is not None})
-        )
-        raise PlatformNotFoundError(
-            f"{result.reference} has no {platforms.format_platform(wanted)} image",
-            hint=f"available platforms: {available or 'none'}",
-        )
-    chosen = [c for c in images if c.descriptor.platform is not None][index]
-    child = inspector.inspect_child(
-        result, chosen.descriptor, read_config=read_config, compat_docker=options.mode == "docker"
-    )
-    return replace(child, selected_from=result.descriptor)
-
-
-def _check_required(
-    result: InspectResult, images: list[Child] | None, options: Options, given: str
-) -> None:
-    from imginspect import platforms
-
-    if images is not None:
-        present = [c.descriptor.platform for c in images if c.descriptor.platform is not None]
-    else:
-        present = [result.config_platform] if result.config_platform is not None else []
-    missing = [w for w in options.require if not any(platforms.matches(w, p) for p in present)]
-    extra = []
-    if options.require_only:
-        extra = [p for p in present if not any(platforms.matches(w, p) for w in options.require)]
-    if not (missing or extra):
-        return
-    has = ", ".join(dict.fromkeys(platforms.format_platform(p) for p in present)) or "none"
-    problems = []
-    if missing:
-        problems.append("missing " + ", ".join(platforms.format_platform(p) for p in missing))
-    if extra:
-        names = dict.fromkeys(platforms.format_platform(p) for p in extra)
-        problems.append("unexpected " + ", ".join(names))
-    raise MissingPlatformError(f"{given}: {'; '.join(problems)} (image has: {has})")
-
-
-def _check_expected(digest: str, options: Options, given: str) -> None:
-    if options.expect_digest is not None and digest != options.expect_digest:
-        raise DigestDriftError(
-            f"{given} points to {digest}, expected {options.expect_digest}",
-            hint="the tag was pushed again; update the pinned digest if that is intended",
-        )
-
-
-# ---------------------------------------------------------------------------------- output
-
-
-def _emit(outcome: Outcome, options: Options, *, batch: bool) -> None:
+def _emit(outcome: Outcome, mode: OutputMode, style: TableStyle, *, batch: bool) -> None:
     """Write one outcome: its result to stdout, its error to stderr."""
     try:
-        _write_result(outcome, options, batch=batch)
+        if mode is OutputMode.TABLE:
+            sys.stdout.flush()
+            write_table(outcome, sys.stdout, style=style, batch=batch)
+            sys.stdout.flush()
+        else:
+            sys.stdout.buffer.write(render(outcome, mode, batch=batch))
+            sys.stdout.buffer.flush()
     except BrokenPipeError:
         raise _ReaderGone from None
     except OSError as error:
         raise _output_failed(error) from None
     if outcome.error is not None:
         _report(outcome.error, outcome.given if batch else None)
-
-
-def _write_result(outcome: Outcome, options: Options, *, batch: bool) -> None:
-    out = sys.stdout.buffer
-    error = outcome.error
-    result = outcome.result
-    json_mode = options.mode in ("json", "docker", "extended-json")
-    if batch and json_mode and error is not None:
-        from imginspect.extended import encode_line, error_document
-
-        out.write(encode_line(error_document(outcome.given, error)))
-        out.flush()
-        return
-    if options.mode == "digest":
-        # A failed check (exit 7 or 8) still found a digest: print it, then the error.
-        if outcome.digest is not None:
-            line = f"{outcome.digest}  {outcome.given}" if batch else outcome.digest
-            out.write((line + "\n").encode())
-    elif result is not None:
-        if options.mode == "raw":
-            out.write(result.raw)
-        elif options.mode in ("json", "docker"):
-            from imginspect.jsonenc import encode_inspect
-
-            out.write(encode_inspect(result, compat_docker=options.mode == "docker"))
-        elif options.mode == "extended-json":
-            from imginspect.extended import encode_line, extended_document
-
-            out.write(encode_line(extended_document(result, given=outcome.given)))
-        else:
-            out.flush()
-            from imginspect.table import render
-
-            render(
-                result,
-                sys.stdout,
-                no_trunc=options.no_trunc,
-                attestations=not options.no_attestations,
-                color=options.color,
-                nested=outcome.nested,
-            )
-            if batch:
-                sys.stdout.write("\n")
-            sys.stdout.flush()
-    out.flush()
 
 
 def _report(error: ImginspectError, given: str | None) -> None:
@@ -1191,13 +930,18 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _exit_now(int(ExitCode.INTERRUPTED))
     except _Terminated:
         _stderr("error: terminated")
+        if _run_cache is not None:
+            # SIGTERM may have cut Inspector.close()'s flush short: flush() completes
+            # what is pending (idempotent), as the README promises.
+            with contextlib.suppress(Exception):
+                _run_cache.flush()
         with contextlib.suppress(OSError):
             sys.stdout.flush()
-        _exit_now(EXIT_TERMINATED)
+        _exit_now(int(ExitCode.TERMINATED))
     except (_ReaderGone, BrokenPipeError):
         # The reader went away (e.g. `| head -1`): quiet, and the status a shell tool killed
         # by SIGPIPE has, so that `set -o pipefail` scripts can tell it apart.
-        _exit_now(EXIT_BROKEN_PIPE)
+        _exit_now(int(ExitCode.BROKEN_PIPE))
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
@@ -1205,12 +949,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = exc.exit_code
     except SystemExit as exc:
         if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
-            _exit_now(EXIT_BROKEN_PIPE)  # click met EPIPE in its own output (e.g. --help)
+            _exit_now(int(ExitCode.BROKEN_PIPE))  # click met EPIPE in its own output (e.g. --help)
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _exit_now(EXIT_BROKEN_PIPE)
+        _exit_now(int(ExitCode.BROKEN_PIPE))
     except OSError as error:
         _report(_output_failed(error), None)
         _exit_now(int(ExitCode.USAGE))

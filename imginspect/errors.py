@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     MISSING_PLATFORM = 7  # --require: a required platform is absent
     DIGEST_DRIFT = 8  # --expect-digest: the reference points elsewhere
     INTERRUPTED = 130  # Ctrl-C
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away (`| head -1`), quietly
+    TERMINATED = 143  # 128 + SIGTERM: pending cache writes flushed first
 
 
 class ImginspectError(Exception):

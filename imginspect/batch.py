@@ -1,0 +1,218 @@
+"""Inspecting references as the CLI does, as a library: one reference with its checks
+(:func:`inspect_one`), many in order and concurrently (:func:`inspect_many`), and the exit
+code of a batch (:func:`batch_exit_code`).
+
+No click, no rich; httpx only through :mod:`imginspect.transport`, imported when a
+reference is inspected.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeVar
+
+from imginspect.checks import check_expected_digest, check_required, select_platform
+from imginspect.errors import AuthError, ExitCode, ImginspectError, UsageError
+from imginspect.output import OutputMode
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from imginspect.inspector import Inspector
+    from imginspect.manifest import Child, Platform
+    from imginspect.result import InspectResult
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: The exit codes of check verdicts (``--require``, ``--expect-digest``): the reference was
+#: inspected, and found wanting. Every other non-zero code is an operational failure.
+CHECK_VERDICTS = frozenset({int(ExitCode.MISSING_PLATFORM), int(ExitCode.DIGEST_DRIFT)})
+
+
+@dataclass(frozen=True)
+class InspectRequest:
+    """What to do for each reference: what the output needs, and the checks."""
+
+    mode: OutputMode = OutputMode.TABLE
+    #: ``--platform``: report the image selected for this platform from an index
+    platform: Platform | None = None
+    #: ``--require``: these platforms must be present (verdict: exit 7)
+    require: Sequence[Platform] = ()
+    #: ``--require-only``: and no other
+    require_only: bool = False
+    #: ``--expect-digest`` (with ``platform``: the selected image's; verdict: exit 8)
+    expect_digest: str | None = None
+    #: ``--sizes``: compressed size and layer count per image (table and extended JSON)
+    sizes: bool = False
+    #: requests in flight for ``sizes``
+    concurrency: int = 8
+    #: seconds for everything one reference needs (None: no deadline)
+    timeout: float | None = None
+    #: called once per image whose size was fetched (a progress line)
+    on_size: Callable[[], None] | None = None
+    #: for an authentication failure: where credentials were looked for, if that helps
+    credentials_hint: Callable[[str], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.require_only and not self.require:
+            raise UsageError("--require-only needs --require")
+        if self.expect_digest is not None:
+            from imginspect.digest import is_valid_digest
+
+            if not is_valid_digest(self.expect_digest):
+                raise UsageError(f"--expect-digest {self.expect_digest!r} is not a valid digest")
+        if self.concurrency < 1:
+            raise UsageError("the concurrency must be at least 1")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reference gave: an inspection, a digest, and/or an error.
+
+    ``error`` is an operational failure (exit 1-6; then there is no result) or a check
+    verdict (exit 7 or 8: the result and digest are there too, as the CLI prints them)."""
+
+    given: str
+    result: InspectResult | None = None
+    digest: str | None = None
+    error: ImginspectError | None = None
+    #: the table: entries of nested indexes, by digest
+    nested: Mapping[str, tuple[Child, ...]] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.error.exit_code) if self.error else 0
+
+
+def inspect_one(inspector: Inspector, given: str, request: InspectRequest) -> Outcome:
+    """Inspect the target ``given`` (a reference, ``oci:DIR`` or ``oci-archive:FILE``)
+    within ``request.timeout``, and apply the checks. Never raises ImginspectError: the
+    failure is the outcome's ``error``."""
+    from imginspect.transport import deadline
+
+    try:
+        with deadline(request.timeout):
+            return _inspect(inspector, given, request)
+    except ImginspectError as error:
+        if (
+            isinstance(error, AuthError)
+            and error.credentials_may_help
+            and request.credentials_hint is not None
+        ):
+            where = request.credentials_hint(given)
+            if where is not None:
+                error.hint = f"{error.hint}; {where}" if error.hint else where
+        return Outcome(given, error=error)
+
+
+def _inspect(inspector: Inspector, given: str, request: InspectRequest) -> Outcome:
+    from imginspect.target import parse_target
+
+    ref = parse_target(given)
+    mode = request.mode
+    compat_docker = mode is OutputMode.DOCKER
+    needs_document = bool(request.require) or request.platform is not None
+    if mode is OutputMode.DIGEST and not needs_document:
+        digest = inspector.resolve_digest(ref)
+        drift = check_expected_digest(digest, request.expect_digest, given)
+        return Outcome(given, digest=digest, error=drift)
+    result = inspector.inspect(
+        ref,
+        compat_docker=compat_docker,
+        # a single image's platform lives in its config: --platform/--require need it
+        read_config=mode.reads_config or needs_document,
+    )
+    images: list[Child] | None = None
+    tree = None
+    nested = None
+    if result.is_index and (mode is OutputMode.TABLE or needs_document or request.sizes):
+        # nested indexes: the table shows their entries; --require, --platform and --sizes
+        # count their images (no request unless there are nested indexes)
+        tree = inspector.index_tree(result)
+        if mode is OutputMode.TABLE:
+            nested = tree
+    # A failed --require is a verdict on a successful inspection: the output still follows.
+    verdict: ImginspectError | None = None
+    if request.require:
+        images = inspector.image_children(result, tree) if result.is_index else None
+        verdict = check_required(
+            result, images, request.require, only=request.require_only, given=given
+        )
+    if request.platform is not None:
+        if images is None and result.is_index:
+            images = inspector.image_children(result, tree)
+        result = select_platform(
+            inspector,
+            result,
+            request.platform,
+            images,
+            read_config=mode.reads_config,
+            compat_docker=compat_docker,
+        )
+        nested = None
+        images = None
+    if request.sizes and mode not in (OutputMode.DIGEST, OutputMode.RAW, OutputMode.DOCKER):
+        if images is None:
+            images = inspector.image_children(result, tree) if result.is_index else []
+        sizes = inspector.image_sizes(
+            result, images, concurrency=request.concurrency, on_done=request.on_size
+        )
+        result = replace(result, sizes=sizes)
+    digest = result.descriptor.digest
+    if verdict is None:
+        verdict = check_expected_digest(digest, request.expect_digest, given)
+    return Outcome(given, result=result, digest=digest, error=verdict, nested=nested)
+
+
+def inspect_many(
+    inspector: Inspector,
+    references: Iterable[str],
+    request: InspectRequest,
+    *,
+    concurrency: int = 8,
+) -> Iterator[Outcome]:
+    """:func:`inspect_one` for each reference, ``concurrency`` at a time, yielded in input
+    order as soon as each is ready (a batch of any length streams; ``references`` is read
+    lazily and only a bounded window of outcomes is held)."""
+    return ordered_map(
+        lambda given: inspect_one(inspector, given, request), references, workers=concurrency
+    )
+
+
+def ordered_map(func: Callable[[T], R], items: Iterable[T], *, workers: int) -> Iterator[R]:
+    """``map`` over a thread pool, yielding in input order with at most ``2 * workers``
+    items in flight, so a batch of any length streams its results and holds only a few in
+    memory. ``workers=1`` runs in the calling thread."""
+    if workers <= 1:
+        yield from map(func, items)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= workers * 2:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def batch_exit_code(codes: Iterable[int]) -> int:
+    """The exit code of a batch, from its references' codes (README, "Exit codes"): an
+    operational failure (1-6) is never masked by a check verdict (7, 8) of another
+    reference. The highest operational code if there is one; else the highest verdict (8,
+    the digest moved, over 7, a platform missing); else 0."""
+    operational = verdict = 0
+    for code in codes:
+        if code in CHECK_VERDICTS:
+            verdict = max(verdict, code)
+        elif code:
+            operational = max(operational, code)
+    return operational or verdict

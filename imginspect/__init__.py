@@ -1,9 +1,139 @@
 """imginspect: inspect container images in a remote registry without pulling them.
 
+The public API (``__all__``) is what the command line uses: :func:`inspect` for one image,
+:class:`Inspector` to share connections and tokens across references,
+:func:`inspect_one`/:func:`inspect_many` with an :class:`InspectRequest` for the CLI's
+checks, platform selection and batches, :func:`batch_exit_code`, and :func:`render` in each
+:class:`OutputMode`.
+
 The package root stays import-light on purpose: the CLI's start-up time matters, so
-nothing here imports httpx, click or rich.
+nothing here imports httpx, click or rich; the names are loaded on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from imginspect.errors import (
+    AuthError,
+    DigestDriftError,
+    ExitCode,
+    ImginspectError,
+    InvalidReferenceError,
+    MissingPlatformError,
+    NetworkError,
+    NotFoundError,
+    PlatformNotFoundError,
+    RateLimitedError,
+    RegistryError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from imginspect.batch import (
+        InspectRequest,
+        Outcome,
+        batch_exit_code,
+        inspect_many,
+        inspect_one,
+    )
+    from imginspect.checks import check_expected_digest, check_required, select_platform
+    from imginspect.inspector import Inspector
+    from imginspect.output import OutputMode, TableStyle, render
+    from imginspect.platforms import parse_platform
+    from imginspect.result import InspectResult
+    from imginspect.target import parse_target
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: Public names loaded on first use, by module.
+_LAZY = {
+    "InspectRequest": "imginspect.batch",
+    "Outcome": "imginspect.batch",
+    "batch_exit_code": "imginspect.batch",
+    "inspect_many": "imginspect.batch",
+    "inspect_one": "imginspect.batch",
+    "check_expected_digest": "imginspect.checks",
+    "check_required": "imginspect.checks",
+    "select_platform": "imginspect.checks",
+    "Inspector": "imginspect.inspector",
+    "OutputMode": "imginspect.output",
+    "TableStyle": "imginspect.output",
+    "render": "imginspect.output",
+    "parse_platform": "imginspect.platforms",
+    "InspectResult": "imginspect.result",
+    "parse_target": "imginspect.target",
+}
+
+__all__ = [
+    "AuthError",
+    "DigestDriftError",
+    "ExitCode",
+    "ImginspectError",
+    "InspectRequest",
+    "InspectResult",
+    "Inspector",
+    "InvalidReferenceError",
+    "MissingPlatformError",
+    "NetworkError",
+    "NotFoundError",
+    "Outcome",
+    "OutputMode",
+    "PlatformNotFoundError",
+    "RateLimitedError",
+    "RegistryError",
+    "TableStyle",
+    "UsageError",
+    "__version__",
+    "batch_exit_code",
+    "check_expected_digest",
+    "check_required",
+    "inspect",
+    "inspect_many",
+    "inspect_one",
+    "parse_platform",
+    "parse_target",
+    "render",
+    "select_platform",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'imginspect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def inspect(
+    reference: str, *, platform: str | None = None, timeout: float | None = 60.0
+) -> InspectResult:
+    """Inspect one reference (``oci:DIR`` and ``oci-archive:FILE`` included) with the
+    user's Docker/podman credentials and registry settings, as ``imginspect --json`` does;
+    with ``platform`` (``os/arch[/variant]``), the image selected for it. Raises the typed
+    :class:`ImginspectError` subclasses; use an :class:`Inspector` for many references."""
+    from imginspect.batch import InspectRequest, inspect_one
+    from imginspect.credentials import CredentialResolver
+    from imginspect.hosts import HostResolver
+    from imginspect.inspector import Inspector
+    from imginspect.output import OutputMode
+    from imginspect.platforms import parse_platform
+    from imginspect.settings import RegistrySettings
+    from imginspect.transport import remaining_time
+
+    request = InspectRequest(
+        mode=OutputMode.JSON,
+        platform=None if platform is None else parse_platform(platform),
+        timeout=timeout,
+    )
+    credentials = CredentialResolver(time_left=remaining_time)
+    hosts = HostResolver(settings=RegistrySettings(), credentials=credentials.lookup)
+    with Inspector(hosts) as inspector:
+        outcome = inspect_one(inspector, reference, request)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.result is not None
+    return outcome.result

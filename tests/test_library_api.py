@@ -1,0 +1,224 @@
+"""Every CLI feature through the public library API alone (``import imginspect``): no
+subprocess, no click. Platform selection, --require/--require-only, --expect-digest,
+--digest, --raw, --sizes, extended JSON, tables, batches in order with their exit code, and
+OCI layouts (directories and archives), against real loopback registries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import imginspect
+from imginspect import (
+    Inspector,
+    InspectRequest,
+    OutputMode,
+    batch_exit_code,
+    inspect_many,
+    inspect_one,
+    parse_platform,
+    render,
+)
+from tests.support.corpus import PushedImage
+from tests.support.registry import Registry
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "multiarch"
+Corpus = dict[str, PushedImage]
+
+
+def _imported(code: str) -> set[str]:
+    proc = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {m.split(".")[0] if not m.startswith("imginspect") else m for m in proc.stdout.split()}
+
+
+def test_package_root_is_import_light() -> None:
+    loaded = _imported("import imginspect; imginspect.OutputMode; imginspect.ExitCode")
+    assert not loaded & {"httpx", "httpcore", "click", "rich", "imginspect.inspector"}
+
+
+@pytest.mark.parametrize("module", ["checks", "batch", "output"])
+def test_library_modules_import_no_click_rich_or_httpx(module: str) -> None:
+    loaded = _imported(f"import imginspect.{module}")
+    assert not loaded & {"httpx", "httpcore", "click", "rich", "imginspect.table"}
+
+
+def test_public_names_resolve() -> None:
+    for name in imginspect.__all__:
+        assert getattr(imginspect, name) is not None, name
+    with pytest.raises(AttributeError):
+        imginspect.no_such_name  # noqa: B018
+
+
+def _ref(registry: Registry, image: PushedImage) -> str:
+    return registry.ref(image.repo, image.tag)
+
+
+def test_inspect_convenience(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    image = corpus_plain["buildkit"]
+    result = imginspect.inspect(_ref(registry_plain, image))
+    assert result.descriptor.digest == image.digest
+    selected = imginspect.inspect(_ref(registry_plain, image), platform="linux/arm64")
+    assert selected.descriptor.digest == image.children[1].digest
+    with pytest.raises(imginspect.PlatformNotFoundError):
+        imginspect.inspect(_ref(registry_plain, image), platform="windows/amd64")
+
+
+def test_platform_selection(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    image = corpus_plain["buildkit"]
+    request = InspectRequest(mode=OutputMode.JSON, platform=parse_platform("linux/arm64"))
+    with Inspector() as inspector:
+        outcome = inspect_one(inspector, _ref(registry_plain, image), request)
+    assert outcome.error is None and outcome.result is not None
+    assert outcome.digest == image.children[1].digest
+    assert outcome.result.selected_from is not None
+    assert outcome.result.selected_from.digest == image.digest
+    document = json.loads(render(outcome, OutputMode.JSON))
+    assert document["Platforms"] == [{"architecture": "arm64", "os": "linux"}]
+
+    missing = InspectRequest(platform=parse_platform("linux/s390x"))
+    with Inspector() as inspector:
+        failed = inspect_one(inspector, _ref(registry_plain, image), missing)
+    assert isinstance(failed.error, imginspect.PlatformNotFoundError)
+    assert failed.exit_code == 4 and failed.result is None
+
+
+def test_require_and_require_only(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    ref = _ref(registry_plain, corpus_plain["buildkit"])
+    amd64, arm64 = parse_platform("linux/amd64"), parse_platform("linux/arm64")
+    with Inspector() as inspector:
+        ok = inspect_one(inspector, ref, InspectRequest(require=(amd64, arm64), require_only=True))
+        only = inspect_one(
+            inspector,
+            ref,
+            InspectRequest(mode=OutputMode.DIGEST, require=(amd64,), require_only=True),
+        )
+    assert ok.error is None and ok.exit_code == 0
+    # a verdict: the inspection succeeded, its output is still there
+    assert isinstance(only.error, imginspect.MissingPlatformError)
+    assert only.exit_code == 7
+    assert (
+        only.error.message == f"{ref}: unexpected linux/arm64 (image has: linux/amd64, linux/arm64)"
+    )
+    assert render(only, OutputMode.DIGEST) == f"{corpus_plain['buildkit'].digest}\n".encode()
+    with pytest.raises(imginspect.UsageError):
+        InspectRequest(require_only=True)
+
+
+def test_expect_digest_and_digest_mode(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    image = corpus_plain["oci-index"]
+    ref = _ref(registry_plain, image)
+    other = "sha256:" + "0" * 64
+    with Inspector() as inspector:
+        same = inspect_one(
+            inspector, ref, InspectRequest(mode=OutputMode.DIGEST, expect_digest=image.digest)
+        )
+        moved = inspect_one(
+            inspector, ref, InspectRequest(mode=OutputMode.DIGEST, expect_digest=other)
+        )
+    assert same.error is None and same.result is None  # --digest: one HEAD, no document
+    assert render(same, OutputMode.DIGEST) == f"{image.digest}\n".encode()
+    assert isinstance(moved.error, imginspect.DigestDriftError) and moved.exit_code == 8
+    assert render(moved, OutputMode.DIGEST, batch=True) == f"{image.digest}  {ref}\n".encode()
+    with pytest.raises(imginspect.UsageError):
+        InspectRequest(expect_digest="sha256:short")
+
+
+def test_raw_docker_and_table(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    image = corpus_plain["oci-single"]
+    ref = _ref(registry_plain, image)
+    with Inspector() as inspector:
+        raw = inspect_one(inspector, ref, InspectRequest(mode=OutputMode.RAW))
+        docker = inspect_one(inspector, ref, InspectRequest(mode=OutputMode.DOCKER))
+        table = inspect_one(inspector, ref, InspectRequest())
+    body = render(raw, OutputMode.RAW)
+    assert body == image.raw
+    assert "sha256:" + hashlib.sha256(body).hexdigest() == image.digest
+    # the daemon's quirk, reproduced: no platforms for a single-platform OCI image
+    assert json.loads(render(docker, OutputMode.DOCKER))["Platforms"] is None
+    text = render(table, OutputMode.TABLE).decode()
+    assert "linux/riscv64" in text and image.digest in text
+
+
+def test_sizes_in_extended_json(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    image = corpus_plain["buildkit"]
+    request = InspectRequest(mode=OutputMode.EXTENDED_JSON, sizes=True, concurrency=2)
+    with Inspector() as inspector:
+        outcome = inspect_one(inspector, _ref(registry_plain, image), request)
+    assert outcome.result is not None and outcome.result.sizes is not None
+    document = json.loads(render(outcome, OutputMode.EXTENDED_JSON))
+    assert document["descriptor"]["digest"] == image.digest
+    sized = {c["digest"]: c["compressedSize"] for c in document["children"] if c["kind"] == "image"}
+    assert sized == {child.digest: child.compressed_size for child in image.children[:2]}
+
+
+def test_batch_in_order_with_exit_precedence(
+    registry_plain: Registry, corpus_plain: Corpus
+) -> None:
+    good = [_ref(registry_plain, corpus_plain[k]) for k in ("oci-index", "windows", "schema2")]
+    not_there = registry_plain.ref("corpus/not-there", "v1")
+    refs = [good[0], "Not/Valid", good[1], not_there, good[2]]
+    request = InspectRequest(mode=OutputMode.JSON, require=(parse_platform("linux/amd64"),))
+    with Inspector() as inspector:
+        outcomes = list(inspect_many(inspector, iter(refs), request, concurrency=3))
+    assert [o.given for o in outcomes] == refs
+    # schema2 is not linux/amd64: a verdict (7), which does not mask the not-found (4)
+    assert [o.exit_code for o in outcomes] == [0, 2, 0, 4, 7]
+    error_line = json.loads(render(outcomes[3], OutputMode.JSON, batch=True))
+    assert error_line["error"]["exitCode"] == 4 and error_line["reference"] == not_there
+    assert batch_exit_code(o.exit_code for o in outcomes) == 4
+    # a check verdict alone decides only when nothing failed
+    arm = InspectRequest(mode=OutputMode.DIGEST, require=(parse_platform("linux/s390x"),))
+    with Inspector() as inspector:
+        verdicts = list(inspect_many(inspector, [good[1], not_there], arm, concurrency=2))
+    assert [o.exit_code for o in verdicts] == [7, 4]
+    assert batch_exit_code(o.exit_code for o in verdicts) == 4
+
+
+def test_token_registry_anonymous_and_refused(
+    registry_token: Registry, corpus_token: Corpus
+) -> None:
+    image = corpus_token["oci-index"]
+    with Inspector() as inspector:
+        ok = inspect_one(inspector, _ref(registry_token, image), InspectRequest())
+        refused = inspect_one(inspector, registry_token.ref("private/app", "v1"), InspectRequest())
+    assert ok.digest == image.digest
+    assert isinstance(refused.error, imginspect.AuthError) and refused.exit_code == 3
+
+
+def test_layout_directory(corpus_plain: Corpus) -> None:
+    request = InspectRequest(
+        mode=OutputMode.DIGEST,
+        require=(parse_platform("linux/amd64"), parse_platform("linux/arm64")),
+    )
+    with Inspector() as inspector:
+        outcome = inspect_one(inspector, f"oci:{EXAMPLE}:latest", request)
+    index_json = json.loads((EXAMPLE / "index.json").read_text())
+    assert outcome.error is None
+    assert outcome.digest == index_json["manifests"][0]["digest"]
+
+
+def test_layout_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "multiarch.tar"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "make-example-layout"), "--archive", str(archive)],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    request = InspectRequest(mode=OutputMode.JSON, platform=parse_platform("linux/arm64"))
+    with Inspector() as inspector:
+        outcome = inspect_one(inspector, f"oci-archive:{archive}", request)
+    assert outcome.error is None, outcome.error
+    document = json.loads(render(outcome, OutputMode.JSON))
+    assert document["Platforms"] == [{"architecture": "arm64", "os": "linux", "variant": "v8"}]

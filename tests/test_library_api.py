@@ -222,3 +222,22 @@ def test_layout_archive(tmp_path: Path) -> None:
     assert outcome.error is None, outcome.error
     document = json.loads(render(outcome, OutputMode.JSON))
     assert document["Platforms"] == [{"architecture": "arm64", "os": "linux", "variant": "v8"}]
+
+
+def test_readme_library_example_runs() -> None:
+    """The README's "Library use" example runs from the checkout and says what it says."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Library use") :]
+    code = section[section.index("```python\n") + 10 :]
+    code = code[: code.index("```")]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    digest = json.loads((EXAMPLE / "index.json").read_text())["manifests"][0]["digest"]
+    assert proc.stdout.splitlines() == [
+        f"{digest} ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v7', 'unknown/unknown']",
+        f"{digest}  oci:examples/multiarch",
+        f"{digest}  oci:examples/multiarch:latest",
+        "exit 0",
+    ]

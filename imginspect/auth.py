@@ -22,7 +22,6 @@ from urllib.parse import urlencode, urlsplit
 from imginspect.cache import Cache
 from imginspect.challenge import Challenge, parse_challenges, preferred_challenge
 from imginspect.errors import AuthError, ImginspectError, MalformedDocumentError, RegistryError
-from imginspect.reference import is_loopback_host
 
 if TYPE_CHECKING:
     # Only annotations: importing Credential (credentials.py, `imginspect auth`) stays httpx-free.
@@ -128,13 +127,14 @@ class Authenticator:
                     self._challenge = Challenge(known["scheme"], dict(params))
 
     def credential(self, repository: str) -> Credential | None:
-        """The credential for ``repository`` (looked up once per repository and run)."""
-        if repository not in self._credentials:
-            with self._lock:
-                if repository not in self._credentials:
-                    found = self._lookup(repository) if self._lookup is not None else None
-                    self._credentials[repository] = found
-        return self._credentials[repository]
+        """The credential for ``repository`` (looked up once per repository and run).
+
+        No lock across the lookup: it may run a credential helper, and the resolver itself
+        runs each helper once while lookups for other repositories go on."""
+        if repository in self._credentials:
+            return self._credentials[repository]
+        found = self._lookup(repository) if self._lookup is not None else None
+        return self._credentials.setdefault(repository, found)
 
     def header(self, repository: str, scope: str) -> str | None:
         """The Authorization header to send now for ``scope``, if we know one.
@@ -278,7 +278,8 @@ class Authenticator:
             )
         service = challenge.params.get("service", "")
         realm_host = parts.netloc
-        verify = not (self._insecure_host(realm_host) or is_loopback_host(realm_host))
+        # the registry's own rule (loopback, insecure-registries, certs.d) decides for the realm
+        verify = not self._insecure_host(realm_host)
         # Never send a secret in clear text to a host that is not local or declared insecure.
         may_send_secret = parts.scheme == "https" or not verify
         if cred is not None and cred.identity_token and may_send_secret:

@@ -11,8 +11,12 @@ import re
 
 from imginspect.errors import DigestMismatchError, MalformedDocumentError
 
-# The algorithms the OCI image spec registers, with the hex length each produces.
-_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
+#: The algorithms the OCI image spec registers (and Docker's go-digest), with the length of
+#: the lowercase hex each produces. The one definition of the digest grammar's algorithms.
+DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_ALGORITHMS = DIGEST_HEX_LENGTHS
+#: How to write a digest, for error hints.
+DIGEST_HINT = "a digest is ALGORITHM:HEX, e.g. sha256: followed by 64 lowercase hexadecimal digits"
 _DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 
 

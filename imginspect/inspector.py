@@ -1,10 +1,11 @@
-"""Inspecting references: the library entry point that ties registry I/O to the model.
+"""Inspecting targets: the library entry point that ties the sources to the model.
 
-An :class:`Inspector` holds what a run shares across references (one transport and
-connection pool, one :class:`RegistryClient` with its tokens per registry) and turns a
-:class:`Reference` into an :class:`InspectResult` with as few requests as possible: one GET
-of the manifest or index (by tag it gives digest and bytes at once), plus, for a single
-image, one GET of its config blob for the platform.
+An :class:`Inspector` holds what a run shares across targets (one transport and connection
+pool, one :class:`~imginspect.sources.Source` per registry host or layout, with its tokens)
+and turns a :class:`~imginspect.target.Target` into an :class:`InspectResult` with as few
+requests as possible: one GET of the manifest or index (by tag it gives digest and bytes at
+once), plus, for a single image, one GET of its config blob for the platform. What it knows
+about each registry host comes from one :class:`~imginspect.hosts.HostResolver`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ import base64
 import binascii
 import contextvars
 import difflib
-import functools
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from imginspect import mediatypes as mt
-from imginspect.auth import Credential
 from imginspect.cache import Cache
 from imginspect.digest import verify_digest
 from imginspect.errors import (
@@ -28,6 +26,7 @@ from imginspect.errors import (
     NotFoundError,
     TooLargeError,
 )
+from imginspect.hosts import HostResolver
 from imginspect.manifest import (
     MAX_INDEX_DEPTH,
     Child,
@@ -38,26 +37,11 @@ from imginspect.manifest import (
     decode_config_platform,
     decode_document,
 )
-from imginspect.reference import Reference, is_loopback_host
-from imginspect.registry import (
-    MAX_CONFIG_BYTES,
-    FetchedManifest,
-    MirroredRegistryClient,
-    RegistryClient,
-)
+from imginspect.registry import RegistryClient
 from imginspect.result import ImageSize, InspectResult
-
-if TYPE_CHECKING:
-    from imginspect.layout import ManifestSource
-    from imginspect.settings import RegistrySettings
-
+from imginspect.sources import MAX_CONFIG_BYTES, FetchedManifest, Source
+from imginspect.target import LayoutTarget, Target
 from imginspect.transport import HttpTransport, Logger, RetryPolicy, Timeouts
-
-#: Finds the credential for (registry domain, repository path); None means anonymous.
-CredentialProvider = Callable[[str, str], Credential | None]
-
-#: Reference domains that name local OCI layouts rather than registries (imginspect.layout).
-LAYOUT_PREFIXES = ("oci:", "oci-archive:")
 
 #: How many tags one request lists when a tag is not found (to suggest the closest ones).
 TAGS_LISTED = 1000
@@ -67,43 +51,36 @@ IndexTree = dict[str, tuple[Child, ...]]
 
 
 class Inspector:
-    """Inspects references; reuse one instance for many references (connections, tokens)."""
+    """Inspects targets; reuse one instance for many targets (connections, tokens).
+
+    ``hosts`` says how each registry host is reached and logged in to (default: anonymous,
+    loopback registries insecure, every other one verified against the system trust store).
+    """
 
     def __init__(
         self,
+        hosts: HostResolver | None = None,
         *,
-        insecure: bool = False,
-        insecure_registries: frozenset[str] = frozenset(),
-        credentials: CredentialProvider | None = None,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
         log: Logger | None = None,
         cache: Cache | None = None,
-        settings: RegistrySettings | None = None,
     ) -> None:
-        self._insecure_all = insecure
-        self._insecure_registries = insecure_registries
-        self._credentials = credentials
+        self.hosts = hosts if hosts is not None else HostResolver()
         self._log = log
         self._cache = cache
-        self._settings = settings
         self._transport = HttpTransport(
-            timeouts=timeouts,
-            log=log,
-            retry=retry,
-            ssl_context_for=settings.ssl_context_for if settings is not None else None,
+            timeouts=timeouts, log=log, retry=retry, ssl_context_for=self.hosts.tls_context
         )
-        self._clients: dict[str, ManifestSource] = {}
+        self._sources: dict[str, Source] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._transport.close()
         if self._cache is not None:
             self._cache.flush()
-        for client in self._clients.values():
-            close = getattr(client, "close", None)
-            if close is not None and not isinstance(client, RegistryClient):
-                close()  # layouts: archives keep their file open
+        for source in self._sources.values():
+            source.close()  # layouts: archives keep their file open
 
     def __enter__(self) -> Inspector:
         return self
@@ -111,73 +88,62 @@ class Inspector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def is_insecure(self, host: str) -> bool:
-        """Loopback registries are insecure by default, as in the Docker daemon."""
-        if self._insecure_all or host in self._insecure_registries:
-            return True
-        if self._settings is not None:
-            return self._settings.is_insecure(host)  # daemon.json, certs.d, loopback
-        return is_loopback_host(host)
-
-    def client_for(self, domain: str) -> ManifestSource:
+    def source_for(self, target: Target) -> Source:
+        """The source ``target`` is read from: its layout, or its registry host's."""
+        key = target.location if isinstance(target, LayoutTarget) else target.domain
+        source = self._sources.get(key)
+        if source is not None:
+            return source
         with self._lock:
-            client = self._clients.get(domain)
-            if client is None and domain.startswith(LAYOUT_PREFIXES):
-                # oci:PATH / oci-archive:FILE: read files, no HTTP (imported only when used)
-                from imginspect.layout import LayoutClient
+            source = self._sources.get(key)
+            if source is None:
+                if isinstance(target, LayoutTarget):
+                    # oci:PATH / oci-archive:FILE: files, no HTTP (imported only when used)
+                    from imginspect.layout import open_layout
 
-                client = LayoutClient.for_domain(domain)
-                self._clients[domain] = client
-            if client is None:
-                provider = self._credentials
-                mirrors = self._settings.mirrors_for(domain) if self._settings else ()
-                credentials = None if provider is None else functools.partial(provider, domain)
-                if mirrors:
-                    client = MirroredRegistryClient(
-                        domain,
-                        self._transport,
-                        mirrors=[
-                            RegistryClient(
-                                domain,
-                                self._transport,
-                                endpoint=mirror.base_url,
-                                # a mirror's own credentials, if the user has any for it
-                                credentials=(
-                                    None
-                                    if provider is None
-                                    else functools.partial(provider, mirror.host)
-                                ),
-                                insecure=self.is_insecure(mirror.host),
-                                insecure_host=self.is_insecure,
-                                cache=self._cache,
-                            )
-                            for mirror in mirrors
-                        ],
-                        credentials=credentials,
-                        insecure=self.is_insecure(domain),
-                        insecure_host=self.is_insecure,
-                        cache=self._cache,
-                        log=self._log,
-                    )
+                    source = open_layout(target)
                 else:
-                    client = RegistryClient(
-                        domain,
-                        self._transport,
-                        credentials=credentials,
-                        insecure=self.is_insecure(domain),
-                        cache=self._cache,
-                        insecure_host=self.is_insecure,
-                    )
-                self._clients[domain] = client
-            return client
+                    source = self._registry_source(target.domain)
+                self._sources[key] = source
+        return source
 
-    def resolve_digest(self, reference: Reference) -> str:
+    def _registry_source(self, domain: str) -> Source:
+        config = self.hosts.config(domain)
+        registry = RegistryClient(
+            domain,
+            self._transport,
+            credentials=config.credentials,
+            insecure=config.insecure,
+            insecure_host=self.hosts.is_insecure,
+            cache=self._cache,
+        )
+        if not config.mirrors:
+            return registry
+        from imginspect.mirrors import MirrorChain
+
+        mirrors: list[tuple[str, Source]] = []
+        for mirror in config.mirrors:
+            mirror_config = self.hosts.config(mirror.host)
+            client = RegistryClient(
+                domain,
+                self._transport,
+                endpoint=mirror.base_url,
+                # a mirror's own credentials, if the user has any for it; never the registry's
+                credentials=mirror_config.credentials,
+                insecure=mirror_config.insecure,
+                insecure_host=self.hosts.is_insecure,
+                cache=self._cache,
+            )
+            mirrors.append((mirror.base_url, client))
+        return MirrorChain(registry, mirrors, log=self._log)
+
+    def resolve_digest(self, reference: Target) -> str:
         """The digest ``reference`` points to, with one HEAD where the registry allows.
 
         HEAD does not count against Docker Hub's pull limit. Registries that refuse HEAD or
         omit ``Docker-Content-Digest`` get a GET, and the digest is computed from the body.
         """
-        client = self.client_for(reference.domain)
+        client = self.source_for(reference)
         try:
             head = client.head_manifest(reference.path, reference.target)
             if head is not None:
@@ -187,14 +153,14 @@ class Inspector:
             raise self._not_found(client, reference, error) from None
 
     def inspect(
-        self, reference: Reference, *, compat_docker: bool = False, read_config: bool = True
+        self, reference: Target, *, compat_docker: bool = False, read_config: bool = True
     ) -> InspectResult:
         """Resolve ``reference`` and describe what it points to.
 
         ``read_config=False`` skips the config blob of a single image (its platform stays
         unknown): for callers that only need the manifest, such as ``--raw``.
         """
-        client = self.client_for(reference.domain)
+        client = self.source_for(reference)
         try:
             fetched = self._fetch_manifest(client, reference)
         except NotFoundError as error:
@@ -235,9 +201,7 @@ class Inspector:
             rate_limit=fetched.rate_limit,
         )
 
-    def _not_found(
-        self, client: ManifestSource, reference: Reference, error: NotFoundError
-    ) -> NotFoundError:
+    def _not_found(self, client: Source, reference: Target, error: NotFoundError) -> NotFoundError:
         """Say whether the repository, the tag or the digest is missing.
 
         Registries answer MANIFEST_UNKNOWN for a manifest of a repository that does not exist
@@ -246,7 +210,7 @@ class Inspector:
         (with the closest existing tags as a hint) or the digest is. If the list cannot be
         had, the registry's own error stands.
         """
-        if not isinstance(client, RegistryClient) or error.message.startswith("repository "):
+        if not client.remote or error.message.startswith("repository "):
             return error
         where = f"{reference.domain}/{reference.path}"
         try:
@@ -269,7 +233,7 @@ class Inspector:
             hint = f"{where} has no tags"
         return NotFoundError(f"tag not found: {where}:{tag}", hint=hint)
 
-    def _fetch_manifest(self, client: ManifestSource, reference: Reference) -> FetchedManifest:
+    def _fetch_manifest(self, client: Source, reference: Target) -> FetchedManifest:
         """The manifest ``reference`` names, from the cache where that is safe.
 
         By digest, a cached copy is the answer (content never changes). By tag, the tag is
@@ -279,7 +243,7 @@ class Inspector:
         """
         cache = self._cache
         repository = reference.path
-        if cache is None or not isinstance(client, RegistryClient):  # local files: no gain
+        if cache is None or not client.remote:  # local files: no gain
             return client.get_manifest(repository, reference.target)
         if reference.digest is not None:
             cached = _from_cache(cache, reference.digest)
@@ -378,7 +342,7 @@ class Inspector:
     ) -> dict[str, ImageSize]:
         """Compressed size (config + layers) and layer count per image child, fetched
         concurrently with at most ``concurrency`` requests in flight."""
-        client = self.client_for(result.reference.domain)
+        client = self.source_for(result.reference)
 
         def one(child: Child) -> tuple[str, ImageSize]:
             digest = child.descriptor.digest
@@ -405,7 +369,7 @@ class Inspector:
             return dict(pool.map(lambda child: context.copy().run(one, child), children))
 
     def _config_platform(
-        self, client: ManifestSource, reference: Reference, config: Descriptor
+        self, client: Source, reference: Target, config: Descriptor
     ) -> Platform | None:
         if config.size > MAX_CONFIG_BYTES:
             raise TooLargeError(
@@ -413,7 +377,7 @@ class Inspector:
                 f"more than the {MAX_CONFIG_BYTES} bytes accepted"
             )
         raw = _embedded_data(config)
-        local = not isinstance(client, RegistryClient)
+        local = not client.remote
         if raw is None and self._cache is not None and not local:
             raw = self._cache.get_content(config.digest, what="config blob")
         if raw is None:

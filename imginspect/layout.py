@@ -6,26 +6,16 @@ type=oci,dest=app.tar`` (or ``type=oci,tar=false,dest=DIR``) writes an OCI image
 the same checks as a registry: every manifest and blob is verified against its digest, and
 the same size limits apply.
 
-References (the semantics of skopeo's ``oci:`` transport, plus digests)::
+Targets are parsed by :func:`imginspect.target.parse_target` (``oci:PATH[:IMAGE][@DIGEST]``,
+``oci-archive:FILE[:IMAGE][@DIGEST]``). IMAGE selects the first index.json entry whose
+``org.opencontainers.image.ref.name`` equals it; failing that, the entry whose
+``io.containerd.image.name`` equals it or, for a plain tag, whose ref.name or containerd
+name is a full reference ending in ``:IMAGE`` (ambiguity there is an error). No IMAGE and no
+digest: index.json's only entry if it has exactly one (skopeo), otherwise index.json itself,
+reported as the image index (its exact bytes, digest = their sha256).
 
-    oci:PATH[:IMAGE][@DIGEST]
-    oci-archive:FILE[:IMAGE][@DIGEST]
-
-* ``@DIGEST``: the last ``@``, when followed by ``sha256:``, ``sha384:`` or ``sha512:``,
-  starts a digest, which must then be valid (otherwise ``@`` is part of PATH or IMAGE). Any
-  manifest of the layout can be selected, and index.json itself by its own digest. A digest
-  wins over an IMAGE given with it (which is then only displayed), as in Docker.
-* The rest is split at its *first* ``:``, exactly as skopeo does (containers/image
-  ``SplitPathAndImage``): PATH cannot contain ``:`` (skopeo refuses such paths too; reach
-  them through a symlink). The split is purely textual: parsing never touches the disk.
-* IMAGE (empty means none: ``oci:PATH:`` is ``oci:PATH``) is an
-  ``org.opencontainers.image.ref.name`` value: OCI's grammar (``latest``, ``v1.2``, or a full
-  name such as ``example.com/app:v1``) or Docker's tag grammar. It selects the first
-  index.json entry whose ref.name equals it; failing that, the entry whose
-  ``io.containerd.image.name`` equals it or, for a plain tag, whose ref.name or containerd
-  name is a full reference ending in ``:IMAGE`` (ambiguity there is an error).
-* No IMAGE and no digest: index.json's only entry if it has exactly one (skopeo), otherwise
-  index.json itself, reported as the image index (its exact bytes, digest = their sha256).
+:class:`LayoutSource` is a :class:`~imginspect.sources.Source`, like the registry client;
+this module imports neither the registry client nor httpx.
 
 Errors: a missing directory, archive, tag, manifest or blob is :class:`NotFoundError` (exit 4;
 a missing tag lists the tags there are); a path that exists but is not an OCI layout (no or
@@ -42,12 +32,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import tarfile
 import threading
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from imginspect import mediatypes as mt
@@ -62,27 +51,11 @@ from imginspect.errors import (
     UsageError,
 )
 from imginspect.manifest import Descriptor, Index, decode_document
-from imginspect.reference import Reference
-from imginspect.registry import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead
+from imginspect.reference import is_valid_tag
+from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead
+from imginspect.target import DEFAULT_LAYOUT_TARGET, LayoutTarget, valid_image_name
 
-__all__ = [
-    "ARCHIVE_PREFIX",
-    "DEFAULT_TARGET",
-    "LAYOUT_PREFIX",
-    "LayoutClient",
-    "LayoutReference",
-    "ManifestSource",
-    "is_layout_domain",
-    "open_layout_client",
-    "parse_source_reference",
-]
-
-LAYOUT_PREFIX: Final = "oci:"
-ARCHIVE_PREFIX: Final = "oci-archive:"
-
-#: ``target`` of a reference with neither IMAGE nor digest: "index.json's only entry, or
-#: index.json itself". Neither a valid ref.name nor a digest, so it cannot collide with one.
-DEFAULT_TARGET: Final = "/index.json"
+__all__ = ["LayoutSource", "open_layout"]
 
 ANNOTATION_REF_NAME: Final = "org.opencontainers.image.ref.name"
 ANNOTATION_CONTAINERD_NAME: Final = "io.containerd.image.name"
@@ -102,146 +75,11 @@ _SUPPORTED_LAYOUT_MAJOR: Final = "1"
 #: OSErrors without an errno (gzip.BadGzipFile) are such errors too (see _ArchiveStore).
 _ARCHIVE_ERRORS: Final = (tarfile.TarError, EOFError, ValueError, zlib.error)
 
-# The OCI ref.name grammar (image-spec annotations.md), as containers/image validates it.
-_REF_NAME_COMPONENT: Final = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
-_REF_NAME_RE: Final = re.compile(rf"{_REF_NAME_COMPONENT}(?:/{_REF_NAME_COMPONENT})*", re.ASCII)
-# What after the last '@' makes it a digest: a registered algorithm's name and ':'.
-_DIGEST_LIKE_RE: Final = re.compile(r"(?:sha256|sha384|sha512):.*", re.ASCII | re.DOTALL)
-# Docker's tag grammar: what may follow the last ':' of a full reference.
-_TAG_RE: Final = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
-
-_DIGEST_HINT: Final = (
-    "a digest is ALGORITHM:HEX, e.g. sha256: followed by 64 lowercase hexadecimal digits"
-)
 _LAYOUT_HINT: Final = (
     "an OCI image layout holds oci-layout, index.json and blobs/<alg>/<hex>, as "
     "'docker buildx build --output type=oci,tar=false,dest=DIR' or 'skopeo copy ... oci:DIR' "
     "write it"
 )
-
-
-# ---------------------------------------------------------------------------------- references
-
-
-def is_layout_domain(domain: str) -> bool:
-    """Whether a reference's ``domain`` names an offline source (``oci:`` / ``oci-archive:``)."""
-    return domain.startswith((LAYOUT_PREFIX, ARCHIVE_PREFIX))
-
-
-@dataclass(frozen=True)
-class LayoutReference(Reference):
-    """An ``oci:`` / ``oci-archive:`` reference, as :func:`parse_source_reference` returns it.
-
-    It is a :class:`Reference` (same fields), so the Inspector, the result model and the
-    renderers take it unchanged; only the meaning of the fields differs:
-
-    * ``domain``: ``"oci:" + PATH`` or ``"oci-archive:" + FILE``, PATH normalized (``./a//b/``
-      is ``a/b``; ``..`` is kept): one client per layout.
-    * ``path``: the normalized PATH or FILE, used as the repository in messages.
-    * ``tag``: the IMAGE part (an ``org.opencontainers.image.ref.name`` value) or None.
-    * ``digest``: the ``@DIGEST`` part or None.
-    """
-
-    @property
-    def transport(self) -> str:
-        """``"oci"`` or ``"oci-archive"``."""
-        return "oci-archive" if self.domain.startswith(ARCHIVE_PREFIX) else "oci"
-
-    @property
-    def is_archive(self) -> bool:
-        return self.domain.startswith(ARCHIVE_PREFIX)
-
-    @property
-    def name(self) -> str:
-        """``oci:PATH`` / ``oci-archive:FILE``: the layout, without IMAGE or digest."""
-        return self.domain
-
-    @property
-    def api_host(self) -> str:
-        return self.domain
-
-    @property
-    def familiar_name(self) -> str:
-        return self.domain
-
-    @property
-    def target(self) -> str:
-        """The digest if there is one, else the IMAGE, else :data:`DEFAULT_TARGET`."""
-        return self.digest or self.tag or DEFAULT_TARGET
-
-    def familiar_string(self) -> str:
-        return str(self)
-
-    def __str__(self) -> str:
-        """``oci:PATH[:IMAGE][@DIGEST]``; parsing it gives back an equal value."""
-        tag = f":{self.tag}" if self.tag is not None else ""
-        digest = f"@{self.digest}" if self.digest is not None else ""
-        return f"{self.domain}{tag}{digest}"
-
-    def with_digest(self, digest: str) -> LayoutReference:
-        """The same layout and IMAGE, pinned to ``digest``."""
-        if not is_valid_digest(digest):
-            raise InvalidReferenceError(f"invalid digest {digest!r}", hint=_DIGEST_HINT)
-        return replace(self, digest=digest)
-
-
-def parse_source_reference(text: str) -> LayoutReference | None:
-    """Parse ``oci:PATH[:IMAGE][@DIGEST]`` or ``oci-archive:FILE[:IMAGE][@DIGEST]``.
-
-    Returns ``None`` when ``text`` starts with neither prefix (it is then a registry
-    reference for :func:`~imginspect.reference.parse_reference`); raises
-    :class:`InvalidReferenceError` when it does but is malformed. Pure: no file system access.
-    """
-    if text.startswith(ARCHIVE_PREFIX):
-        prefix = ARCHIVE_PREFIX
-    elif text.startswith(LAYOUT_PREFIX):
-        prefix = LAYOUT_PREFIX
-    else:
-        return None
-    rest = text[len(prefix) :]
-    what = "archive file" if prefix == ARCHIVE_PREFIX else "layout directory"
-    quoted = json.dumps(text, ensure_ascii=False)
-    if any(ord(c) < 0x20 or c == "\x7f" for c in rest):
-        raise InvalidReferenceError(f"invalid reference {quoted}: control character")
-
-    digest: str | None = None
-    head, at, tail = rest.rpartition("@")
-    if at and _DIGEST_LIKE_RE.fullmatch(tail):
-        if not is_valid_digest(tail):
-            raise InvalidReferenceError(
-                f"invalid reference {quoted}: invalid digest {tail!r}", hint=_DIGEST_HINT
-            )
-        digest, rest = tail, head
-
-    path, _, image = rest.partition(":")  # the FIRST ':', as skopeo splits
-    if not path:
-        raise InvalidReferenceError(
-            f"invalid reference {quoted}: no {what}",
-            hint=f"write {prefix}PATH[:TAG|@DIGEST], e.g. {prefix}./build/image:latest",
-        )
-    if image and not _valid_image_name(image):
-        raise InvalidReferenceError(
-            f"invalid reference {quoted}: {image!r} is not a valid image name or tag",
-            hint=(
-                "after the first ':' comes an org.opencontainers.image.ref.name value "
-                "(letters, digits, '.', '_', '-', ':', '@', '+', '/'); "
-                f"the {what} itself cannot contain ':'"
-            ),
-        )
-    normalized = _normalize_path(path)
-    return LayoutReference(
-        domain=prefix + normalized, path=normalized, tag=image or None, digest=digest
-    )
-
-
-def _normalize_path(path: str) -> str:
-    """``./a//b/`` -> ``a/b``; keeps ``..`` (normpath would change the meaning of symlinks)."""
-    absolute = path.startswith("/")
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    joined = "/".join(parts)
-    if absolute:
-        return "/" + joined
-    return joined or "."
 
 
 # ---------------------------------------------------------------------------------- storage
@@ -385,17 +223,6 @@ def _check_size(size: int, max_bytes: int, what: str, subject: str) -> None:
 # ---------------------------------------------------------------------------------- the client
 
 
-class ManifestSource(Protocol):
-    """What the Inspector needs of a client; :class:`RegistryClient` and
-    :class:`LayoutClient` both provide it."""
-
-    def get_manifest(self, repository: str, target: str) -> FetchedManifest: ...
-
-    def head_manifest(self, repository: str, target: str) -> ManifestHead | None: ...
-
-    def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class _Opened:
     store: _Store
@@ -405,34 +232,27 @@ class _Opened:
     entries: tuple[Descriptor, ...]
 
 
-class LayoutClient:
-    """Reads one OCI layout (directory or tar) with :class:`RegistryClient`'s methods.
+class LayoutSource:
+    """Reads one OCI layout (directory or tar): a :class:`~imginspect.sources.Source`.
 
     The layout is opened on first use, so errors (missing, not a layout) surface from the
-    first call, per reference. Thread-safe. ``repository`` arguments are accepted for
-    compatibility and ignored: a client serves exactly one layout. Call :meth:`close`
+    first call, per reference. Thread-safe. ``repository`` arguments are accepted for the
+    interface's sake and ignored: a source serves exactly one layout. Call :meth:`close`
     (archives keep their file open).
     """
+
+    #: local files: nothing to gain from the persistent cache
+    remote = False
 
     def __init__(self, location: str, *, archive: bool) -> None:
         self.location = location
         self.archive = archive
-        self.domain = (ARCHIVE_PREFIX if archive else LAYOUT_PREFIX) + location
+        self.domain = f"{'oci-archive' if archive else 'oci'}:{location}"
         self._lock = threading.Lock()
         self._opened: _Opened | None = None
         self._closed = False
 
-    @classmethod
-    def for_domain(cls, domain: str) -> LayoutClient:
-        """The client for a :class:`LayoutReference`'s ``domain`` (``oci:PATH`` /
-        ``oci-archive:FILE``), for code that keys clients by domain."""
-        if domain.startswith(ARCHIVE_PREFIX):
-            return cls(domain[len(ARCHIVE_PREFIX) :], archive=True)
-        if domain.startswith(LAYOUT_PREFIX):
-            return cls(domain[len(LAYOUT_PREFIX) :], archive=False)
-        raise UsageError(f"not an oci: or oci-archive: domain: {domain!r}")
-
-    def __enter__(self) -> LayoutClient:
+    def __enter__(self) -> LayoutSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -448,10 +268,10 @@ class LayoutClient:
     # ------------------------------------------------------------------ public API
 
     def get_manifest(self, repository: str, target: str) -> FetchedManifest:
-        """The manifest or index ``target`` names (IMAGE, digest or :data:`DEFAULT_TARGET`),
+        """The manifest or index ``target`` names (IMAGE, digest or the default target),
         verified against its digest."""
         opened = self._open()
-        if target == DEFAULT_TARGET:
+        if target == DEFAULT_LAYOUT_TARGET:
             if len(opened.entries) == 1:
                 return self._fetch_entry(opened, opened.entries[0], self.domain)
             return self._index_json(opened)
@@ -463,7 +283,7 @@ class LayoutClient:
                 return self._fetch_entry(opened, listed, f"{self.domain}@{target}")
             raw = self._read_blob(opened, target, MAX_MANIFEST_BYTES, "manifest")
             return FetchedManifest(raw, _declared_media_type(raw), target, None)
-        if not _valid_image_name(target):
+        if not valid_image_name(target):
             raise InvalidReferenceError(
                 f"{self.domain}: {target!r} is neither a valid image name (tag) nor a digest"
             )
@@ -487,6 +307,10 @@ class LayoutClient:
     def tags(self) -> list[str]:
         """The IMAGE names index.json offers (ref.name, else containerd name), in order."""
         return _tags(self._open().entries)
+
+    def list_tags(self, repository: str, *, limit: int) -> list[str]:
+        """:meth:`tags`, at most ``limit`` of them (the Source interface)."""
+        return self.tags()[:limit]
 
     # ------------------------------------------------------------------ plumbing
 
@@ -618,7 +442,7 @@ class LayoutClient:
         for entry in entries:
             if (entry.annotations or {}).get(ANNOTATION_REF_NAME) == image:
                 return entry  # the first exact ref.name, as skopeo picks
-        plain_tag = _TAG_RE.fullmatch(image) is not None
+        plain_tag = is_valid_tag(image)
         matches: list[tuple[str, Descriptor]] = []
         for entry in entries:
             annotations = entry.annotations or {}
@@ -652,9 +476,9 @@ class LayoutClient:
         raise NotFoundError(f"tag not found: {self.domain}:{image}", hint=hint)
 
 
-def open_layout_client(ref: LayoutReference) -> LayoutClient:
-    """A client for the layout ``ref`` names (opened, and checked, on first use)."""
-    return LayoutClient(ref.path, archive=ref.is_archive)
+def open_layout(target: LayoutTarget) -> LayoutSource:
+    """The source for the layout ``target`` names (opened, and checked, on first use)."""
+    return LayoutSource(target.path, archive=target.is_archive)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -670,16 +494,11 @@ def _tags(entries: tuple[Descriptor, ...]) -> list[str]:
     return list(names)
 
 
-def _valid_image_name(text: str) -> bool:
-    """An OCI ref.name value, or a Docker tag (``_v1``, ``a..b``: buildx writes those too)."""
-    return _REF_NAME_RE.fullmatch(text) is not None or _TAG_RE.fullmatch(text) is not None
-
-
 def _tag_of(value: str) -> str | None:
     """The tag of a full reference (``example.com/app:v1`` -> ``v1``), ``@digest`` ignored."""
     value = value.split("@", 1)[0]
     name, colon, tag = value.rpartition(":")
-    if not colon or not name or "/" in tag or not _TAG_RE.fullmatch(tag):
+    if not colon or not name or "/" in tag or not is_valid_tag(tag):
         return None
     return tag
 

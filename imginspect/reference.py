@@ -23,18 +23,22 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from imginspect.digest import DIGEST_HEX_LENGTHS, DIGEST_HINT, is_valid_digest
 from imginspect.errors import InvalidReferenceError
 
 __all__ = [
     "DEFAULT_DOMAIN",
     "DEFAULT_TAG",
     "DOCKER_HUB_API_HOST",
+    "DOCKER_HUB_HOSTS",
     "LEGACY_DEFAULT_DOMAIN",
     "OFFICIAL_REPO_PREFIX",
     "REPOSITORY_NAME_MAX_LENGTH",
     "Reference",
     "host_without_port",
+    "is_docker_hub",
     "is_loopback_host",
+    "is_valid_tag",
     "parse_reference",
 ]
 
@@ -44,6 +48,8 @@ DEFAULT_DOMAIN: Final = "docker.io"
 LEGACY_DEFAULT_DOMAIN: Final = "index.docker.io"
 #: The host that actually serves Docker Hub's registry API. docker.io itself does not.
 DOCKER_HUB_API_HOST: Final = "registry-1.docker.io"
+#: Every name Docker Hub goes by; the one list of them (credentials, certs.d, TLS hints, ...).
+DOCKER_HUB_HOSTS: Final = frozenset({DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN, DOCKER_HUB_API_HOST})
 #: Namespace of Docker Hub's official images; added to one-component Hub names.
 OFFICIAL_REPO_PREFIX: Final = "library/"
 #: Tag assumed when a reference names neither a tag nor a digest.
@@ -92,16 +98,14 @@ _IDENTIFIER_RE: Final = re.compile(_IDENTIFIER, re.ASCII)
 
 # --- go-digest (v1.0.0) validation, which Parse applies to the digest after the grammar. -------
 # The algorithms Docker registers (crypto/sha256 and crypto/sha512, the latter also providing
-# sha384), with the hex length each must have; the hex must be lowercase.
-_DIGEST_HEX_LENGTHS: Final = {"sha256": 64, "sha384": 96, "sha512": 128}
+# sha384), with the hex length each must have (imginspect.digest); the hex must be lowercase.
+_DIGEST_HEX_LENGTHS: Final = DIGEST_HEX_LENGTHS
 _LOWER_HEX_RE: Final = re.compile(r"[a-f0-9]+", re.ASCII)
 
 _TAG_HINT: Final = (
     "a tag is 1 to 128 characters: letters, digits, '_', '.' and '-', not starting with '.' or '-'"
 )
-_DIGEST_HINT: Final = (
-    "a digest is ALGORITHM:HEX, e.g. sha256: followed by 64 lowercase hexadecimal digits"
-)
+_DIGEST_HINT: Final = DIGEST_HINT
 _COMPONENT_HINT: Final = (
     "repository name components are lowercase letters and digits, separated by '.', '_', '__' "
     "or dashes, and cannot start or end with a separator"
@@ -285,6 +289,16 @@ def _parse(text: str, *, suggest: bool) -> Reference:
     return Reference(domain=parsed_domain, path=path, tag=tag, digest=digest)
 
 
+def is_valid_tag(text: str) -> bool:
+    r"""Docker's tag grammar (``[\w][\w.-]{0,127}``, ASCII): the one definition of it."""
+    return _TAG_RE.fullmatch(text) is not None
+
+
+def is_docker_hub(domain: str) -> bool:
+    """Whether ``domain`` (``host[:port]``) names Docker Hub, under any of its names."""
+    return domain.lower() in DOCKER_HUB_HOSTS
+
+
 def is_loopback_host(domain: str) -> bool:
     """Whether a reference domain designates this machine.
 
@@ -346,14 +360,7 @@ def _split_docker_domain(name: str) -> tuple[str, str]:
 
 def _is_registered_digest(text: str) -> bool:
     """Whether ``text`` is a complete digest go-digest accepts (``ParseAnyReference``'s test)."""
-    algorithm, colon, encoded = text.partition(":")
-    expected = _DIGEST_HEX_LENGTHS.get(algorithm)
-    return (
-        bool(colon)
-        and expected is not None
-        and len(encoded) == expected
-        and _LOWER_HEX_RE.fullmatch(encoded) is not None
-    )
+    return is_valid_digest(text)
 
 
 def _check_digest(digest: str, text: str) -> None:

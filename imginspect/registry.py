@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from imginspect import mediatypes as mt
@@ -27,48 +25,18 @@ from imginspect.errors import (
     NotFoundError,
     RateLimitedError,
     RegistryError,
-    UsageError,
 )
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
 from imginspect.result import RateLimit
-from imginspect.transport import HttpTransport, Logger, Response, parse_retry_after
-
-#: The OCI distribution spec lets registries refuse manifests over 4 MiB; so do we.
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-#: Image configs are small JSON documents; a few MiB leaves room for long histories.
-MAX_CONFIG_BYTES = 8 * 1024 * 1024
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class FetchedManifest:
-    """A manifest or index exactly as received, with its verified digest."""
-
-    raw: bytes
-    content_type: str | None
-    digest: str
-    #: the registry's ``Docker-Content-Digest`` header, if it sent one
-    header_digest: str | None
-    #: Docker Hub's pull limit as the response announced it (``RateLimit-*`` headers)
-    rate_limit: RateLimit | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.raw)
-
-
-@dataclass(frozen=True)
-class ManifestHead:
-    """What a HEAD request tells about a manifest without its body."""
-
-    digest: str
-    media_type: str | None
-    size: int | None
+from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead
+from imginspect.transport import HttpTransport, Response, parse_retry_after
 
 
 class RegistryClient:
-    """Talks to one registry host. Thread-safe; shared by every reference of a run."""
+    """Talks to one registry host: a :class:`~imginspect.sources.Source`. Thread-safe;
+    shared by every reference of a run."""
+
+    remote = True
 
     def __init__(
         self,
@@ -105,7 +73,9 @@ class RegistryClient:
             transport,
             self.api_host,
             credentials,
-            insecure_host=insecure_host or (lambda host: host == self.api_host and insecure),
+            # by default the built-in rules: loopback hosts (and this one if insecure)
+            insecure_host=insecure_host
+            or (lambda host: (host == self.api_host and insecure) or _default_insecure(host)),
             cache=cache,
             log=transport.log,
         )
@@ -218,6 +188,9 @@ class RegistryClient:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise RegistryError(f"{self.domain} sent a malformed tag list for {repository}")
         return tags[:limit]
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the run's transport."""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -381,74 +354,10 @@ class RegistryClient:
         )
 
 
-class MirroredRegistryClient(RegistryClient):
-    """Docker Hub through ``registry-mirrors``: each mirror in turn, then the registry itself.
+def _default_insecure(host: str) -> bool:
+    from imginspect.settings import RegistrySettings
 
-    As in the Docker daemon, any failure of a mirror (unreachable, refusing, not having the
-    image, sending bad content) moves on to the next one, and the registry's own answer is
-    final. Each mirror is a :class:`RegistryClient` of its own (``endpoint=`` its URL) with
-    its own TLS mode, auth state and credentials: the registry's credentials are never sent
-    to a mirror. Configuration errors (:class:`UsageError`) are raised, not skipped.
-    """
-
-    def __init__(
-        self,
-        domain: str,
-        transport: HttpTransport,
-        *,
-        mirrors: Sequence[RegistryClient],
-        credentials: CredentialLookup | None = None,
-        insecure: bool = False,
-        insecure_host: Callable[[str], bool] | None = None,
-        cache: Cache | None = None,
-        log: Logger | None = None,
-    ) -> None:
-        super().__init__(
-            domain,
-            transport,
-            credentials=credentials,
-            insecure=insecure,
-            insecure_host=insecure_host,
-            cache=cache,
-        )
-        self.mirrors = tuple(mirrors)
-        self._log = log
-
-    def _through_mirrors(self, call: Callable[[RegistryClient], T]) -> T:
-        """``call`` on each mirror in turn until one answers, then on the registry itself."""
-        for mirror in self.mirrors:
-            try:
-                return call(mirror)
-            except UsageError:
-                raise
-            except ImginspectError as error:
-                if self._log is not None:
-                    self._log(f"mirror {mirror.base_url('https')} failed ({error.message}); next")
-        return call(self)
-
-    # The registry's own answer is RegistryClient's method on self (explicitly, so that the
-    # last step of _through_mirrors does not come back here).
-    def get_manifest(self, repository: str, target: str) -> FetchedManifest:
-        return self._through_mirrors(
-            lambda client: RegistryClient.get_manifest(client, repository, target)
-        )
-
-    def head_manifest(self, repository: str, target: str) -> ManifestHead | None:
-        return self._through_mirrors(
-            lambda client: RegistryClient.head_manifest(client, repository, target)
-        )
-
-    def get_blob(self, repository: str, digest: str, *, max_bytes: int, what: str) -> bytes:
-        return self._through_mirrors(
-            lambda client: RegistryClient.get_blob(
-                client, repository, digest, max_bytes=max_bytes, what=what
-            )
-        )
-
-    def list_tags(self, repository: str, *, limit: int) -> list[str]:
-        return self._through_mirrors(
-            lambda client: RegistryClient.list_tags(client, repository, limit=limit)
-        )
+    return RegistrySettings.empty().is_insecure(host)
 
 
 def _retry_hint(retry_after: str | None) -> str:

@@ -18,7 +18,7 @@ from imginspect.manifest import (
     Platform,
     classify_child,
 )
-from imginspect.reference import Reference
+from imginspect.target import Target
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ EMPTY_PLATFORM = Platform()
 class InspectResult:
     """The answer for one reference."""
 
-    reference: Reference
+    #: what was inspected: a registry reference, or an OCI layout target
+    reference: Target
     #: the target: media type, digest and size of the bytes received, plus the document's
     #: own annotations and artifactType
     descriptor: Descriptor

@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from imginspect.errors import UsageError
-from imginspect.reference import host_without_port, is_loopback_host
+from imginspect.reference import DOCKER_HUB_HOSTS, host_without_port, is_loopback_host
 
 if TYPE_CHECKING:
     import ssl
 
 #: Docker Hub's names; certs.d is never consulted for them (the daemon does not either).
-HUB_HOSTS = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+HUB_HOSTS = DOCKER_HUB_HOSTS
 SYSTEM_DAEMON_CONFIG = Path("/etc/docker/daemon.json")
 #: daemon.json is a small document; refuse to read anything absurd.
 MAX_SETTINGS_FILE = 4 * 1024 * 1024
@@ -146,7 +146,9 @@ class RegistrySettings:
         environ: Mapping[str, str] | None = None,
         warn: Warn | None = None,
         log: Log | None = None,
+        read_daemon_config: bool = True,
     ) -> None:
+        self._read_daemon = read_daemon_config
         self._environ = dict(os.environ if environ is None else environ)
         self._certs_roots = (
             default_certs_dirs(self._environ)
@@ -167,6 +169,11 @@ class RegistrySettings:
         self._contexts: dict[str, ssl.SSLContext | None] = {}
         self._context_errors: dict[str, CertsDirError] = {}
         self._resolved: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def empty(cls) -> RegistrySettings:
+        """No certs.d and no daemon.json: only the built-in rules (loopback is insecure)."""
+        return cls(certs_dirs=(), environ={}, read_daemon_config=False)
 
     # ------------------------------------------------------------------ daemon.json
 
@@ -262,6 +269,8 @@ class RegistrySettings:
             raise self._load_error
 
     def _read_daemon_config(self) -> None:
+        if not self._read_daemon:
+            return
         explicit = self._daemon_config is not None
         if self._daemon_config is not None:
             candidates: tuple[Path, ...] = (self._daemon_config,)

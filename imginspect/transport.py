@@ -46,7 +46,7 @@ from imginspect.errors import (
     RegistryError,
     TooLargeError,
 )
-from imginspect.settings import HUB_HOSTS
+from imginspect.reference import is_docker_hub
 
 USER_AGENT = f"imginspect/{__version__}"
 MAX_REDIRECTS = 10
@@ -730,7 +730,7 @@ def _is_permanent_connect_failure(exc: BaseException) -> bool:
 def _connect_hint(exc: BaseException, host: str) -> str | None:
     text = str(exc)
     if "CERTIFICATE_VERIFY_FAILED" in text:
-        if host.lower() in HUB_HOSTS:
+        if is_docker_hub(host):
             # The daemon never reads certs.d for Docker Hub: a proxy that re-signs TLS is the
             # usual cause, and its CA belongs in the system store.
             return (

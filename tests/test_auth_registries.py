@@ -36,10 +36,12 @@ import trustme
 from imginspect.auth import Authenticator, Credential
 from imginspect.credentials import CredentialResolver
 from imginspect.errors import AuthError, ExitCode
+from imginspect.hosts import HostResolver
 from imginspect.inspector import Inspector
 from imginspect.jsonenc import encode_inspect
 from imginspect.reference import parse_reference
 from imginspect.registry import RegistryClient
+from imginspect.settings import RegistrySettings
 from imginspect.transport import Response
 from tests.expected import expected_json
 from tests.support.corpus import PushedImage, build_corpus, push_corpus
@@ -122,7 +124,7 @@ def user(tmp_path: Path) -> User:
 
 
 def _inspect(resolver: CredentialResolver, ref: str, **kwargs: Any) -> bytes:
-    with Inspector(credentials=resolver.lookup, **kwargs) as inspector:
+    with Inspector(HostResolver(credentials=resolver.lookup), **kwargs) as inspector:
         return encode_inspect(inspector.inspect(parse_reference(ref)))
 
 
@@ -467,6 +469,8 @@ def test_credentials_never_follow_a_redirect_to_another_host(
 class _FakeTransport:
     """Records requests; answers a token for token requests, 200 otherwise."""
 
+    log = None
+
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
@@ -504,11 +508,12 @@ def test_secrets_go_in_clear_text_only_to_loopback_or_declared_insecure_realms(
 ) -> None:
     credential = SECRET_CREDENTIALS[form]
     transport = _FakeTransport()
+    rules = HostResolver()  # the run's one rule: loopback hosts are insecure
     authenticator = Authenticator(
         transport,  # type: ignore[arg-type]
         "registry.example.com",
         lambda repository: credential,
-        insecure_host=lambda host: host in insecure,
+        insecure_host=lambda host: host in insecure or rules.is_insecure(host),
     )
     header = authenticator.respond_to(
         _challenge(realm), "team/app", "repository:team/app:pull", sent=None
@@ -523,6 +528,31 @@ def test_secrets_go_in_clear_text_only_to_loopback_or_declared_insecure_realms(
         assert secret not in sent and b64(f"alice:{secret}") not in sent
         assert call["method"] == "GET" and not call.get("headers")
         assert "account" not in parse_qs(urlsplit(call["url"]).query)
+
+
+@pytest.mark.parametrize("form", sorted(SECRET_CREDENTIALS))
+def test_loopback_realm_with_a_certs_d_directory_is_verified(form: str, tmp_path: Path) -> None:
+    """certs.d says how to verify a loopback host: its token realm is then no longer
+    insecure either, so no secret goes to it over plain http (the loopback rule is one)."""
+    (tmp_path / "certs.d" / "127.0.0.1:9").mkdir(parents=True)
+    settings = RegistrySettings(certs_dirs=[tmp_path / "certs.d"], environ={})
+    rules = HostResolver(settings=settings)
+    credential = SECRET_CREDENTIALS[form]
+    transport = _FakeTransport()
+    authenticator = Authenticator(
+        transport,  # type: ignore[arg-type]
+        "127.0.0.1:9",
+        lambda repository: credential,
+        insecure_host=rules.is_insecure,
+    )
+    authenticator.respond_to(
+        _challenge("http://127.0.0.1:9/token"), "team/app", "repository:team/app:pull", sent=None
+    )
+    [call] = transport.calls
+    sent = json.dumps(call, default=str)
+    secret = credential.password or credential.identity_token
+    assert secret not in sent and b64(f"alice:{secret}") not in sent
+    assert call["verify"] is True  # the realm is verified, as its host's certs.d asks
 
 
 def test_secure_remote_registry_is_only_spoken_to_over_https() -> None:

@@ -30,6 +30,7 @@ import trustme
 
 from imginspect.cache import Cache
 from imginspect.errors import ImginspectError, NetworkError
+from imginspect.hosts import HostResolver
 from imginspect.inspector import Inspector
 from imginspect.reference import parse_reference
 from imginspect.settings import RegistrySettings
@@ -548,7 +549,7 @@ def test_certs_d_ca_of_a_registry_applies_to_its_redirect_target(
     test_ca.cert_pem.write_to_path(str(certs / registry_host / "ca.crt"))
     settings = RegistrySettings(certs_dirs=[certs], environ={"HOME": str(tmp_path)})
     try:
-        with Inspector(settings=settings) as inspector:
+        with Inspector(HostResolver(settings=settings)) as inspector:
             result = inspector.inspect(parse_reference(f"{registry_host}/app:v1"))
         assert str(result.config_platform) == "linux/amd64"
         assert blob_server.blob_served

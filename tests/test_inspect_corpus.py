@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from imginspect.auth import Credential
+from imginspect.hosts import HostResolver
 from imginspect.inspector import Inspector
 from imginspect.jsonenc import encode_inspect
 from imginspect.reference import parse_reference
@@ -78,7 +79,7 @@ def test_basic_auth_through_the_library(
     image = corpus_basic[key]
     assert registry_basic.username and registry_basic.password
     credential = Credential(registry_basic.username, registry_basic.password, source="test")
-    with Inspector(credentials=lambda domain, repository: credential) as inspector:
+    with Inspector(HostResolver(credentials=lambda domain, repository: credential)) as inspector:
         result = inspector.inspect(parse_reference(registry_basic.ref(image.repo, image.tag)))
     assert encode_inspect(result) == expected_json(image)
 

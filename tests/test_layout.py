@@ -1,6 +1,6 @@
 """Offline sources: ``oci:`` layout directories and ``oci-archive:`` tar files.
 
-Library level: the reference grammar (:func:`parse_source_reference`), :class:`LayoutClient`
+Library level: the target grammar (:func:`imginspect.target.parse_target`), :class:`LayoutSource`
 on a directory, a tar and a tar.gz, every error path; the example generator
 (``scripts/make-example-layout``) is deterministic and its output is a valid layout; skopeo
 (when installed) resolves the same bytes. End to end through the CLI: every output mode
@@ -39,17 +39,12 @@ from imginspect.errors import (
     TooLargeError,
     UsageError,
 )
-from imginspect.layout import (
-    DEFAULT_TARGET,
-    LayoutClient,
-    LayoutReference,
-    is_layout_domain,
-    open_layout_client,
-    parse_source_reference,
-)
+from imginspect.layout import LayoutSource, open_layout
 from imginspect.manifest import Index, decode_document
 from imginspect.reference import Reference
-from imginspect.registry import MAX_MANIFEST_BYTES, ManifestHead
+from imginspect.sources import MAX_MANIFEST_BYTES, ManifestHead
+from imginspect.target import DEFAULT_LAYOUT_TARGET as DEFAULT_TARGET
+from imginspect.target import LayoutTarget, parse_target
 from tests.support.cli import run_imginspect
 
 REPO = Path(__file__).resolve().parent.parent
@@ -158,9 +153,9 @@ def source(request: pytest.FixtureRequest) -> tuple[str, bool]:
 
 
 @pytest.fixture
-def client(source: tuple[str, bool]) -> Iterator[LayoutClient]:
+def client(source: tuple[str, bool]) -> Iterator[LayoutSource]:
     location, archive = source
-    with LayoutClient(location, archive=archive) as c:
+    with LayoutSource(location, archive=archive) as c:
         yield c
 
 
@@ -241,19 +236,17 @@ DIGEST = "sha256:" + "ab" * 32
          DIGEST, f"oci-archive:app.tar.gz@{DIGEST}"),
     ],
 )  # fmt: skip
-def test_parse_source_reference(
+def test_parse_layout_target(
     text: str, domain: str, path: str, tag: str | None, digest: str | None, canonical: str
 ) -> None:
-    ref = parse_source_reference(text)
-    assert ref is not None
+    ref = parse_target(text)
+    assert isinstance(ref, LayoutTarget), "one parse tells layouts from registry references"
     assert (ref.domain, ref.path, ref.tag, ref.digest) == (domain, path, tag, digest)
     assert str(ref) == canonical
-    assert ref.name == domain
+    assert ref.name == domain == ref.location
     assert ref.familiar_string() == canonical
     assert ref.target == (digest or tag or DEFAULT_TARGET)
-    assert parse_source_reference(str(ref)) == ref, "the canonical form parses back"
-    assert isinstance(ref, Reference), "the Inspector and the renderers take it as a Reference"
-    assert is_layout_domain(ref.domain)
+    assert parse_target(str(ref)) == ref, "the canonical form parses back"
     assert ref.is_archive == text.startswith("oci-archive:")
 
 
@@ -274,7 +267,11 @@ def test_parse_source_reference(
     ],
 )
 def test_other_strings_are_not_source_references(text: str) -> None:
-    assert parse_source_reference(text) is None
+    try:
+        target = parse_target(text)
+    except InvalidReferenceError:
+        return  # not a layout, and not a valid registry reference either
+    assert isinstance(target, Reference)
 
 
 @pytest.mark.parametrize(
@@ -295,16 +292,16 @@ def test_other_strings_are_not_source_references(text: str) -> None:
 )
 def test_malformed_source_references(text: str, fragment: str) -> None:
     with pytest.raises(InvalidReferenceError) as info:
-        parse_source_reference(text)
+        parse_target(text)
     assert fragment in info.value.message
     assert info.value.exit_code == ExitCode.USAGE
 
 
 def test_with_digest_keeps_layout_and_tag() -> None:
-    ref = parse_source_reference("oci:out:v1")
-    assert ref is not None
+    ref = parse_target("oci:out:v1")
+    assert isinstance(ref, LayoutTarget)
     pinned = ref.with_digest(DIGEST)
-    assert isinstance(pinned, LayoutReference)
+    assert isinstance(pinned, LayoutTarget)
     assert (pinned.domain, pinned.tag, pinned.digest, pinned.target) == (
         "oci:out",
         "v1",
@@ -316,11 +313,11 @@ def test_with_digest_keeps_layout_and_tag() -> None:
         ref.with_digest("sha256:abc")
 
 
-def test_open_layout_client_follows_the_reference(example_archive: Path) -> None:
+def test_open_layout_follows_the_target(example_archive: Path) -> None:
     for text, archive in ((f"oci:{EXAMPLE}", False), (f"oci-archive:{example_archive}", True)):
-        ref = parse_source_reference(text)
-        assert ref is not None
-        with open_layout_client(ref) as c:
+        ref = parse_target(text)
+        assert isinstance(ref, LayoutTarget)
+        with open_layout(ref) as c:
             assert c.archive is archive
             assert c.domain == ref.domain
             assert c.get_manifest(ref.path, ref.target).raw  # readable
@@ -329,7 +326,7 @@ def test_open_layout_client_follows_the_reference(example_archive: Path) -> None
 # ================================================================================ the client
 
 
-def test_default_target_is_the_only_entry(client: LayoutClient, example: Example) -> None:
+def test_default_target_is_the_only_entry(client: LayoutSource, example: Example) -> None:
     fetched = client.get_manifest("ignored", DEFAULT_TARGET)
     assert fetched.raw == example.top_raw
     assert fetched.digest == example.top_digest == sha256(fetched.raw)
@@ -344,12 +341,12 @@ def test_default_target_is_the_only_entry(client: LayoutClient, example: Example
     ["latest", "example.invalid/imginspect/multiarch:latest"],
     ids=["ref.name", "containerd"],
 )
-def test_tag_selects_index_json_entry(client: LayoutClient, example: Example, target: str) -> None:
+def test_tag_selects_index_json_entry(client: LayoutSource, example: Example, target: str) -> None:
     fetched = client.get_manifest("ignored", target)
     assert (fetched.raw, fetched.digest) == (example.top_raw, example.top_digest)
 
 
-def test_manifest_by_digest(client: LayoutClient, example: Example) -> None:
+def test_manifest_by_digest(client: LayoutSource, example: Example) -> None:
     entry = example.entry("linux/arm64/v8")
     fetched = client.get_manifest("ignored", entry["digest"])
     assert fetched.raw == example.raw(entry["digest"])
@@ -360,13 +357,13 @@ def test_manifest_by_digest(client: LayoutClient, example: Example) -> None:
     assert document.media_type == mt.OCI_MANIFEST
 
 
-def test_index_json_by_its_own_digest(client: LayoutClient, example: Example) -> None:
+def test_index_json_by_its_own_digest(client: LayoutSource, example: Example) -> None:
     fetched = client.get_manifest("ignored", sha256(example.index_json))
     assert fetched.raw == example.index_json
     assert fetched.content_type == mt.OCI_INDEX
 
 
-def test_head_manifest(client: LayoutClient, example: Example) -> None:
+def test_head_manifest(client: LayoutSource, example: Example) -> None:
     head = client.head_manifest("ignored", "latest")
     assert head == ManifestHead(example.top_digest, mt.OCI_INDEX, len(example.top_raw))
     child = example.entry("linux/amd64")["digest"]
@@ -375,7 +372,7 @@ def test_head_manifest(client: LayoutClient, example: Example) -> None:
     )
 
 
-def test_get_blob(client: LayoutClient, example: Example) -> None:
+def test_get_blob(client: LayoutSource, example: Example) -> None:
     config = example.config_descriptor("linux/arm/v7")
     raw = client.get_blob("ignored", config["digest"], max_bytes=config["size"], what="config blob")
     assert sha256(raw) == config["digest"]
@@ -386,7 +383,7 @@ def test_get_blob(client: LayoutClient, example: Example) -> None:
         )
 
 
-def test_missing_blob_and_manifest(client: LayoutClient) -> None:
+def test_missing_blob_and_manifest(client: LayoutSource) -> None:
     with pytest.raises(NotFoundError) as info:
         client.get_blob("ignored", D0, max_bytes=100, what="config blob")
     assert "config blob not found" in info.value.message and D0 in info.value.message
@@ -394,7 +391,7 @@ def test_missing_blob_and_manifest(client: LayoutClient) -> None:
         client.get_manifest("ignored", D0)
 
 
-def test_missing_tag_lists_the_tags(client: LayoutClient) -> None:
+def test_missing_tag_lists_the_tags(client: LayoutSource) -> None:
     with pytest.raises(NotFoundError) as info:
         client.get_manifest("ignored", "v2")
     assert info.value.message.endswith(":v2")
@@ -402,14 +399,14 @@ def test_missing_tag_lists_the_tags(client: LayoutClient) -> None:
     assert info.value.exit_code == ExitCode.NOT_FOUND
 
 
-def test_concurrent_reads(client: LayoutClient, example: Example) -> None:
+def test_concurrent_reads(client: LayoutSource, example: Example) -> None:
     digests = [m["digest"] for m in example.document["manifests"]] * 8
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda d: client.get_manifest("x", d).digest, digests))
     assert results == digests
 
 
-def test_inspector_pieces_decode(client: LayoutClient, example: Example) -> None:
+def test_inspector_pieces_decode(client: LayoutSource, example: Example) -> None:
     """What the Inspector does with the answers: an index of 4 entries, 3 of them images."""
     fetched = client.get_manifest("ignored", "latest")
     document = decode_document(fetched.raw, fetched.content_type)
@@ -418,7 +415,7 @@ def test_inspector_pieces_decode(client: LayoutClient, example: Example) -> None
 
 
 def test_closed_client_refuses(example_archive: Path) -> None:
-    c = LayoutClient(str(example_archive), archive=True)
+    c = LayoutSource(str(example_archive), archive=True)
     c.get_manifest("x", "latest")
     c.close()
     c.close()  # idempotent
@@ -433,7 +430,7 @@ def test_several_entries_default_is_index_json_itself(tmp_path: Path, example: E
     root = copy_example(tmp_path)
     amd64, arm64 = example.entry("linux/amd64"), example.entry("linux/arm64/v8")
     raw = write_index(root, [descriptor(amd64, **{REF_NAME: "amd"}), descriptor(arm64)])
-    with LayoutClient(str(root), archive=False) as c:
+    with LayoutSource(str(root), archive=False) as c:
         fetched = c.get_manifest("x", DEFAULT_TARGET)
         assert fetched.raw == raw
         assert fetched.digest == sha256(raw)
@@ -449,7 +446,7 @@ def test_index_json_without_media_type_or_entries(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     raw = b'{"schemaVersion":2,"manifests":[]}'
     (root / "index.json").write_bytes(raw)
-    with LayoutClient(str(root), archive=False) as c:
+    with LayoutSource(str(root), archive=False) as c:
         fetched = c.get_manifest("x", DEFAULT_TARGET)
         assert (fetched.raw, fetched.digest, fetched.content_type) == (
             raw,
@@ -479,7 +476,7 @@ def test_tag_matching_rules(tmp_path: Path, example: Example) -> None:
             descriptor(arm64, **{REF_NAME: "b.example/x:amb"}),
         ],
     )
-    with LayoutClient(str(root), archive=False) as c:
+    with LayoutSource(str(root), archive=False) as c:
 
         def resolve(target: str) -> str:
             return c.get_manifest("x", target).digest
@@ -502,7 +499,7 @@ def test_many_tags_hint_is_bounded(tmp_path: Path, example: Example) -> None:
     root = copy_example(tmp_path)
     amd64 = example.entry("linux/amd64")
     write_index(root, [descriptor(amd64, **{REF_NAME: f"t{n:02d}"}) for n in range(25)])
-    with LayoutClient(str(root), archive=False) as c, pytest.raises(NotFoundError) as info:
+    with LayoutSource(str(root), archive=False) as c, pytest.raises(NotFoundError) as info:
         c.get_manifest("x", "nope")
     assert info.value.hint is not None
     assert info.value.hint.startswith("tags in this layout: t00, t01,")
@@ -515,7 +512,7 @@ def test_many_tags_hint_is_bounded(tmp_path: Path, example: Example) -> None:
 def test_missing_directory_and_archive(tmp_path: Path) -> None:
     for archive, kind in ((False, "OCI layout directory"), (True, "OCI archive")):
         missing = tmp_path / "nowhere" / "image"
-        with LayoutClient(str(missing), archive=archive) as c, pytest.raises(NotFoundError) as info:
+        with LayoutSource(str(missing), archive=archive) as c, pytest.raises(NotFoundError) as info:
             c.get_manifest("x", "latest")
         assert info.value.message == f"{kind} not found: {missing}"
         assert info.value.exit_code == ExitCode.NOT_FOUND
@@ -525,7 +522,7 @@ def test_not_a_layout(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with (
-        LayoutClient(str(empty), archive=False) as c,
+        LayoutSource(str(empty), archive=False) as c,
         pytest.raises(MalformedDocumentError) as info,
     ):
         c.get_manifest("x", "latest")
@@ -546,7 +543,7 @@ def test_not_a_layout(tmp_path: Path) -> None:
 def test_bad_oci_layout_file(tmp_path: Path, oci_layout: bytes, fragment: str) -> None:
     root = copy_example(tmp_path)
     (root / "oci-layout").write_bytes(oci_layout)
-    with LayoutClient(str(root), archive=False) as c, pytest.raises(MalformedDocumentError) as info:
+    with LayoutSource(str(root), archive=False) as c, pytest.raises(MalformedDocumentError) as info:
         c.get_manifest("x", "latest")
     assert fragment in info.value.message
 
@@ -554,7 +551,7 @@ def test_bad_oci_layout_file(tmp_path: Path, oci_layout: bytes, fragment: str) -
 def test_layout_version_1_x_accepted(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     (root / "oci-layout").write_bytes(b'{"imageLayoutVersion":"1.1.0","extra":true}')
-    with LayoutClient(str(root), archive=False) as c:
+    with LayoutSource(str(root), archive=False) as c:
         assert c.get_manifest("x", "latest").raw
 
 
@@ -576,20 +573,20 @@ def test_bad_index_json(tmp_path: Path, index_json: bytes | None, fragment: str)
         (root / "index.json").unlink()
     else:
         (root / "index.json").write_bytes(index_json)
-    with LayoutClient(str(root), archive=False) as c, pytest.raises(MalformedDocumentError) as info:
+    with LayoutSource(str(root), archive=False) as c, pytest.raises(MalformedDocumentError) as info:
         c.get_manifest("x", "latest")
     assert fragment in info.value.message
 
 
 def test_wrong_transport_for_the_path(tmp_path: Path, example_archive: Path) -> None:
     with (
-        LayoutClient(str(example_archive), archive=False) as c,
+        LayoutSource(str(example_archive), archive=False) as c,
         pytest.raises(MalformedDocumentError) as info,
     ):
         c.get_manifest("x", "latest")
     assert info.value.hint == f"for a tar archive use oci-archive:{example_archive}"
     with (
-        LayoutClient(str(EXAMPLE), archive=True) as c,
+        LayoutSource(str(EXAMPLE), archive=True) as c,
         pytest.raises(MalformedDocumentError) as info,
     ):
         c.get_manifest("x", "latest")
@@ -600,14 +597,14 @@ def test_wrong_transport_for_the_path(tmp_path: Path, example_archive: Path) -> 
 def test_not_a_tar(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "x.tar"
     path.write_bytes(content)
-    with LayoutClient(str(path), archive=True) as c, pytest.raises(MalformedDocumentError) as info:
+    with LayoutSource(str(path), archive=True) as c, pytest.raises(MalformedDocumentError) as info:
         c.get_manifest("x", "latest")
     assert "is not a tar archive" in info.value.message
 
 
 def test_archive_without_layout_files(tmp_path: Path) -> None:
     path = make_tar(tmp_path / "x.tar", [("hello.txt", b"hi")])
-    with LayoutClient(str(path), archive=True) as c, pytest.raises(MalformedDocumentError) as info:
+    with LayoutSource(str(path), archive=True) as c, pytest.raises(MalformedDocumentError) as info:
         c.get_manifest("x", "latest")
     assert "it has no oci-layout" in info.value.message
 
@@ -619,7 +616,7 @@ def test_corrupted_blob_in_directory(tmp_path: Path, example: Example) -> None:
     config = example.config_descriptor("linux/amd64")
     blob = blob_path(root, config["digest"])
     blob.write_bytes(blob.read_bytes().replace(b"amd64", b"AMD64"))
-    with LayoutClient(str(root), archive=False) as c:
+    with LayoutSource(str(root), archive=False) as c:
         for call in (
             lambda: c.get_manifest("x", "latest"),
             lambda: c.get_manifest("x", DEFAULT_TARGET),
@@ -639,7 +636,7 @@ def test_corrupted_blob_in_archive(tmp_path: Path, example: Example) -> None:
     path = tar_of_tree(
         tmp_path / "x.tar", EXAMPLE, replace={name: example.top_raw.replace(b"linux", b"LINUX")}
     )
-    with LayoutClient(str(path), archive=True) as c, pytest.raises(DigestMismatchError):
+    with LayoutSource(str(path), archive=True) as c, pytest.raises(DigestMismatchError):
         c.get_manifest("x", "latest")
 
 
@@ -648,7 +645,7 @@ def test_index_json_size_disagrees_with_blob(tmp_path: Path, example: Example) -
     entry = dict(example.top)
     entry["size"] += 1
     write_index(root, [entry])
-    with LayoutClient(str(root), archive=False) as c, pytest.raises(MalformedDocumentError) as info:
+    with LayoutSource(str(root), archive=False) as c, pytest.raises(MalformedDocumentError) as info:
         c.get_manifest("x", "latest")
     assert f"says {entry['size']} bytes for {entry['digest']}" in info.value.message
 
@@ -661,7 +658,7 @@ def test_index_json_size_disagrees_with_blob(tmp_path: Path, example: Example) -
 def test_archive_path_traversal_refused(tmp_path: Path, member: str) -> None:
     members = [("oci-layout", OCI_LAYOUT), ("index.json", b'{"schemaVersion":2,"manifests":[]}')]
     path = make_tar(tmp_path / "x.tar", [*members, (member, b"x")])
-    with LayoutClient(str(path), archive=True) as c, pytest.raises(MalformedDocumentError) as info:
+    with LayoutSource(str(path), archive=True) as c, pytest.raises(MalformedDocumentError) as info:
         c.get_manifest("x", DEFAULT_TARGET)
     assert info.value.hint == "refusing archives with absolute or '..' member paths"
     assert repr(member) in info.value.message
@@ -677,7 +674,7 @@ def test_archive_dot_slash_members_and_links(tmp_path: Path, example: Example) -
         [(f"./{name}", data) for name, data in sorted(files.items())],
         links={f"./{top}": "/etc/passwd"},
     )
-    with LayoutClient(str(path), archive=True) as c:
+    with LayoutSource(str(path), archive=True) as c:
         child = example.entry("linux/amd64")["digest"]
         assert c.get_manifest("x", child).digest == child
         with pytest.raises(MalformedDocumentError) as info:
@@ -701,7 +698,7 @@ def test_oversize_manifest_refused_unread(tmp_path: Path, example: Example) -> N
             }
         ],
     )
-    with LayoutClient(str(root), archive=False) as c:
+    with LayoutSource(str(root), archive=False) as c:
         with pytest.raises(TooLargeError) as info:
             c.get_manifest("x", "big")
         assert f"larger than the {MAX_MANIFEST_BYTES} bytes accepted" in info.value.message
@@ -713,7 +710,7 @@ def test_oversize_index_json_refused(tmp_path: Path) -> None:
     root = copy_example(tmp_path)
     with (root / "index.json").open("r+b") as handle:
         handle.truncate(MAX_MANIFEST_BYTES + 1)
-    with LayoutClient(str(root), archive=False) as c, pytest.raises(TooLargeError):
+    with LayoutSource(str(root), archive=False) as c, pytest.raises(TooLargeError):
         c.get_manifest("x", "latest")
 
 
@@ -724,18 +721,18 @@ def test_oversize_manifest_in_archive(tmp_path: Path) -> None:
         ("blobs/sha256/" + D0.partition(":")[2], b"\0" * (MAX_MANIFEST_BYTES + 1)),
     ]
     path = make_tar(tmp_path / "x.tar", members)
-    with LayoutClient(str(path), archive=True) as c, pytest.raises(TooLargeError):
+    with LayoutSource(str(path), archive=True) as c, pytest.raises(TooLargeError):
         c.get_manifest("x", D0)
 
 
 def test_blob_that_is_a_directory(tmp_path: Path, example: Example) -> None:
     root = copy_example(tmp_path)
     blob_path(root, D0).mkdir()
-    with LayoutClient(str(root), archive=False) as c, pytest.raises(MalformedDocumentError):
+    with LayoutSource(str(root), archive=False) as c, pytest.raises(MalformedDocumentError):
         c.get_manifest("x", D0)
 
 
-def test_invalid_targets(client: LayoutClient) -> None:
+def test_invalid_targets(client: LayoutSource) -> None:
     with pytest.raises(InvalidReferenceError):
         client.get_manifest("x", "bad tag")
     with pytest.raises(MalformedDocumentError):
@@ -835,7 +832,7 @@ def test_skopeo_resolves_the_same_bytes(form: str, example_archive: Path) -> Non
         check=False,
     )
     assert proc.returncode == 0, proc.stderr.decode()
-    with LayoutClient(location, archive=archive) as c:
+    with LayoutSource(location, archive=archive) as c:
         ours = c.get_manifest("x", "latest")
         assert ours.digest == sha256(proc.stdout)
         assert ours.raw == proc.stdout
@@ -962,9 +959,9 @@ def test_parse_round_trip_property(
 ) -> None:
     prefix = "oci-archive:" if archive else "oci:"
     text = prefix + path + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
-    ref = parse_source_reference(text)
-    assert ref is not None
+    ref = parse_target(text)
+    assert isinstance(ref, LayoutTarget)
     assert (ref.tag, ref.digest) == (tag, digest)
     assert ":" not in ref.path
     assert ref.domain == prefix + ref.path
-    assert parse_source_reference(str(ref)) == ref
+    assert parse_target(str(ref)) == ref

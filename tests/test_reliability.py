@@ -37,6 +37,7 @@ from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, Credential
 from imginspect.challenge import Challenge, parse_challenges
 from imginspect.errors import AuthError, ImginspectError
+from imginspect.hosts import HostResolver
 from imginspect.manifest import decode_config_platform, decode_document
 from imginspect.platforms import parse_platform
 from imginspect.reference import parse_reference
@@ -384,6 +385,9 @@ class _FakeTransport:
         return self._answer(method, url, kwargs)
 
 
+_RULES = HostResolver()
+
+
 def _authenticator(
     transport: object,
     credential: Credential | None = None,
@@ -394,7 +398,8 @@ def _authenticator(
         cast(HttpTransport, transport),
         REGISTRY,
         (lambda repository: credential) if credential is not None else None,
-        insecure_host=lambda host: host in insecure,
+        # the run's one rule (loopback hosts are insecure), plus what the test declares
+        insecure_host=lambda host: host in insecure or _RULES.is_insecure(host),
     )
 
 

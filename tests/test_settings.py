@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 
 from imginspect.auth import Credential
 from imginspect.errors import ExitCode, ImginspectError, NetworkError, NotFoundError
-from imginspect.registry import MirroredRegistryClient, RegistryClient
+from imginspect.mirrors import MirrorChain
+from imginspect.registry import RegistryClient
 from imginspect.settings import (
     CertsDirError,
     ConfigError,
@@ -493,6 +494,20 @@ def _mirror(transport: HttpTransport, endpoint: str, *, insecure: bool = True) -
     return RegistryClient("docker.io", transport, endpoint=endpoint, insecure=insecure)
 
 
+def _chain(
+    host: str,
+    transport: HttpTransport,
+    *,
+    mirrors: list[RegistryClient],
+    insecure: bool = False,
+    credentials: Any = None,
+    log: Any = None,
+) -> MirrorChain:
+    """Docker Hub's composition: the mirrors in order, then the registry itself."""
+    upstream = RegistryClient(host, transport, insecure=insecure, credentials=credentials)
+    return MirrorChain(upstream, [(m.base_url("https"), m) for m in mirrors], log=log)
+
+
 def _manifest_requests(registry: Registry, mark: int) -> list[str]:
     return [e.path for e in registry.requests_since(mark) if "/manifests/" in e.path]
 
@@ -507,7 +522,7 @@ def test_mirror_serves_and_upstream_is_not_contacted(
     upstream_mark, mirror_mark = registry_plain.mark(), registry_tls.mark()
     logged: list[str] = []
     with HttpTransport() as transport:
-        client = MirroredRegistryClient(
+        client = _chain(
             registry_plain.host,
             transport,
             insecure=True,
@@ -538,7 +553,7 @@ def test_mirrors_tried_in_order_then_upstream(
     with HttpTransport() as transport:
         # A dead mirror, then a working one: the working one answers.
         mark = registry_plain.mark()
-        client = MirroredRegistryClient(
+        client = _chain(
             registry_plain.host,
             transport,
             insecure=True,
@@ -550,7 +565,7 @@ def test_mirrors_tried_in_order_then_upstream(
         assert len(logged) == 1 and dead in logged[0]
         # A dead mirror and one without the image (wrong prefix): the registry answers.
         logged.clear()
-        client = MirroredRegistryClient(
+        client = _chain(
             registry_plain.host,
             transport,
             insecure=True,
@@ -578,7 +593,7 @@ def test_registry_credentials_never_sent_to_a_mirror(
     image = private_token_image
     mark = server.mark()
     with HttpTransport() as transport:
-        client = MirroredRegistryClient(
+        client = _chain(
             registry_token.host,
             transport,
             credentials=lambda repository: credential,
@@ -600,7 +615,7 @@ def test_config_errors_of_a_mirror_are_not_skipped(
     settings = _settings(tmp_path, certs_dirs=[tmp_path / "certs.d"])
     image = corpus_plain["oci-single"]
     with HttpTransport(ssl_context_for=settings.ssl_context_for) as transport:
-        client = MirroredRegistryClient(
+        client = _chain(
             registry_plain.host,
             transport,
             insecure=True,

@@ -11,32 +11,28 @@ from __future__ import annotations
 import contextlib
 import difflib
 import functools
-import os
 import re
 import signal
-import stat
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from imginspect import __version__
-from imginspect.batch import InspectRequest, batch_exit_code, inspect_many
+from imginspect import __version__, console
+from imginspect.batch import batch_exit_code, inspect_many
 from imginspect.batch import ordered_map as _ordered_map  # noqa: F401 (tests import it)
+from imginspect.console import OutputError, ReaderGone, exit_now
+from imginspect.console import skip_async_frameworks as _skip_async_frameworks  # noqa: F401
 from imginspect.errors import ExitCode, ImginspectError, UsageError
-from imginspect.output import OutputMode, TableStyle, render, write_table
+from imginspect.output import OutputMode
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
-    from imginspect.batch import Outcome
     from imginspect.cache import Cache
-    from imginspect.credentials import CredentialResolver
-    from imginspect.inspector import Inspector
-    from imginspect.settings import RegistrySettings
 
 EPILOG = """\b
 Examples:
@@ -66,31 +62,16 @@ def _stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
-class OutputError(ImginspectError):
-    """Standard output is closed or cannot be written (e.g. a full disk)."""
-
-    exit_code = ExitCode.USAGE
-    code = "output"
-
-
-class _ReaderGone(Exception):
-    """stdout's reader went away (EPIPE). Not an OSError, which click would turn into
-    exit 1 before main() sees it."""
-
-
-def _output_failed(error: OSError) -> OutputError:
-    return OutputError(f"cannot write to standard output: {error.strerror or error}")
+def _report(error: ImginspectError, given: str | None) -> None:
+    for line in console.error_lines(error, given):
+        _stderr(line)
 
 
 def _echo(text: str, *, nl: bool = True) -> None:
     """click.echo to stdout, a write failure (other than a reader gone away) typed."""
-    try:
+    with console.writing_stdout():
         click.echo(text, nl=nl)
         sys.stdout.flush()
-    except BrokenPipeError:
-        raise _ReaderGone from None
-    except OSError as error:
-        raise _output_failed(error) from None
 
 
 #: A first argument that can only be a mistyped subcommand when it is close to one: a bare
@@ -245,54 +226,6 @@ _INSECURE_OPTION = click.option(
 )
 
 
-def _credentials_and_settings(
-    *,
-    config_dir: str | None,
-    authfile: str | None,
-    username: str | None,
-    password_stdin: bool,
-    anonymous: bool,
-    certs_dirs: tuple[str, ...],
-    daemon_config: str | None,
-    first_domain: str | None,
-    log: Callable[[str], None] | None,
-    quiet: bool = False,
-) -> tuple[CredentialResolver, RegistrySettings]:
-    from imginspect.credentials import CredentialResolver, password_from_stdin
-    from imginspect.settings import RegistrySettings
-    from imginspect.transport import remaining_time
-
-    def warn(message: str) -> None:
-        if not quiet:
-            _stderr(f"warning: {message}")
-
-    password = None
-    if password_stdin:
-        if username is None:
-            raise UsageError("--password-stdin needs --username")
-        password = password_from_stdin(sys.stdin.read())
-    elif username is not None:
-        raise UsageError(
-            "--username needs --password-stdin",
-            hint="echo PASSWORD | imginspect --username USER --password-stdin REFERENCE",
-        )
-    resolver = CredentialResolver(
-        config_dir=config_dir,
-        authfile=authfile,
-        username=username,
-        password=password,
-        explicit_domains=None if first_domain is None else [first_domain],
-        explicit_source="--username and --password-stdin",
-        anonymous=anonymous,
-        warn=warn,
-        time_left=remaining_time,  # a credential helper gets the reference's time left
-    )
-    settings = RegistrySettings(
-        certs_dirs=certs_dirs or None, daemon_config=daemon_config, warn=warn, log=log
-    )
-    return resolver, settings
-
-
 @cli.command(
     "inspect",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -418,42 +351,38 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     REFERENCE is an image reference as docker takes it: ubuntu, ubuntu:24.04,
     ghcr.io/org/app@sha256:..., localhost:5000/team/app:1.2.
     """
+    from imginspect import options
+    from imginspect.progress import Progress, progress_wanted
+
     # click passes every option by name; the credential options go on as one group.
     credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
-    request, style = _request(params)
+    request, style = options.request_from_options(params)
     reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
     if credential_params["password_stdin"] and reads_stdin:
         raise UsageError("--password-stdin and -f - cannot both read standard input")
-    counter = _Counter(None if ref_file is not None else len(references))
-    given = counter.count(_references(references, ref_file))
-    first = next(given, None)
-    if first is None:
-        raise UsageError("no reference given", hint="see 'imginspect --help'")
-    second = next(given, None)
-    batch = second is not None or ref_file is not None
+    first, all_refs, batch, counter = console.references_of_run(references, ref_file)
     if batch and request.mode is OutputMode.RAW:
         raise UsageError("--raw takes a single reference")
-    all_refs = _chain(first, second, given)
-
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
-    from imginspect.reference import parse_reference
-
-    try:
-        first_domain: str | None = parse_reference(first).domain
-    except ImginspectError:
-        first_domain = None  # reported for that reference, in order
-    resolver, settings = _credentials_and_settings(
-        **credential_params, first_domain=first_domain, log=log
+    resolver, settings = options.credentials_and_settings(
+        **credential_params, first_domain=options.domain_of(first), warn=_warn, log=log
     )
     if not credential_params["anonymous"]:
-        hint = functools.partial(_where_credentials_were_sought, resolver)
+        hint = functools.partial(options.where_credentials_were_sought, resolver)
         request = replace(request, credentials_hint=hint)
-    show_progress = (batch or request.sizes) and not debug and _progress_wanted()
+    show_progress = (batch or request.sizes) and not debug and progress_wanted()
     codes: set[int] = set()
     with (
-        _make_inspector(params, resolver, settings, log) as inspector,
-        _Progress(
+        options.make_inspector(
+            resolver=resolver,
+            settings=settings,
+            insecure=params["insecure"],
+            max_wait=params["max_wait"],
+            cache=_open_cache(log) if not params["no_cache"] else None,
+            log=log,
+        ) as inspector,
+        Progress(
             show_progress,
             "inspecting" if batch else "fetching sizes",
             # known when every reference is on the command line, else once the file is read
@@ -465,7 +394,9 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         workers = params["concurrency"] if batch else 1
         for outcome in inspect_many(inspector, all_refs, request, concurrency=workers):
             with progress.cleared():  # results and errors never share a line with it
-                _emit(outcome, request.mode, style, batch=batch)
+                console.write_outcome(outcome, request.mode, style, batch=batch)
+                if outcome.error is not None:
+                    _report(outcome.error, outcome.given if batch else None)
             if batch:
                 progress.advance()
             else:
@@ -476,277 +407,17 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         sys.exit(code)
 
 
-def _make_inspector(
-    params: dict[str, Any],
-    resolver: CredentialResolver,
-    settings: RegistrySettings,
-    log: Callable[[str], None] | None,
-) -> Inspector:
-    """The one place the CLI builds the library's Inspector from its options."""
+def _open_cache(log: Callable[[str], None] | None) -> Cache:
+    """The run's cache, kept to complete its flush when SIGTERM cut it short."""
     global _run_cache
-    from imginspect.hosts import HostResolver
-    from imginspect.inspector import Inspector
-    from imginspect.transport import RetryPolicy
+    from imginspect.cache import Cache
 
-    cache = None
-    if not params["no_cache"]:
-        from imginspect.cache import Cache
-
-        cache = _run_cache = Cache(log=log)
-    hosts = HostResolver(
-        settings=settings, credentials=resolver.lookup, insecure=params["insecure"]
-    )
-    return Inspector(hosts, log=log, retry=RetryPolicy(max_wait=params["max_wait"]), cache=cache)
+    _run_cache = Cache(log=log)
+    return _run_cache
 
 
-class _Counter:
-    """Counts the references read; the total is known once they have all been read."""
-
-    def __init__(self, total: int | None) -> None:
-        self.read = 0
-        self.total = total
-
-    def count(self, items: Iterator[str]) -> Iterator[str]:
-        for item in items:
-            self.read += 1
-            yield item
-        self.total = self.read
-
-
-def _progress_wanted() -> bool:
-    """Progress goes to stderr, as docker, pip and cargo do, and only where it cannot mix
-    with results: stderr is a terminal that can erase a line, and stdout is not a pipe, whose
-    reader may print to that same terminal while we draw (`imginspect -f refs | jq .`). Into
-    a file, or the terminal itself, the line is erased before each result is written."""
-    if not _isatty(sys.stderr) or os.environ.get("TERM") == "dumb":
-        return False
-    try:
-        mode = os.fstat(sys.stdout.fileno()).st_mode
-    except (AttributeError, ValueError, OSError):
-        return False
-    return not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode))
-
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-class _Progress:
-    """A transient one-line counter on stderr (a terminal); does nothing when off.
-
-    Thread-safe (``--sizes`` advances it from worker threads). ``cleared()`` erases the line
-    while results or errors are written; the next ``advance`` draws it again."""
-
-    _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-    def __init__(
-        self, enabled: bool, description: str, *, total: Callable[[], int | None] | None = None
-    ) -> None:
-        self._enabled = enabled
-        self._description = description
-        self._total = total
-        self._done = 0
-        self._shown = False
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> _Progress:
-        with self._lock:
-            self._draw()
-        return self
-
-    def advance(self) -> None:
-        with self._lock:
-            self._done += 1
-            self._draw()
-
-    def _draw(self) -> None:
-        if not self._enabled:
-            return
-        total = self._total() if self._total is not None else None
-        count = f"{self._done}/{total}" if total is not None else str(self._done)
-        spinner = self._SPINNER[self._done % len(self._SPINNER)]
-        line = f"{spinner} {self._description} {count}"
-        try:
-            columns = os.get_terminal_size(sys.stderr.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-        columns = columns or 80  # a terminal that reports no size (0 columns) is not narrow
-        # never longer than the terminal: a wrapped line could not be erased
-        sys.stderr.write("\r\x1b[2K" + line[: max(columns - 1, 0)])
-        sys.stderr.flush()
-        self._shown = True
-
-    def _erase(self) -> None:
-        if self._shown:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
-            self._shown = False
-
-    @contextlib.contextmanager
-    def cleared(self) -> Iterator[None]:
-        with self._lock:
-            self._erase()
-            yield
-
-    def close(self) -> None:
-        with self._lock:
-            self._erase()
-            self._enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# ------------------------------------------------------------------------ options and output
-
-
-def _request(params: dict[str, Any]) -> tuple[InspectRequest, TableStyle]:
-    """Validate the output and check options once, for every reference of the run."""
-    as_json, output_format = params["as_json"], params["output_format"]
-    platform_text, require = params["platform_text"], params["require"]
-    modes: list[OutputMode] = []
-    if as_json:
-        modes.append(OutputMode.JSON)
-    if output_format is not None and not (as_json and output_format == "json"):
-        modes.append(OutputMode(output_format))
-    if params["compat"] == "docker":
-        modes = [m for m in modes if m is not OutputMode.JSON]
-        modes.append(OutputMode.DOCKER)
-    if params["digest_only"]:
-        modes.append(OutputMode.DIGEST)
-    if params["raw"]:
-        modes.append(OutputMode.RAW)
-    if len(modes) > 1:
-        names = ", ".join(m.value for m in modes)
-        raise UsageError(f"choose one output: {names} cannot be combined")
-    platform = None
-    if platform_text or require:
-        from imginspect import platforms
-
-        if platform_text:
-            platform = (
-                platforms.local_platform()
-                if platform_text.strip().lower() == "local"
-                else platforms.parse_platform(platform_text)
-            )
-        require = platforms.parse_platform_list(require)
-    request = InspectRequest(  # refuses --require-only alone and an invalid --expect-digest
-        mode=modes[0] if modes else OutputMode.TABLE,
-        platform=platform,
-        require=tuple(require),
-        require_only=params["require_only"],
-        expect_digest=params["expect_digest"],
-        sizes=params["sizes"],
-        concurrency=params["concurrency"],
-        timeout=params["timeout"],
-    )
-    style = TableStyle(
-        no_trunc=params["no_trunc"],
-        attestations=not params["no_attestations"],
-        color=params["color"],
-    )
-    _refuse_useless_combinations(request, style)
-    return request, style
-
-
-#: How each output mode is asked for, to name it in a usage error.
-_MODE_FLAGS = {
-    OutputMode.JSON: "--json",
-    OutputMode.DOCKER: "--compat docker",
-    OutputMode.EXTENDED_JSON: "--format extended-json",
-    OutputMode.DIGEST: "--digest",
-    OutputMode.RAW: "--raw",
-}
-
-
-def _refuse_useless_combinations(request: InspectRequest, style: TableStyle) -> None:
-    """Options that cannot affect the chosen output are usage errors, not silently ignored.
-
-    (JSON output never shortens digests nor hides attestations: --no-trunc and
-    --no-attestations are documented as changing the table only, and accepted there.)"""
-    if request.mode is OutputMode.TABLE:
-        return
-    flag = _MODE_FLAGS[request.mode]
-    if request.sizes and request.mode is not OutputMode.EXTENDED_JSON:
-        raise UsageError(
-            f"--sizes cannot be combined with {flag}",
-            hint="sizes are shown in the table and in --format extended-json",
-        )
-    if request.mode in (OutputMode.DIGEST, OutputMode.RAW):
-        for name, given in (
-            ("--no-trunc", style.no_trunc),
-            ("--no-attestations", not style.attestations),
-        ):
-            if given:
-                raise UsageError(
-                    f"{name} cannot be combined with {flag}", hint=f"{name} only changes the table"
-                )
-
-
-def _references(arguments: tuple[str, ...], ref_file: IO[str] | None) -> Iterator[str]:
-    yield from arguments
-    if ref_file is not None:
-        for line in ref_file:
-            text = line.split("#", 1)[0].strip()
-            if text:
-                yield text
-
-
-def _chain(first: str, second: str | None, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    if second is not None:
-        yield second
-        yield from rest
-
-
-def _where_credentials_were_sought(resolver: CredentialResolver, given: str) -> str | None:
-    """A hint for an auth failure when no credential was found for the reference."""
-    from imginspect.reference import parse_reference
-
-    try:
-        ref = parse_reference(given)
-    except ImginspectError:
-        return None
-    if resolver.lookup(ref.domain, ref.path) is not None:
-        return None  # a credential was sent and refused: the registry's hint says so
-    looked = ", ".join(["DOCKER_AUTH_CONFIG", *resolver.locations()])
-    return (
-        f"no credentials found for {ref.domain} (looked in {looked}): log in with "
-        f"`docker login {ref.domain}` or use --username with --password-stdin"
-    )
-
-
-def _emit(outcome: Outcome, mode: OutputMode, style: TableStyle, *, batch: bool) -> None:
-    """Write one outcome: its result to stdout, its error to stderr."""
-    try:
-        if mode is OutputMode.TABLE:
-            sys.stdout.flush()
-            write_table(outcome, sys.stdout, style=style, batch=batch)
-            sys.stdout.flush()
-        else:
-            sys.stdout.buffer.write(render(outcome, mode, batch=batch))
-            sys.stdout.buffer.flush()
-    except BrokenPipeError:
-        raise _ReaderGone from None
-    except OSError as error:
-        raise _output_failed(error) from None
-    if outcome.error is not None:
-        _report(outcome.error, outcome.given if batch else None)
-
-
-def _report(error: ImginspectError, given: str | None) -> None:
-    # In a batch, say which reference failed, unless the message already names it.
-    prefix = f"{given}: " if given and given not in error.message else ""
-    _stderr(f"error: {_one_line(prefix + error.message)}")
-    if error.hint:
-        _stderr(f"hint: {_one_line(error.hint)}")
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
+def _warn(message: str) -> None:
+    _stderr(f"warning: {message}")
 
 
 @cli.command("auth", context_settings={"help_option_names": ["-h", "--help"]})
@@ -757,34 +428,14 @@ def _one_line(text: str) -> str:
 def auth_command(reference: str, as_json: bool, insecure: bool, **credential_params: Any) -> None:
     """Say which credential REFERENCE would be inspected with, where it comes from and how
     it is used (never the secret itself), and how its registry is reached."""
-    import json
+    from imginspect.options import auth_explanation
 
-    from imginspect.reference import parse_reference
-
-    ref = parse_reference(reference)
-    resolver, settings = _credentials_and_settings(
-        **credential_params,
-        first_domain=ref.domain,
-        log=None,
-        quiet=True,  # warnings are part of the explanation
+    _echo(
+        auth_explanation(
+            reference, as_json=as_json, insecure=insecure, credential_params=credential_params
+        ),
+        nl=False,
     )
-    explanation = resolver.explain(ref.domain, ref.path)
-    tls = list(settings.explain_host(ref.domain))
-    if insecure:
-        tls = [
-            "tls: insecure (https without verification, then http): --insecure"
-            if line.startswith("tls:")
-            else line
-            for line in tls
-        ]
-    if as_json:
-        document = explanation.as_dict()
-        document["registrySettings"] = tls
-        _echo(json.dumps(document))
-        return
-    _echo(explanation.describe(), nl=False)
-    for line in tls:
-        _echo(line)
 
 
 @cli.group("cache", invoke_without_command=True)
@@ -851,49 +502,6 @@ def completion_script(shell: str) -> str:
     return script if script.endswith("\n") else script + "\n"
 
 
-def _skip_async_frameworks() -> None:
-    """The CLI is synchronous. httpcore imports trio and anyio eagerly when they are installed,
-    only to support event loops we never run: a third of a cold start on some machines.
-    A None entry makes those imports fail at once, which httpcore handles; this is done for
-    the CLI process only, never for programs that use imginspect as a library."""
-    for name in ("trio", "anyio"):
-        if name not in sys.modules:
-            sys.modules[name] = None  # type: ignore[assignment]
-
-
-class _Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C does: through the
-    ``with Inspector(...)`` block, whose close() flushes the pending cache writes."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
-    raise _Terminated
-
-
-def _stdout_usable() -> bool:
-    """False when stdout is closed (`>&-`): Python then has no sys.stdout, and the first file
-    we opened would take descriptor 1 and receive the results."""
-    if sys.stdout is None:
-        return False
-    try:
-        os.fstat(sys.stdout.fileno())
-    except (AttributeError, ValueError, OSError):
-        return False
-    return True
-
-
-def _exit_now(code: int) -> NoReturn:
-    """Exit without flushing stdout again (it failed, or its reader is gone) and without
-    waiting for worker threads that may be blocked in network reads."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        sys.stderr.flush()
-    with contextlib.suppress(OSError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-    os._exit(code)
-
-
 def _usage_hint(exc: click.UsageError) -> str:
     """Point at the --help of the command that was used (`imginspect --help` for inspect,
     the default command)."""
@@ -905,12 +513,12 @@ def _usage_hint(exc: click.UsageError) -> str:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry point."""
-    if not _stdout_usable():
+    if not console.stdout_usable():
         _stderr("error: standard output is closed; redirect it (e.g. > /dev/null) instead")
-        _exit_now(int(ExitCode.USAGE))
-    _skip_async_frameworks()
+        exit_now(int(ExitCode.USAGE))
+    console.skip_async_frameworks()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        signal.signal(signal.SIGTERM, console.on_sigterm)
     code = int(ExitCode.OK)
     try:
         cli.main(args=argv, prog_name="imginspect", standalone_mode=False)
@@ -918,7 +526,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _report(error, None)
         code = int(error.exit_code)
         if isinstance(error, OutputError):
-            _exit_now(code)
+            exit_now(code)
     except click.UsageError as exc:
         _report(UsageError(exc.format_message(), hint=_usage_hint(exc)), None)
         code = int(ExitCode.USAGE)
@@ -927,8 +535,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         with contextlib.suppress(OSError):
             sys.stdout.flush()
         # Worker threads may be blocked in network reads: do not wait for them.
-        _exit_now(int(ExitCode.INTERRUPTED))
-    except _Terminated:
+        exit_now(int(ExitCode.INTERRUPTED))
+    except console.Terminated:
         _stderr("error: terminated")
         if _run_cache is not None:
             # SIGTERM may have cut Inspector.close()'s flush short: flush() completes
@@ -937,25 +545,25 @@ def main(argv: list[str] | None = None) -> NoReturn:
                 _run_cache.flush()
         with contextlib.suppress(OSError):
             sys.stdout.flush()
-        _exit_now(int(ExitCode.TERMINATED))
-    except (_ReaderGone, BrokenPipeError):
+        exit_now(int(ExitCode.TERMINATED))
+    except (ReaderGone, BrokenPipeError):
         # The reader went away (e.g. `| head -1`): quiet, and the status a shell tool killed
         # by SIGPIPE has, so that `set -o pipefail` scripts can tell it apart.
-        _exit_now(int(ExitCode.BROKEN_PIPE))
+        exit_now(int(ExitCode.BROKEN_PIPE))
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.ClickException as exc:
-        _stderr(f"error: {_one_line(exc.format_message())}")
+        _stderr(f"error: {console.one_line(exc.format_message())}")
         code = exc.exit_code
     except SystemExit as exc:
         if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
-            _exit_now(int(ExitCode.BROKEN_PIPE))  # click met EPIPE in its own output (e.g. --help)
+            exit_now(int(ExitCode.BROKEN_PIPE))  # click met EPIPE in its own output (e.g. --help)
         code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _exit_now(int(ExitCode.BROKEN_PIPE))
+        exit_now(int(ExitCode.BROKEN_PIPE))
     except OSError as error:
-        _report(_output_failed(error), None)
-        _exit_now(int(ExitCode.USAGE))
+        _report(console.output_failed(error), None)
+        exit_now(int(ExitCode.USAGE))
     sys.exit(code)

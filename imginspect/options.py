@@ -1,0 +1,244 @@
+"""The command line's option values made into library objects, without click: the
+:class:`~imginspect.batch.InspectRequest` and table style (validated once for a run), the
+credential resolver and registry settings, and the :class:`~imginspect.inspector.Inspector`.
+
+Usage errors are :class:`~imginspect.errors.UsageError`; the CLI turns them into messages
+and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from imginspect.batch import InspectRequest
+from imginspect.errors import ImginspectError, UsageError
+from imginspect.output import OutputMode, TableStyle
+
+if TYPE_CHECKING:
+    from imginspect.cache import Cache
+    from imginspect.credentials import CredentialResolver
+    from imginspect.inspector import Inspector
+    from imginspect.settings import RegistrySettings
+
+#: How each output mode is asked for, to name it in a usage error.
+MODE_FLAGS = {
+    OutputMode.JSON: "--json",
+    OutputMode.DOCKER: "--compat docker",
+    OutputMode.EXTENDED_JSON: "--format extended-json",
+    OutputMode.DIGEST: "--digest",
+    OutputMode.RAW: "--raw",
+}
+
+
+def output_mode(
+    *, as_json: bool, output_format: str | None, compat: str | None, digest_only: bool, raw: bool
+) -> OutputMode:
+    """The one output the options ask for (table when none); several are a usage error."""
+    modes: list[OutputMode] = []
+    if as_json:
+        modes.append(OutputMode.JSON)
+    if output_format is not None and not (as_json and output_format == "json"):
+        modes.append(OutputMode(output_format))
+    if compat == "docker":
+        modes = [m for m in modes if m is not OutputMode.JSON]
+        modes.append(OutputMode.DOCKER)
+    if digest_only:
+        modes.append(OutputMode.DIGEST)
+    if raw:
+        modes.append(OutputMode.RAW)
+    if len(modes) > 1:
+        names = ", ".join(m.value for m in modes)
+        raise UsageError(f"choose one output: {names} cannot be combined")
+    return modes[0] if modes else OutputMode.TABLE
+
+
+def request_from_options(params: Mapping[str, Any]) -> tuple[InspectRequest, TableStyle]:
+    """Validate the output and check options once, for every reference of the run.
+    ``params`` are the `inspect` command's option values, by parameter name."""
+    platform_text, require = params["platform_text"], params["require"]
+    mode = output_mode(
+        as_json=params["as_json"],
+        output_format=params["output_format"],
+        compat=params["compat"],
+        digest_only=params["digest_only"],
+        raw=params["raw"],
+    )
+    platform = None
+    if platform_text or require:
+        from imginspect import platforms
+
+        if platform_text:
+            platform = (
+                platforms.local_platform()
+                if platform_text.strip().lower() == "local"
+                else platforms.parse_platform(platform_text)
+            )
+        require = platforms.parse_platform_list(require)
+    request = InspectRequest(  # refuses --require-only alone and an invalid --expect-digest
+        mode=mode,
+        platform=platform,
+        require=tuple(require),
+        require_only=params["require_only"],
+        expect_digest=params["expect_digest"],
+        sizes=params["sizes"],
+        concurrency=params["concurrency"],
+        timeout=params["timeout"],
+    )
+    style = TableStyle(
+        no_trunc=params["no_trunc"],
+        attestations=not params["no_attestations"],
+        color=params["color"],
+    )
+    refuse_useless_combinations(request, style)
+    return request, style
+
+
+def refuse_useless_combinations(request: InspectRequest, style: TableStyle) -> None:
+    """Options that cannot affect the chosen output are usage errors, not silently ignored.
+
+    (JSON output never shortens digests nor hides attestations: --no-trunc and
+    --no-attestations are documented as changing the table only, and accepted there.)"""
+    if request.mode is OutputMode.TABLE:
+        return
+    flag = MODE_FLAGS[request.mode]
+    if request.sizes and request.mode is not OutputMode.EXTENDED_JSON:
+        raise UsageError(
+            f"--sizes cannot be combined with {flag}",
+            hint="sizes are shown in the table and in --format extended-json",
+        )
+    if request.mode in (OutputMode.DIGEST, OutputMode.RAW):
+        for name, given in (
+            ("--no-trunc", style.no_trunc),
+            ("--no-attestations", not style.attestations),
+        ):
+            if given:
+                raise UsageError(
+                    f"{name} cannot be combined with {flag}", hint=f"{name} only changes the table"
+                )
+
+
+def credentials_and_settings(
+    *,
+    config_dir: str | None,
+    authfile: str | None,
+    username: str | None,
+    password_stdin: bool,
+    anonymous: bool,
+    certs_dirs: tuple[str, ...],
+    daemon_config: str | None,
+    first_domain: str | None,
+    warn: Callable[[str], None],
+    log: Callable[[str], None] | None,
+) -> tuple[CredentialResolver, RegistrySettings]:
+    """The credential resolver and registry settings the credential options describe
+    (``--password-stdin`` reads standard input here)."""
+    from imginspect.credentials import CredentialResolver, password_from_stdin
+    from imginspect.settings import RegistrySettings
+    from imginspect.transport import remaining_time
+
+    password = None
+    if password_stdin:
+        if username is None:
+            raise UsageError("--password-stdin needs --username")
+        password = password_from_stdin(sys.stdin.read())
+    elif username is not None:
+        raise UsageError(
+            "--username needs --password-stdin",
+            hint="echo PASSWORD | imginspect --username USER --password-stdin REFERENCE",
+        )
+    resolver = CredentialResolver(
+        config_dir=config_dir,
+        authfile=authfile,
+        username=username,
+        password=password,
+        explicit_domains=None if first_domain is None else [first_domain],
+        explicit_source="--username and --password-stdin",
+        anonymous=anonymous,
+        warn=warn,
+        time_left=remaining_time,  # a credential helper gets the reference's time left
+    )
+    settings = RegistrySettings(
+        certs_dirs=certs_dirs or None, daemon_config=daemon_config, warn=warn, log=log
+    )
+    return resolver, settings
+
+
+def domain_of(given: str) -> str | None:
+    """The registry domain of a reference, None when it does not parse (it is reported when
+    its turn comes, in order)."""
+    from imginspect.reference import parse_reference
+
+    try:
+        return parse_reference(given).domain
+    except ImginspectError:
+        return None
+
+
+def where_credentials_were_sought(resolver: CredentialResolver, given: str) -> str | None:
+    """A hint for an auth failure when no credential was found for the reference."""
+    from imginspect.reference import parse_reference
+
+    try:
+        ref = parse_reference(given)
+    except ImginspectError:
+        return None
+    if resolver.lookup(ref.domain, ref.path) is not None:
+        return None  # a credential was sent and refused: the registry's hint says so
+    looked = ", ".join(["DOCKER_AUTH_CONFIG", *resolver.locations()])
+    return (
+        f"no credentials found for {ref.domain} (looked in {looked}): log in with "
+        f"`docker login {ref.domain}` or use --username with --password-stdin"
+    )
+
+
+def make_inspector(
+    *,
+    resolver: CredentialResolver,
+    settings: RegistrySettings,
+    insecure: bool,
+    max_wait: float,
+    cache: Cache | None,
+    log: Callable[[str], None] | None,
+) -> Inspector:
+    """The library's Inspector as the CLI's options describe it."""
+    from imginspect.hosts import HostResolver
+    from imginspect.inspector import Inspector
+    from imginspect.transport import RetryPolicy
+
+    hosts = HostResolver(settings=settings, credentials=resolver.lookup, insecure=insecure)
+    return Inspector(hosts, log=log, retry=RetryPolicy(max_wait=max_wait), cache=cache)
+
+
+def auth_explanation(
+    reference: str, *, as_json: bool, insecure: bool, credential_params: Mapping[str, Any]
+) -> str:
+    """What `imginspect auth` prints: which credential ``reference`` would be inspected with,
+    where it comes from and how it is used (never the secret), and how its registry is
+    reached; as text, or as one JSON line."""
+    import json
+
+    from imginspect.reference import parse_reference
+
+    ref = parse_reference(reference)
+    resolver, settings = credentials_and_settings(
+        **credential_params,
+        first_domain=ref.domain,
+        warn=lambda message: None,  # warnings are part of the explanation
+        log=None,
+    )
+    explanation = resolver.explain(ref.domain, ref.path)
+    tls = list(settings.explain_host(ref.domain))
+    if insecure:
+        tls = [
+            "tls: insecure (https without verification, then http): --insecure"
+            if line.startswith("tls:")
+            else line
+            for line in tls
+        ]
+    if as_json:
+        document = explanation.as_dict()
+        document["registrySettings"] = tls
+        return json.dumps(document) + "\n"
+    return explanation.describe() + "".join(f"{line}\n" for line in tls)

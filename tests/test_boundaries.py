@@ -22,8 +22,22 @@ PURE_MODULES = [
     "imginspect.extended",
     "imginspect.platforms",
     "imginspect.errors",
+    # the library-first modules: the target grammar, sources behind one interface, checks,
+    # the batch runner and output modes, and the CLI's presentation helpers (no click)
+    "imginspect.target",
+    "imginspect.sources",
+    "imginspect.mirrors",
+    "imginspect.checks",
+    "imginspect.batch",
+    "imginspect.output",
+    "imginspect.progress",
+    "imginspect.console",
+    "imginspect.options",
 ]
 FORBIDDEN_IN_CORE = ("httpx", "httpcore", "click", "rich", "platformdirs", "socket", "ssl")
+#: Modules that may reach the network's standard library (sockets, TLS contexts) but no HTTP
+#: client, CLI or presentation library.
+NO_HTTP_CLIENT_MODULES = ["imginspect.hosts", "imginspect.trust", "imginspect.layout"]
 
 
 def _imported_modules(code: str) -> set[str]:
@@ -48,24 +62,51 @@ def test_pure_core_imports_no_io_or_presentation(module: str) -> None:
     assert not bad, f"{module} pulls in {bad}"
 
 
-def test_only_cli_imports_click() -> None:
-    offenders = []
+@pytest.mark.parametrize("module", NO_HTTP_CLIENT_MODULES)
+def test_modules_without_http_client(module: str) -> None:
+    loaded = _imported_modules(f"import {module}")
+    bad = sorted(m for m in loaded if m.split(".")[0] in ("httpx", "httpcore", "click", "rich"))
+    assert not bad, f"{module} pulls in {bad}"
+
+
+def _importers_of(package: str) -> set[str]:
+    """The files of imginspect that import ``package`` anywhere (lazily too)."""
+    importers = set()
     for path in PACKAGE.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
+        for node in ast.walk(ast.parse(path.read_text())):
             names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
-            if any(n.split(".")[0] == "click" for n in names) and path.name != "cli.py":
-                offenders.append(path.name)
-    assert offenders == []
+            if any(n.split(".")[0] == package for n in names):
+                importers.add(path.name)
+    return importers
+
+
+def test_only_cli_imports_click() -> None:
+    assert _importers_of("click") == {"cli.py"}
+
+
+def test_only_the_table_imports_rich() -> None:
+    assert _importers_of("rich") == {"table.py"}
+
+
+def test_presentation_modules_have_no_click_or_rich_even_lazily() -> None:
+    """progress, console and options hold what cli.py used to: none of them may grow a
+    click or rich import, not even one inside a function."""
+    for package in ("click", "rich"):
+        assert not _importers_of(package) & {"progress.py", "console.py", "options.py"}
 
 
 def test_json_path_does_not_import_rich() -> None:
     loaded = _imported_modules(
-        "import imginspect.cli, imginspect.inspector, imginspect.jsonenc, imginspect.reference"
+        "import imginspect.cli, imginspect.inspector, imginspect.jsonenc, imginspect.reference, "
+        "imginspect.console, imginspect.options, imginspect.progress, imginspect.batch, "
+        "imginspect.output, imginspect.extended\n"
+        "from imginspect.output import OutputMode, render\n"
+        "from imginspect.batch import Outcome\n"
+        "render(Outcome(given='x'), OutputMode.JSON)\n"
     )
     assert not any(m.split(".")[0] == "rich" for m in loaded)
     assert "imginspect.table" not in loaded

@@ -36,6 +36,7 @@ import stat
 import tarfile
 import threading
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -52,7 +53,7 @@ from imginspect.errors import (
 )
 from imginspect.manifest import Descriptor, Index, decode_document
 from imginspect.reference import is_valid_tag
-from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead
+from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead, ReferrersPage
 from imginspect.target import DEFAULT_LAYOUT_TARGET, LayoutTarget, valid_image_name
 
 __all__ = ["LayoutSource", "open_layout"]
@@ -311,6 +312,19 @@ class LayoutSource:
     def list_tags(self, repository: str, *, limit: int) -> list[str]:
         """:meth:`tags`, at most ``limit`` of them (the Source interface)."""
         return self.tags()[:limit]
+
+    def iter_tag_pages(self, repository: str, *, page_size: int, limit: int) -> Iterator[list[str]]:
+        """:meth:`tags` in pages of ``page_size``, at most ``limit`` (the Source interface)."""
+        tags = self.tags()[:limit]
+        for start in range(0, len(tags), max(1, page_size)):
+            yield tags[start : start + max(1, page_size)]
+
+    def get_referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> tuple[ReferrersPage, ...] | None:
+        """None: a layout has no referrers API (its ``sha256-<hex>`` tag schema index is
+        found by name like any image)."""
+        return None
 
     # ------------------------------------------------------------------ plumbing
 

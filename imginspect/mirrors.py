@@ -10,11 +10,11 @@ registry's credentials are never sent to a mirror. Configuration errors
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from imginspect.errors import ImginspectError, UsageError
-from imginspect.sources import FetchedManifest, ManifestHead, Source
+from imginspect.sources import FetchedManifest, ManifestHead, ReferrersPage, Source
 
 T = TypeVar("T")
 
@@ -60,6 +60,16 @@ class MirrorChain:
 
     def list_tags(self, repository: str, *, limit: int) -> list[str]:
         return self._first_answer(lambda source: source.list_tags(repository, limit=limit))
+
+    def iter_tag_pages(self, repository: str, *, page_size: int, limit: int) -> Iterator[list[str]]:
+        """From the registry itself: a pull-through mirror lists only what it has cached."""
+        return self.upstream.iter_tag_pages(repository, page_size=page_size, limit=limit)
+
+    def get_referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> tuple[ReferrersPage, ...] | None:
+        """From the registry itself: a mirror knows only the referrers it happened to cache."""
+        return self.upstream.get_referrers(repository, digest, artifact_type=artifact_type)
 
     def close(self) -> None:
         for _, mirror in self.mirrors:

@@ -9,9 +9,10 @@ every digest against the bytes received.
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable
-from urllib.parse import urlsplit
+from collections.abc import Callable, Iterator
+from urllib.parse import urlencode, urlsplit
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, CredentialLookup, scope_for
@@ -26,9 +27,9 @@ from imginspect.errors import (
     RateLimitedError,
     RegistryError,
 )
-from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
+from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST, is_valid_tag
 from imginspect.result import RateLimit
-from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead
+from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead, ReferrersPage
 from imginspect.transport import HttpTransport, Response, parse_retry_after
 
 
@@ -188,6 +189,118 @@ class RegistryClient:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise RegistryError(f"{self.domain} sent a malformed tag list for {repository}")
         return tags[:limit]
+
+    def iter_tag_pages(self, repository: str, *, page_size: int, limit: int) -> Iterator[list[str]]:
+        """The tag list a page at a time, following ``Link: <...>; rel="next"`` (distribution
+        API pagination with ``n`` and ``last``), at most ``limit`` tags in all.
+
+        Each page is bounded and validated (tag grammar); a ``next`` link must stay on this
+        registry and this repository's tag list, and must move on (a repeated link is a
+        protocol error, not an endless loop). 403 is an :class:`AuthError` whose hint says the
+        registry may refuse listing; 405/501 or ``UNSUPPORTED`` a :class:`RegistryError`.
+        """
+        base = f"/v2/{repository}/tags/list"
+        query = urlencode({"n": max(1, min(page_size, limit))})
+        seen: set[str] = set()
+        total = 0
+        # a registry that ignores ``n`` may send everything at once: allow up to 20k tags
+        max_bytes = 4096 + 256 * max(page_size, min(limit, 20_000))
+        while total < limit:
+            seen.add(query)
+            response = self._list_request(repository, f"{base}?{query}", max_bytes)
+            tags = _decode_tags(response.body, self.domain, repository)
+            page = tags[: limit - total]
+            total += len(page)
+            if page:
+                yield page
+            query_next = _next_link(response.header("link"), base, self.api_host)
+            if query_next is None or not tags:
+                return
+            if query_next in seen:
+                raise RegistryError(
+                    f"{self.domain} sent a tag-list Link that repeats itself for {repository}"
+                )
+            query = query_next
+
+    def _list_request(self, repository: str, path: str, max_bytes: int) -> Response:
+        try:
+            return self._request(
+                "GET",
+                repository,
+                path,
+                headers={"Accept": "application/json"},
+                max_bytes=max_bytes,
+                what="tag list",
+                subject=repository,
+            )
+        except AuthError as error:
+            if "HTTP 403" not in error.message:
+                raise
+            raise AuthError(
+                error.message,
+                hint="the registry refuses to list the tags of this repository (some allow "
+                "pulls but not listing); check the credentials' permissions, or inspect a "
+                "known tag",
+            ) from None
+        except NotFoundError:
+            raise
+        except RegistryError as error:
+            if not any(f"HTTP {s}" in error.message for s in (400, 405, 501)) and (
+                "UNSUPPORTED" not in error.message.upper()
+            ):
+                raise
+            raise RegistryError(
+                error.message,
+                hint=f"{self.domain} does not support listing tags; inspect a known tag",
+            ) from None
+
+    def get_referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> tuple[ReferrersPage, ...] | None:
+        """GET the OCI 1.1 referrers API (``/v2/<name>/referrers/<digest>``), following
+        ``Link`` pagination (at most 16 pages); None when the registry has no such API (404).
+
+        ``artifact_type`` is sent as the ``artifactType`` filter; whether the registry applied
+        it says each page's ``filters_applied`` (``OCI-Filters-Applied``).
+        """
+        if not is_valid_digest(digest):
+            raise RegistryError(f"not a digest: {digest!r}")
+        base = f"/v2/{repository}/referrers/{digest}"
+        query = urlencode({"artifactType": artifact_type}) if artifact_type else ""
+        pages: list[ReferrersPage] = []
+        seen: set[str] = set()
+        while len(pages) < 16:
+            seen.add(query)
+            try:
+                response = self._request(
+                    "GET",
+                    repository,
+                    f"{base}?{query}" if query else base,
+                    headers={"Accept": mt.OCI_INDEX},
+                    max_bytes=MAX_MANIFEST_BYTES,
+                    what="referrers",
+                    subject=f"{repository}@{digest}",
+                )
+            except NotFoundError:
+                if pages:
+                    raise
+                return None  # no referrers API: callers fall back to the tag schema
+            except RegistryError as error:
+                if pages or not any(f"HTTP {s}" in error.message for s in (400, 405, 501)):
+                    raise
+                return None
+            applied = frozenset(
+                f.strip()
+                for f in (response.header("oci-filters-applied") or "").split(",")
+                if f.strip()
+            )
+            content_type = response.header("content-type")
+            pages.append(ReferrersPage(response.body, content_type, applied))
+            query_next = _next_link(response.header("link"), base, self.api_host)
+            if query_next is None or query_next in seen:
+                break
+            query = query_next
+        return tuple(pages)
 
     def close(self) -> None:
         """Nothing to release: connections belong to the run's transport."""
@@ -409,6 +522,42 @@ def _speaks_tls_only(response: Response, method: str) -> bool:
         return True
     body = response.body[:512].lower()
     return any(answer in body for answer in _TLS_ONLY_ANSWERS)
+
+
+_LINK_RE = re.compile(r"<([^>]*)>\s*;([^,]*)")
+
+
+def _next_link(header: str | None, path: str, host: str) -> str | None:
+    """The query of a ``Link: <...>; rel="next"`` that continues ``path`` on ``host``.
+
+    Links elsewhere (another host, another path) are not followed: None.
+    """
+    if not header:
+        return None
+    for url, params in _LINK_RE.findall(header[:8192]):
+        rels = re.findall(r'rel\s*=\s*"?([^";]+)"?', params)
+        if not any("next" in r.split() for r in rels):
+            continue
+        parts = urlsplit(str(url))
+        if parts.netloc and parts.netloc != host:
+            return None
+        if not parts.path.endswith(path) or not parts.query:
+            return None
+        return parts.query
+    return None
+
+
+def _decode_tags(raw: bytes, domain: str, repository: str) -> list[str]:
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        body = None
+    if isinstance(body, dict) and body.get("tags") is None and "tags" in body:
+        return []  # CNCF: a repository without tags
+    tags = body.get("tags") if isinstance(body, dict) else None
+    if not isinstance(tags, list) or not all(isinstance(t, str) and is_valid_tag(t) for t in tags):
+        raise RegistryError(f"{domain} sent a malformed tag list for {repository}")
+    return tags
 
 
 def _subject(repository: str, target: str) -> str:

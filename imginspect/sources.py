@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from imginspect.result import RateLimit
 
 #: The OCI distribution spec lets registries refuse manifests over 4 MiB; so do we.
@@ -38,6 +40,16 @@ class FetchedManifest:
     @property
     def size(self) -> int:
         return len(self.raw)
+
+
+@dataclass(frozen=True)
+class ReferrersPage:
+    """One page of the OCI 1.1 referrers API: an image index of referrer descriptors."""
+
+    raw: bytes
+    content_type: str | None
+    #: the filters the registry applied itself (``OCI-Filters-Applied``, e.g. artifactType)
+    filters_applied: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,16 @@ class Source(Protocol):
 
     def list_tags(self, repository: str, *, limit: int) -> list[str]:
         """Up to ``limit`` tags of ``repository``."""
+        ...
+
+    def iter_tag_pages(self, repository: str, *, page_size: int, limit: int) -> Iterator[list[str]]:
+        """The repository's tags, a page at a time (``Link`` pagination), ``limit`` in all."""
+        ...
+
+    def get_referrers(
+        self, repository: str, digest: str, *, artifact_type: str | None = None
+    ) -> tuple[ReferrersPage, ...] | None:
+        """The referrers API's answer for ``digest``; None when the source has no such API."""
         ...
 
     def close(self) -> None:

@@ -352,7 +352,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     ghcr.io/org/app@sha256:..., localhost:5000/team/app:1.2.
     """
     from imginspect import options
-    from imginspect.progress import Progress, progress_wanted
+    from imginspect.progress import Progress
 
     # click passes every option by name; the credential options go on as one group.
     credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
@@ -366,12 +366,14 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
     resolver, settings = options.credentials_and_settings(
-        **credential_params, first_domain=options.domain_of(first), warn=_warn, log=log
+        **credential_params,
+        first_domain=options.domain_of(first),
+        log=log,
+        warn=lambda message: _stderr(f"warning: {message}"),
     )
     if not credential_params["anonymous"]:
         hint = functools.partial(options.where_credentials_were_sought, resolver)
         request = replace(request, credentials_hint=hint)
-    show_progress = (batch or request.sizes) and not debug and progress_wanted()
     codes: set[int] = set()
     with (
         options.make_inspector(
@@ -382,11 +384,8 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
             cache=_open_cache(log) if not params["no_cache"] else None,
             log=log,
         ) as inspector,
-        Progress(
-            show_progress,
-            "inspecting" if batch else "fetching sizes",
-            # known when every reference is on the command line, else once the file is read
-            total=(lambda: counter.total) if batch else None,
+        Progress.for_run(
+            batch=batch, sizes=request.sizes, debug=debug, total=lambda: counter.total
         ) as progress,
     ):
         if not batch:
@@ -397,10 +396,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
                 console.write_outcome(outcome, request.mode, style, batch=batch)
                 if outcome.error is not None:
                     _report(outcome.error, outcome.given if batch else None)
-            if batch:
-                progress.advance()
-            else:
-                progress.close()
+            progress.outcome_written(batch=batch)
             codes.add(outcome.exit_code)
     code = batch_exit_code(codes)
     if code:
@@ -414,10 +410,6 @@ def _open_cache(log: Callable[[str], None] | None) -> Cache:
 
     _run_cache = Cache(log=log)
     return _run_cache
-
-
-def _warn(message: str) -> None:
-    _stderr(f"warning: {message}")
 
 
 @cli.command("auth", context_settings={"help_option_names": ["-h", "--help"]})

@@ -68,6 +68,20 @@ class Progress:
         self._shown = False
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_run(
+        cls, *, batch: bool, sizes: bool, debug: bool, total: Callable[[], int | None]
+    ) -> Progress:
+        """The CLI's line: a batch counts references (``total``: known when every reference
+        is on the command line, else once the file is read), a single reference with
+        ``--sizes`` counts the images whose size was fetched. Never with ``--debug``, whose
+        lines would interleave, and only where :func:`progress_wanted`."""
+        return cls(
+            (batch or sizes) and not debug and progress_wanted(),
+            "inspecting" if batch else "fetching sizes",
+            total=total if batch else None,
+        )
+
     def __enter__(self) -> Progress:
         with self._lock:
             self._draw()
@@ -106,6 +120,13 @@ class Progress:
         with self._lock:
             self._erase()
             yield
+
+    def outcome_written(self, *, batch: bool) -> None:
+        """A batch counts one more reference; a single reference's line is gone for good."""
+        if batch:
+            self.advance()
+        else:
+            self.close()
 
     def close(self) -> None:
         with self._lock:

@@ -229,7 +229,7 @@ class Authenticator:
         the challenge known from before. Returns ``None`` when retrying cannot help.
         """
         challenge = preferred_challenge(
-            parse_challenges(response.headers.get_list("www-authenticate"))
+            parse_challenges(response.header_list("www-authenticate"))
         )
         if challenge is None:
             known = self._challenge

@@ -1,6 +1,7 @@
 """HTTP transport: connections, TLS, redirects, bounded reads, and network errors.
 
-This is the only module that talks to httpx. It owns one connection pool per TLS mode,
+This is the only module that talks to httpx (through :mod:`imginspect._httpx_compat`, which
+holds every use of httpx beyond its documented API). It owns one connection pool per TLS mode,
 built lazily (so a plain-HTTP run never builds a verifying TLS context), follows redirects
 itself so that an ``Authorization`` header never reaches another host, reads every body
 with a size bound (refusing by ``Content-Length`` before reading when it can), and turns
@@ -16,7 +17,6 @@ import http.cookiejar
 import random
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,20 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-if "httpx" not in sys.modules:
-    # httpx's package __init__ imports its own command-line tool (httpx._main), which pulls
-    # in rich, click's extras and pygments: a third of a cold start. It guards that import
-    # with ``except ImportError``; a None entry makes it fail at once, and httpx's API is
-    # untouched.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-
-import httpcore
-import httpx
-
-if "httpx._main" in sys.modules and sys.modules["httpx._main"] is None:
-    del sys.modules["httpx._main"]  # leave `import httpx._main` working for anyone else
-
 from imginspect import __version__
+from imginspect import _httpx_compat as compat
+
+# Through the compatibility module, which imports them trimmed (see there).
+from imginspect._httpx_compat import httpcore, httpx
 from imginspect.errors import (
     ConnectionFailedError,
     ImginspectError,
@@ -76,16 +67,29 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Response:
-    """A fully read (and size-bounded) HTTP response."""
+    """A fully read (and size-bounded) HTTP response. ``headers`` are ``(name, value)``
+    pairs in the order received, names in lower case: plain values, no httpx types."""
 
     status: int
-    headers: httpx.Headers
+    headers: tuple[tuple[str, str], ...]
     body: bytes
     url: str
 
+    @staticmethod
+    def header_pairs(items: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        """``headers`` from ``(name, value)`` pairs, names of any case."""
+        return tuple((name.lower(), value) for name, value in items)
+
+    def header_list(self, name: str) -> list[str]:
+        """Every value of header ``name`` (any case), in order."""
+        key = name.lower()
+        return [value for field, value in self.headers if field == key]
+
     def header(self, name: str) -> str | None:
-        value: str | None = self.headers.get(name)
-        return value
+        """Header ``name`` (any case); several fields are joined with ``", "``, as HTTP
+        allows for a list-valued header (and as httpx does)."""
+        values = self.header_list(name)
+        return ", ".join(values) if values else None
 
 
 Logger = Callable[[str], None]
@@ -209,8 +213,6 @@ class HttpTransport:
         # Keyed by TLS mode: True (default verification), False (none), or "host[:port]"
         # for a host with its own context.
         self._clients: dict[bool | str, httpx.Client] = {}
-        #: per client: whether opened connections are seen (see _enforce_deadlines)
-        self._tracks_connections: dict[bool | str, bool] = {}
         self._clients_lock = threading.Lock()
         self._trust_context: ssl.SSLContext | None = None
         #: per host[:port]: when connecting there last failed for good, and how (the breaker)
@@ -223,7 +225,7 @@ class HttpTransport:
 
     # ------------------------------------------------------------------ clients
 
-    def _client(self, verify: bool, tls_host: str | None) -> tuple[httpx.Client, bool]:
+    def _client(self, verify: bool, tls_host: str | None) -> httpx.Client:
         """The client for a TLS mode: no verification, the system trust store, or the
         context certs.d gives ``tls_host`` (``host[:port]`` of the registry the request is
         for: its redirects, e.g. to blob storage, are verified the same way, as docker does)."""
@@ -235,35 +237,15 @@ class HttpTransport:
                 key = tls_host
         client = self._clients.get(key)
         if client is not None:
-            return client, self._tracks_connections[key]
+            return client
         with self._clients_lock:
             client = self._clients.get(key)
             if client is None:
-                verify_arg: ssl.SSLContext | bool = False
-                if context is not None:
-                    verify_arg = context
-                elif verify:
-                    verify_arg = self._default_context()
-                client = httpx.Client(
-                    verify=verify_arg,
-                    timeout=self._timeouts.as_httpx(),
-                    follow_redirects=False,
-                    headers={"User-Agent": USER_AGENT},
-                    # A registry client needs no cookie jar: cookies (a load balancer's, or
-                    # Harbor's session) would only be replayed, and could follow a redirect
-                    # to a CDN host.
-                    cookies=_NoCookies(),
-                    # Keep-alive limit = connection limit: httpcore closes "surplus" idle
-                    # connections outside its lock, possibly after another thread has been
-                    # handed the same connection ([Errno 9] Bad file descriptor); with the two
-                    # limits equal there is never a surplus.
-                    limits=httpx.Limits(
-                        max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-                    ),
-                )
-                self._tracks_connections[key] = _enforce_deadlines(client)
+                if context is None:
+                    context = self._default_context() if verify else _unverified_context()
+                client = _new_client(context, self._timeouts)
                 self._clients[key] = client
-        return client, self._tracks_connections[key]
+        return client
 
     def _default_context(self) -> ssl.SSLContext:
         """The system trust store, loaded once per run, when a verified connection needs it."""
@@ -464,7 +446,7 @@ class HttpTransport:
         data: Mapping[str, str] | None,
         idempotent: bool,
     ) -> Response:
-        client, tracked = self._client(verify, tls_host)
+        client = self._client(verify, tls_host)
         started = time.monotonic()
         left = remaining_time()
         if left is not None and left <= 0:
@@ -472,7 +454,7 @@ class HttpTransport:
         timeout = self._timeouts.as_httpx(limit=left)
         try:
             request = client.build_request(method, url, headers=headers, data=data, timeout=timeout)
-            response = self._send_on_connection(client, tracked, request, idempotent=idempotent)
+            response = self._send_on_connection(client, request, idempotent=idempotent)
             try:
                 body = self._read_bounded(response, max_bytes=max_bytes, what=what, url=url)
             finally:
@@ -516,10 +498,11 @@ class HttpTransport:
                 f"{method} {url} -> {response.status_code} "
                 f"({len(body)} bytes, {elapsed:.1f} ms){_debug_headers(response.headers)}"
             )
-        return Response(response.status_code, response.headers, body, url)
+        received = Response.header_pairs(response.headers.multi_items())
+        return Response(response.status_code, received, body, url)
 
     def _send_on_connection(
-        self, client: httpx.Client, tracked: bool, request: httpx.Request, *, idempotent: bool
+        self, client: httpx.Client, request: httpx.Request, *, idempotent: bool
     ) -> httpx.Response:
         """``client.send``; a GET or HEAD whose *reused* keep-alive connection turns out to
         be closed before any response byte (the server's or a load balancer's idle timeout
@@ -529,7 +512,7 @@ class HttpTransport:
         try:
             return client.send(request, stream=True)
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            reused = tracked and _connections.opened == 0
+            reused = _connections.opened == 0
             if not (idempotent and reused):
                 raise
             if self._log is not None:
@@ -671,24 +654,53 @@ def _capped(timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-def _enforce_deadlines(client: httpx.Client) -> bool:
-    """Put :class:`_DeadlineBackend` under the client's transports: the direct one and
-    those for proxies from the environment (passing our own transport to httpx.Client would
-    turn those off). httpx does not expose the backend; if its internals ever change,
-    requests still work, each operation bounded by its timeout (and the body read loop
-    still checks the deadline), but reused connections are then not told from new ones.
-    Returns whether every transport got the backend."""
-    transports = [getattr(client, "_transport", None)]
-    transports += [t for t in getattr(client, "_mounts", {}).values() if t is not None]
-    installed = True
-    for transport in transports:
-        pool: Any = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend):
-            pool._network_backend = _DeadlineBackend(backend)
-        else:
-            installed = False
-    return installed
+#: Keep-alive limit = connection limit: httpcore closes "surplus" idle connections outside
+#: its lock, possibly after another thread has been handed the same connection ([Errno 9]
+#: Bad file descriptor); with the two limits equal there is never a surplus.
+_LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+
+
+def _new_client(context: ssl.SSLContext, timeouts: Timeouts) -> httpx.Client:
+    """A client whose every connection, direct or through a proxy the environment names,
+    is opened by :class:`_DeadlineBackend` (our own transports: httpx's ``HTTPTransport``
+    takes no network backend). ``trust_env`` is off because we read the environment's
+    proxies ourselves (a client given a transport ignores them) and TLS comes from
+    ``context``."""
+    backend = _DeadlineBackend(httpcore.SyncBackend())
+
+    def pool(proxy: httpx.Proxy | None) -> compat.PoolTransport:
+        return compat.PoolTransport(
+            ssl_context=context, limits=_LIMITS, network_backend=backend, proxy=proxy
+        )
+
+    direct = pool(None)
+    try:
+        mounts = compat.environment_mounts(direct, pool)
+    except ValueError as exc:  # a proxy URL httpx or we cannot use
+        direct.close()
+        raise NetworkError(
+            f"cannot use the proxy the environment names: {exc}",
+            hint="set HTTPS_PROXY/HTTP_PROXY/ALL_PROXY to an http:// or https:// proxy URL",
+        ) from None
+    return httpx.Client(
+        transport=direct,
+        mounts=mounts,
+        trust_env=False,
+        timeout=timeouts.as_httpx(),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        # A registry client needs no cookie jar: cookies (a load balancer's, or Harbor's
+        # session) would only be replayed, and could follow a redirect to a CDN host.
+        cookies=_NoCookies(),
+    )
+
+
+def _unverified_context() -> ssl.SSLContext:
+    """TLS without verification (``--insecure``, an insecure-registries entry)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _deadline_passed(what: str, url: str) -> NetworkError:

@@ -477,12 +477,12 @@ class _FakeTransport:
     def request(self, method: str, url: str, **kwargs: Any) -> Response:
         self.calls.append({"method": method, "url": url, **kwargs})
         body = json.dumps({"token": "issued-token", "expires_in": 300}).encode()
-        return Response(200, httpx.Headers({"Content-Type": "application/json"}), body, url)
+        return Response(200, (("content-type", "application/json"),), body, url)
 
 
 def _challenge(realm: str) -> Response:
     header = f'Bearer realm="{realm}",service="registry.example.com"'
-    return Response(401, httpx.Headers({"WWW-Authenticate": header}), b"", "https://x/v2/")
+    return Response(401, (("www-authenticate", header),), b"", "https://x/v2/")
 
 
 SECRET_CREDENTIALS = {

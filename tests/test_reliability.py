@@ -357,7 +357,8 @@ SCOPE = "repository:team/app:pull"
 def _challenge(*values: str) -> Response:
     # Bytes, as they come off the wire (httpx decodes them as ASCII, UTF-8 or Latin-1).
     headers = httpx.Headers([(b"WWW-Authenticate", value.encode()) for value in values])
-    return Response(401, headers, b"", f"https://{REGISTRY}/v2/team/app/manifests/v1")
+    pairs = Response.header_pairs(headers.multi_items())
+    return Response(401, pairs, b"", f"https://{REGISTRY}/v2/team/app/manifests/v1")
 
 
 def _bearer(realm: str) -> Response:
@@ -366,7 +367,7 @@ def _bearer(realm: str) -> Response:
 
 def _token_response(token: str = "issued-token", status: int = 200) -> Response:
     body = json.dumps({"token": token, "expires_in": 300}).encode()
-    return Response(status, httpx.Headers({"Content-Type": "application/json"}), body, "x")
+    return Response(status, (("content-type", "application/json"),), body, "x")
 
 
 class _FakeTransport:
@@ -411,8 +412,8 @@ class _MockedHttpTransport(HttpTransport):
         super().__init__()
         self._mock = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=False)
 
-    def _client(self, verify: bool, tls_host: str | None) -> tuple[httpx.Client, bool]:
-        return self._mock, False
+    def _client(self, verify: bool, tls_host: str | None) -> httpx.Client:
+        return self._mock
 
     def close(self) -> None:
         self._mock.close()
@@ -609,7 +610,7 @@ def check_respond_to(
     values: list[str], status: int, body: bytes, credential: Credential | None
 ) -> None:
     def answer(method: str, url: str, kwargs: dict[str, Any]) -> Response:
-        return Response(status, httpx.Headers(), body, url)
+        return Response(status, (), body, url)
 
     authenticator = _authenticator(_FakeTransport(answer), credential)
     header = _only_imginspect_errors(

@@ -16,6 +16,8 @@ import contextvars
 import difflib
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from imginspect import mediatypes as mt
 from imginspect.cache import Cache
@@ -33,7 +35,6 @@ from imginspect.manifest import (
     ChildKind,
     Descriptor,
     ImageManifest,
-    Platform,
     decode_config_platform,
     decode_document,
 )
@@ -42,6 +43,9 @@ from imginspect.result import ImageSize, InspectResult
 from imginspect.sources import MAX_CONFIG_BYTES, FetchedManifest, Source
 from imginspect.target import LayoutTarget, Target
 from imginspect.transport import HttpTransport, Logger, RetryPolicy, Timeouts
+
+if TYPE_CHECKING:
+    from imginspect.imageconfig import ImageDetails
 
 #: How many tags one request lists when a tag is not found (to suggest the closest ones).
 TAGS_LISTED = 1000
@@ -186,12 +190,14 @@ class Inspector:
             artifact_type=document.artifact_type,
         )
         config_platform = None
+        config_raw = None
         if (
             read_config
             and isinstance(document, ImageManifest)
             and _wants_config(document, compat_docker)
         ):
-            config_platform = self._config_platform(client, reference, document.config)
+            config_raw = self._config_blob(client, reference, document.config)
+            config_platform = decode_config_platform(config_raw)
         return InspectResult(
             reference=reference,
             descriptor=descriptor,
@@ -199,6 +205,7 @@ class Inspector:
             raw=fetched.raw,
             config_platform=config_platform,
             rate_limit=fetched.rate_limit,
+            config_raw=config_raw,
         )
 
     def _not_found(self, client: Source, reference: Target, error: NotFoundError) -> NotFoundError:
@@ -368,9 +375,84 @@ class Inspector:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sizes") as pool:
             return dict(pool.map(lambda child: context.copy().run(one, child), children))
 
-    def _config_platform(
-        self, client: Source, reference: Target, config: Descriptor
-    ) -> Platform | None:
+    def image_details(
+        self,
+        result: InspectResult,
+        *,
+        attestations: bool = False,
+        concurrency: int = 8,
+        tree: IndexTree | None = None,
+    ) -> InspectResult:
+        """``result`` with :attr:`~InspectResult.images`: the configuration, layers and
+        history of a single image, or of each image entry of an index (nested indexes
+        included; attestations only with ``attestations``), and
+        :attr:`~InspectResult.images_skipped`, the entries left out.
+
+        One request per child manifest and one per config blob (none for what the cache
+        holds: by digest, content never changes), ``concurrency`` at a time, each verified
+        against its digest; config blobs are bounded by ``MAX_CONFIG_BYTES``. An artifact
+        (a config media type that is not an image config) is reported as one, its config
+        not read.
+        """
+        from imginspect.imageconfig import details_of, is_image_config
+
+        client = self.source_for(result.reference)
+        document = result.document
+        if isinstance(document, ImageManifest):
+            raw = result.config_raw
+            if raw is None and is_image_config(document.config.media_type):
+                raw = self._config_blob(client, result.reference, document.config)
+            details = details_of(result.descriptor.digest, document, raw)
+            return replace(result, images=(details,), images_skipped=())
+        if tree is None:
+            tree = self.index_tree(result)
+        wanted: list[Child] = []
+        skipped: list[Child] = []
+
+        def collect(children: Sequence[Child]) -> None:
+            for child in children:
+                if child.kind is ChildKind.INDEX:
+                    collect(tree.get(child.descriptor.digest, ()))
+                elif child.kind is ChildKind.IMAGE or (
+                    attestations and child.kind is ChildKind.ATTESTATION
+                ):
+                    wanted.append(child)
+                else:
+                    skipped.append(child)
+
+        collect(result.children)
+
+        def one(child: Child) -> ImageDetails:
+            digest = child.descriptor.digest
+            fetched = self._fetch_manifest(client, result.reference.with_digest(digest))
+            if fetched.size != child.descriptor.size:
+                raise MalformedDocumentError(
+                    f"index entry {digest} says {child.descriptor.size} bytes, "
+                    f"the manifest is {fetched.size}"
+                )
+            manifest = decode_document(fetched.raw, fetched.content_type)
+            if not isinstance(manifest, ImageManifest):
+                raise MalformedDocumentError(f"index entry {digest} is not an image manifest")
+            raw = None
+            if is_image_config(manifest.config.media_type):
+                raw = self._config_blob(client, result.reference, manifest.config)
+            return details_of(digest, manifest, raw, entry_platform=child.descriptor.platform)
+
+        workers = max(1, min(concurrency, len(wanted)))
+        if workers == 1:
+            images = [one(child) for child in wanted]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # Each task runs in a copy of this context: the caller's deadline applies there.
+            context = contextvars.copy_context()
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="configs") as pool:
+                images = list(pool.map(lambda child: context.copy().run(one, child), wanted))
+        return replace(result, images=tuple(images), images_skipped=tuple(skipped))
+
+    def _config_blob(self, client: Source, reference: Target, config: Descriptor) -> bytes:
+        """A config blob's bytes: embedded in the descriptor, cached, or fetched (bounded,
+        verified against its digest and its descriptor's size)."""
         if config.size > MAX_CONFIG_BYTES:
             raise TooLargeError(
                 f"image config {config.digest} is {config.size} bytes, "
@@ -390,7 +472,7 @@ class Inspector:
             raise MalformedDocumentError(
                 f"config blob {config.digest} is {len(raw)} bytes, the manifest says {config.size}"
             )
-        return decode_config_platform(raw)
+        return raw
 
 
 def _from_cache(cache: Cache, digest: str) -> FetchedManifest | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imginspect.manifest import (
     Child,
@@ -19,6 +20,9 @@ from imginspect.manifest import (
     classify_child,
 )
 from imginspect.target import Target
+
+if TYPE_CHECKING:
+    from imginspect.imageconfig import ImageDetails
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,14 @@ class InspectResult:
     selected_from: Descriptor | None = None
     #: Docker Hub's pull quota after this request, when the registry announced it
     rate_limit: RateLimit | None = None
+    #: a single image: its config blob as received (verified), when it was read
+    config_raw: bytes | None = None
+    #: with --image-config: the configuration, layers and history of each image (a single
+    #: image, or each image entry of an index, nested ones included), in index order
+    images: tuple[ImageDetails, ...] | None = None
+    #: with --image-config: the index entries left out (attestations unless asked for,
+    #: artifacts, entries without a platform)
+    images_skipped: tuple[Child, ...] = ()
 
     @property
     def is_index(self) -> bool:

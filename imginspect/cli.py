@@ -15,7 +15,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
     from imginspect.cache import Cache
+    from imginspect.inspector import Inspector
 
 EPILOG = """\b
 Examples:
@@ -48,6 +49,7 @@ Exit codes:
   0 ok              1 registry/protocol error    2 usage / invalid reference
   3 auth refused    4 not found                  5 network/TLS/timeout
   6 rate limited    7 required platform missing  8 digest differs from expected
+  9 diff: the images differ (7 also: referrers --require-evidence unmet)
   130 interrupted (Ctrl-C)   143 terminated (SIGTERM)   141 stdout closed by its reader
   (batches: the highest failure 1-6, else the highest check 7-8; stdout closed or full: 2)
 """
@@ -463,6 +465,183 @@ def cache_clear() -> None:
     cache = Cache()
     cache.clear()
     _echo(f"cleared {cache.root}")
+
+
+def _tool_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options of `tags`, `referrers` and `diff`: TLS, cache, debug and credentials."""
+    func = _credential_options(func)
+    func = click.option("--debug", is_flag=True, help="Log every request to stderr.")(func)
+    func = click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")(func)
+    return _INSECURE_OPTION(func)
+
+
+@contextlib.contextmanager
+def _tool_inspector(first: str, params: dict[str, Any]) -> Iterator[Inspector]:
+    """The Inspector of a `tags`/`referrers`/`diff` run, as its options describe it."""
+    from imginspect import options
+
+    credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
+    log = (lambda line: _stderr(f"debug: {line}")) if params.pop("debug") else None
+    resolver, settings = options.credentials_and_settings(
+        **credential_params,
+        first_domain=options.domain_of(first),
+        log=log,
+        warn=lambda message: _stderr(f"warning: {message}"),
+    )
+    with options.make_inspector(
+        resolver=resolver,
+        settings=settings,
+        insecure=params.pop("insecure"),
+        max_wait=5.0,
+        cache=None if params.pop("no_cache") else _open_cache(log),
+        log=log,
+    ) as inspector:
+        yield inspector
+
+
+@cli.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("repository", metavar="REPOSITORY")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per tag (NDJSON).")
+@click.option("--match", "glob", metavar="GLOB", help="Only tags matching GLOB (* ? [..]).")
+@click.option("--regex", metavar="REGEX", help="Only tags REGEX matches (anywhere; anchor it).")
+@click.option(
+    "--sort",
+    type=click.Choice(["registry", "version"]),
+    default="registry",
+    show_default=True,
+    help="registry: as listed (streamed); version: semver-aware, other tags after.",
+)
+@click.option("--reverse", is_flag=True, help="With --sort version: newest version first.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="List at most this many tags (before filtering).",
+)
+@click.option(
+    "--digests", is_flag=True, help="Add each tag's digest (one HEAD per tag, concurrent)."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="HEAD requests in flight with --digests.",
+)
+@_tool_options
+def tags_command(repository: str, **params: Any) -> None:
+    """List the tags of REPOSITORY (ubuntu, ghcr.io/org/app, oci:DIR), following the
+    registry's pagination; streamed unless sorted."""
+    from imginspect import supplyout, tags
+    from imginspect.reference import Reference
+    from imginspect.target import parse_target
+
+    target = parse_target(repository)
+    if isinstance(target, Reference) and (target.digest or f":{target.tag}" in repository):
+        raise UsageError(
+            f"{repository} names a tag or digest; give the repository only",
+            hint="imginspect tags REPOSITORY --match 'GLOB'",
+        )
+    as_json, sort, reverse = params.pop("as_json"), params.pop("sort"), params.pop("reverse")
+    if reverse and sort != "version":
+        raise UsageError("--reverse needs --sort version")
+    keep = tags.tag_filter(params.pop("glob"), params.pop("regex"))
+    limit, digests, workers = params.pop("limit"), params.pop("digests"), params.pop("concurrency")
+    with _tool_inspector(repository, params) as inspector:
+        source = inspector.source_for(target)
+        listed: Iterator[str] = (
+            t for t in tags.iter_tags(source, target.path, limit=limit) if keep(t)
+        )
+        if sort == "version":
+            listed = iter(tags.sort_by_version(listed, reverse=reverse))
+        if digests:
+            for found in tags.tag_digests(
+                source,
+                target.path,
+                listed,
+                workers=workers,
+                cache=_run_cache,
+                cache_name=target.name,
+            ):
+                _echo(supplyout.tag_line(found, as_json=as_json))
+        else:
+            for tag in listed:
+                _echo(supplyout.tag_line(tag, as_json=as_json))
+
+
+@cli.command("referrers", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("reference", metavar="REFERENCE")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+@click.option(
+    "--platform",
+    "platform_text",
+    metavar="OS/ARCH[/VARIANT]",
+    help="Only this platform's image of an index (and the index itself).",
+)
+@click.option(
+    "--artifact-type", metavar="TYPE", help="Only referrers of this artifactType (no cosign tags)."
+)
+@click.option(
+    "--require-evidence",
+    metavar="KINDS",
+    help="Exit 7 unless every image platform has these kinds of evidence, comma-separated: "
+    "sbom, provenance, signature, attestation (presence only; nothing is verified).",
+)
+@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
+@_tool_options
+def referrers_command(reference: str, **params: Any) -> None:
+    """Show the supply-chain evidence of REFERENCE and of each platform of it: OCI referrers
+    (API, else the sha256-<hex> tag schema), cosign .sig/.att/.sbom tags, and BuildKit
+    attestations (SBOM, provenance) in the index."""
+    from imginspect import platforms, referrers, supplyout
+    from imginspect.target import parse_target
+
+    target = parse_target(reference)
+    required = params.pop("require_evidence")
+    kinds = referrers.parse_required(required) if required is not None else None
+    platform_text = params.pop("platform_text")
+    platform = platforms.parse_platform(platform_text) if platform_text else None
+    as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
+    artifact_type = params.pop("artifact_type")
+    with _tool_inspector(reference, params) as inspector:
+        report = referrers.supply_chain(
+            inspector, target, platform=platform, artifact_type=artifact_type
+        )
+    if as_json:
+        _echo(supplyout.referrers_json(report), nl=False)
+    else:
+        _echo(supplyout.referrers_table(report, no_trunc=no_trunc), nl=False)
+    if kinds is not None:
+        verdict = referrers.check_evidence(report, kinds, given=reference)
+        if verdict is not None:
+            raise verdict
+
+
+@cli.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
+@_tool_options
+def diff_command(a: str, b: str, **params: Any) -> None:
+    """Compare two images (registry references or oci:/oci-archive: layouts): descriptor,
+    platforms added or removed, per platform digest and size. Exit 9 when they differ."""
+    from imginspect import diff, supplyout
+    from imginspect.target import parse_target
+
+    targets = parse_target(a), parse_target(b)
+    as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
+    with _tool_inspector(a, params) as inspector:
+        results = [inspector.inspect(t) for t in targets]
+        images = [inspector.image_children(r) if r.is_index else None for r in results]
+    found = diff.compare(results[0], results[1], a_images=images[0], b_images=images[1])
+    if as_json:
+        _echo(supplyout.diff_json(found, a, b), nl=False)
+    else:
+        _echo(supplyout.diff_table(found, a, b, no_trunc=no_trunc), nl=False)
+    if found.differ:
+        raise diff.ImagesDifferError(f"{a} and {b} differ: {supplyout.diff_summary(found)}")
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from imginspect import platforms
+from imginspect.errors import ExitCode, ImginspectError
 from imginspect.manifest import Child, ChildKind, Descriptor
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ SAME = "same"
 CHANGED = "changed"
 ADDED = "added"
 REMOVED = "removed"
+
+
+class ImagesDifferError(ImginspectError):
+    """``imginspect diff``: the two targets differ (exit 9, a verdict like 7 and 8)."""
+
+    exit_code = ExitCode.IMAGES_DIFFER
+    code = "images-differ"
 
 
 @dataclass(frozen=True)

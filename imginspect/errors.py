@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 6  # 429 / too many requests
     MISSING_PLATFORM = 7  # --require: a required platform is absent
     DIGEST_DRIFT = 8  # --expect-digest: the reference points elsewhere
+    IMAGES_DIFFER = 9  # `imginspect diff`: the two targets differ
     INTERRUPTED = 130  # Ctrl-C
     BROKEN_PIPE = 141  # 128 + SIGPIPE: stdout's reader went away (`| head -1`), quietly
     TERMINATED = 143  # 128 + SIGTERM: pending cache writes flushed first

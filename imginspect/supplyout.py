@@ -1,0 +1,226 @@
+"""Rendering of ``imginspect tags``, ``referrers`` and ``diff`` results: plain-text tables
+and JSON documents. Pure (standard library only): no click, no rich, no httpx.
+
+Tables are laid out at their natural width, values never cut; digests are shortened to 12
+hex digits unless ``no_trunc``. Everything printed from a registry (tags, annotations,
+artifact types) has passed validation or is escaped of control characters here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from imginspect.diff import ImageDiff
+from imginspect.manifest import Descriptor
+from imginspect.referrers import Evidence, SubjectEvidence, SupplyChainReport
+from imginspect.tags import TagDigest
+
+
+def clean(text: str) -> str:
+    """``text`` with control characters escaped (registry data reaches a terminal)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def short(digest: str | None, no_trunc: bool = False) -> str:
+    if digest is None:
+        return "-"
+    if no_trunc or ":" not in digest:
+        return digest
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}"
+
+
+def columns(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns two spaces apart; the last column is not padded."""
+    table = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = []
+    for row in table:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def tag_line(tag: str | TagDigest, *, as_json: bool) -> str:
+    """One line of ``imginspect tags``: the tag, ``DIGEST  TAG`` with ``--digests``; as
+    JSON, one object per line (NDJSON)."""
+    if isinstance(tag, str):
+        return json.dumps({"tag": tag}) if as_json else tag
+    if as_json:
+        return json.dumps(
+            {"tag": tag.tag, "digest": tag.digest, "mediaType": tag.media_type, "size": tag.size}
+        )
+    return f"{tag.digest or '-'}  {tag.tag}"
+
+
+# --------------------------------------------------------------------------- referrers
+
+
+def _evidence_json(evidence: Evidence) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "kinds": list(evidence.kinds),
+        "foundBy": evidence.found_by,
+        "mediaType": evidence.media_type,
+        "digest": evidence.digest,
+        "size": evidence.size,
+    }
+    if evidence.artifact_type:
+        document["artifactType"] = evidence.artifact_type
+    if evidence.predicate_types:
+        document["predicateTypes"] = list(evidence.predicate_types)
+    if evidence.tag:
+        document["tag"] = evidence.tag
+    if evidence.created:
+        document["created"] = evidence.created
+    if evidence.annotations:
+        document["annotations"] = dict(evidence.annotations)
+    return document
+
+
+def _subject_json(report: SupplyChainReport, subject: SubjectEvidence) -> dict[str, Any]:
+    return {
+        "subject": subject.label,
+        "digest": subject.digest,
+        "method": subject.method,
+        "evidence": sorted(report.kinds_for(subject)),
+        "referrers": [_evidence_json(e) for e in subject.evidence],
+    }
+
+
+def referrers_json(report: SupplyChainReport) -> str:
+    result = report.result
+    document = {
+        "Name": str(result.reference),
+        "Descriptor": {
+            "mediaType": result.descriptor.media_type,
+            "digest": result.descriptor.digest,
+            "size": result.descriptor.size,
+        },
+        "Subjects": [_subject_json(report, s) for s in report.subjects],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _what(evidence: Evidence) -> str:
+    if evidence.predicate_types:
+        return ", ".join(clean(p) for p in evidence.predicate_types)
+    if evidence.artifact_type:
+        return clean(evidence.artifact_type)
+    return clean(evidence.tag or evidence.media_type)
+
+
+def referrers_table(report: SupplyChainReport, *, no_trunc: bool = False) -> str:
+    result = report.result
+    methods = sorted({s.method for s in report.subjects})
+    head = (
+        f"Name      {result.reference}\n"
+        f"Digest    {result.descriptor.digest}\n"
+        f"Listed by {', '.join(methods)}\n\n"
+    )
+    rows = []
+    for subject in report.subjects:
+        if not subject.evidence:
+            rows.append([subject.label, "none", "-", "-", "-", "-"])
+        for evidence in subject.evidence:
+            rows.append(
+                [
+                    subject.label,
+                    ",".join(evidence.kinds),
+                    evidence.found_by,
+                    short(evidence.digest, no_trunc),
+                    str(evidence.size),
+                    _what(evidence),
+                ]
+            )
+    table = columns(["SUBJECT", "KIND", "FOUND BY", "DIGEST", "SIZE", "TYPE"], rows)
+    summary = ["", "EVIDENCE (an index's covers each of its images)"]
+    for subject in report.images():
+        kinds = sorted(report.kinds_for(subject))
+        summary.append(f"{subject.label}: {', '.join(kinds) or 'none'}")
+    return head + table + "\n".join(summary) + "\n"
+
+
+# --------------------------------------------------------------------------- diff
+
+
+def _descriptor_json(descriptor: Descriptor | None) -> dict[str, Any] | None:
+    if descriptor is None:
+        return None
+    return {
+        "mediaType": descriptor.media_type,
+        "digest": descriptor.digest,
+        "size": descriptor.size,
+    }
+
+
+def diff_json(diff: ImageDiff, a_name: str, b_name: str) -> str:
+    entries = []
+    for entry in diff.entries:
+        item: dict[str, Any] = {
+            "platform": entry.key,
+            "status": entry.status,
+            "a": _descriptor_json(entry.a),
+            "b": _descriptor_json(entry.b),
+        }
+        if entry.a_compressed is not None or entry.b_compressed is not None:
+            item["compressedSize"] = {"a": entry.a_compressed, "b": entry.b_compressed}
+        entries.append(item)
+    document = {
+        "A": {"name": a_name, **(_descriptor_json(diff.a) or {})},
+        "B": {"name": b_name, **(_descriptor_json(diff.b) or {})},
+        "Same": not diff.differ,
+        "MediaTypeChanged": diff.media_type_changed,
+        "Platforms": entries,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def diff_table(diff: ImageDiff, a_name: str, b_name: str, *, no_trunc: bool = False) -> str:
+    head = columns(
+        ["", "NAME", "DIGEST", "SIZE", "TYPE"],
+        [
+            ["A", a_name, short(diff.a.digest, no_trunc), str(diff.a.size), diff.a.media_type],
+            ["B", b_name, short(diff.b.digest, no_trunc), str(diff.b.size), diff.b.media_type],
+        ],
+    )
+    rows = []
+    for entry in diff.entries:
+        sizes = [str(e.size) if e is not None else "-" for e in (entry.a, entry.b)]
+        rows.append(
+            [
+                entry.key,
+                entry.status,
+                short(entry.a.digest if entry.a else None, no_trunc),
+                short(entry.b.digest if entry.b else None, no_trunc),
+                sizes[0],
+                sizes[1],
+            ]
+        )
+    table = columns(["PLATFORM", "STATUS", "A DIGEST", "B DIGEST", "A SIZE", "B SIZE"], rows)
+    return head + "\n" + table
+
+
+def diff_summary(diff: ImageDiff) -> str:
+    """One line for CI: what changed, platforms first (``linux/arm64 removed``)."""
+    parts = [f"{e.key} {e.status}" for e in diff.entries if e.status != "same"]
+    if diff.media_type_changed:
+        parts.insert(0, f"media type {diff.a.media_type} -> {diff.b.media_type}")
+    return "; ".join(parts) or "the digests differ"
+
+
+__all__ = [
+    "clean",
+    "columns",
+    "diff_json",
+    "diff_summary",
+    "diff_table",
+    "referrers_json",
+    "referrers_table",
+    "short",
+    "tag_line",
+]

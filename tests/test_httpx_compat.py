@@ -1,0 +1,268 @@
+"""imginspect/_httpx_compat.py: the deadline backend under every connection, proxies from the
+environment included, through httpx's public API; the start-up trim of httpx._main, and
+its loud failure (IMGINSPECT_STRICT_COMPAT) when an httpx no longer tolerates it; the
+plain headers of transport.Response."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imginspect import _httpx_compat as compat
+from imginspect.errors import NetworkError
+from imginspect.transport import HttpTransport, Response, Timeouts, deadline
+
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.lower() in _PROXY_VARIABLES:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv(compat.STRICT_ENV, "1")
+    return monkeypatch
+
+
+# ---------------------------------------------------------------- a proxy that trickles
+
+
+class _TricklingProxy:
+    """A loopback HTTP proxy that reads a request (forward or CONNECT), records its request
+    line, then answers one byte every 50 ms for up to ``seconds``: httpcore's read timeout
+    restarts at every byte, so only the deadline backend can cut it short."""
+
+    def __init__(self, seconds: float = 8.0) -> None:
+        self.seconds = seconds
+        self.requests: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            self.requests.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+            answer = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 1000
+            ends = time.monotonic() + self.seconds
+            try:
+                for byte in answer:
+                    if self._stop.is_set() or time.monotonic() > ends:
+                        return
+                    conn.sendall(bytes([byte]))
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def trickling_proxy() -> Iterator[_TricklingProxy]:
+    proxy = _TricklingProxy()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "request_line"),
+    [
+        # plain http: the proxy forwards the request (absolute URL in the request line)
+        ("HTTP_PROXY", "http://registry.invalid/v2/", "GET http://registry.invalid/v2/ HTTP/1.1"),
+        # https: a CONNECT tunnel, whose answer trickles
+        ("HTTPS_PROXY", "https://registry.invalid/v2/", "CONNECT registry.invalid:443 HTTP/1.1"),
+        ("ALL_PROXY", "http://registry.invalid/v2/", "GET http://registry.invalid/v2/ HTTP/1.1"),
+    ],
+)
+def test_a_proxy_from_the_environment_gets_the_deadline_backend(
+    clean_proxy_env: pytest.MonkeyPatch,
+    trickling_proxy: _TricklingProxy,
+    variable: str,
+    url: str,
+    request_line: str,
+) -> None:
+    clean_proxy_env.setenv(variable, trickling_proxy.url)
+    transport = HttpTransport(timeouts=Timeouts(connect=5.0, read=5.0))
+    started = time.monotonic()
+    with transport, deadline(0.5), pytest.raises(NetworkError) as failure:
+        transport.request("GET", url, max_bytes=1000, what="probe", retry=False)
+    elapsed = time.monotonic() - started
+    assert trickling_proxy.requests == [request_line]  # it went through the proxy
+    assert "deadline" in failure.value.message, failure.value.message
+    # The proxy trickles for 8 s, each byte within the 5 s read timeout: only the deadline
+    # backend under the proxy's connection stops it at 0.5 s (generous margin for CI).
+    assert elapsed < 4.0, elapsed
+
+
+def test_no_proxy_connects_directly_through_the_backend(
+    clean_proxy_env: pytest.MonkeyPatch, trickling_proxy: _TricklingProxy
+) -> None:
+    """A NO_PROXY host is reached directly: here the trickling server is the origin itself,
+    and the deadline still holds (the direct transport has the backend too)."""
+    clean_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would refuse: not used
+    clean_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    transport = HttpTransport(timeouts=Timeouts(connect=5.0, read=5.0))
+    started = time.monotonic()
+    with transport, deadline(0.5), pytest.raises(NetworkError) as failure:
+        transport.request(
+            "GET", f"{trickling_proxy.url}/v2/", max_bytes=1000, what="probe", retry=False
+        )
+    assert trickling_proxy.requests == ["GET /v2/ HTTP/1.1"]
+    assert "deadline" in failure.value.message, failure.value.message
+    assert time.monotonic() - started < 4.0
+
+
+def test_environment_proxies_follow_httpx_rules(clean_proxy_env: pytest.MonkeyPatch) -> None:
+    clean_proxy_env.setenv("HTTPS_PROXY", "proxy.example:3128")
+    clean_proxy_env.setenv("HTTP_PROXY", "http://user:pw@proxy.example:8080")
+    clean_proxy_env.setenv(
+        "NO_PROXY", "localhost, 10.0.0.1,::1,.corp.example,registry.example,http://x.example"
+    )
+    assert compat.environment_proxies() == {
+        "http://": "http://user:pw@proxy.example:8080",
+        "https://": "http://proxy.example:3128",
+        "all://localhost": None,
+        "all://10.0.0.1": None,
+        "all://[::1]": None,
+        "all://*.corp.example": None,
+        "all://*registry.example": None,
+        "http://x.example": None,
+    }
+    clean_proxy_env.setenv("NO_PROXY", "registry.example,*")
+    assert compat.environment_proxies() == {}
+
+
+def test_an_unusable_proxy_is_a_network_error(clean_proxy_env: pytest.MonkeyPatch) -> None:
+    clean_proxy_env.setenv("HTTPS_PROXY", "ftp://proxy.example:21")
+    with HttpTransport() as transport, pytest.raises(NetworkError) as failure:
+        transport.request("GET", "https://registry.invalid/v2/", max_bytes=10, what="probe")
+    assert "proxy" in failure.value.message
+
+
+# ---------------------------------------------------------------- the start-up trim
+
+
+def _python(code: str, *, env: dict[str, str], pythonpath: str | None = None) -> str:
+    full = {k: v for k, v in os.environ.items() if k != compat.STRICT_ENV}
+    full.update(env)
+    if pythonpath is not None:
+        full["PYTHONPATH"] = pythonpath + os.pathsep + full.get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+        check=False,
+        cwd=REPO_ROOT,
+    )
+    return f"rc={done.returncode}\n{done.stdout}{done.stderr}"
+
+
+_PROBE = textwrap.dedent(
+    """
+    import sys
+    from imginspect import _httpx_compat as compat
+    print("trimmed", compat.TRIMMED, "cli-loaded", "httpx._main" in sys.modules)
+    import httpx._main  # still importable by anyone who wants it
+    print("ok", compat.httpx.Client)
+    """
+)
+
+
+def test_the_trim_takes_effect_and_leaves_httpx_main_importable() -> None:
+    out = _python(_PROBE, env={compat.STRICT_ENV: "1"})
+    assert "rc=0" in out and "trimmed True cli-loaded False" in out and "ok " in out, out
+
+
+@pytest.fixture
+def httpx_without_the_guard(tmp_path: Path) -> str:
+    """An httpx whose package __init__ imports httpx._main unguarded: the real httpx, with
+    one more line first."""
+    import httpx
+
+    real = Path(httpx.__file__).parent
+    package = tmp_path / "httpx"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        textwrap.dedent(
+            f"""
+            __path__.append({str(real)!r})
+            from ._main import main  # no `except ImportError` any more
+            exec(compile(open({str(real / "__init__.py")!r}).read(), __file__, "exec"))
+            """
+        )
+    )
+    return str(tmp_path)
+
+
+def test_strict_mode_fails_loudly_when_httpx_no_longer_tolerates_the_trim(
+    httpx_without_the_guard: str,
+) -> None:
+    out = _python(_PROBE, env={compat.STRICT_ENV: "1"}, pythonpath=httpx_without_the_guard)
+    assert "rc=1" in out and "CompatibilityError" in out and "httpx._main" in out, out
+
+
+def test_without_strict_mode_httpx_is_imported_untrimmed(httpx_without_the_guard: str) -> None:
+    out = _python(_PROBE, env={compat.STRICT_ENV: "0"}, pythonpath=httpx_without_the_guard)
+    assert "rc=0" in out and "trimmed False cli-loaded True" in out and "ok " in out, out
+
+
+# ---------------------------------------------------------------- plain headers
+
+
+def test_response_headers_are_plain_pairs() -> None:
+    headers = Response.header_pairs(
+        [
+            ("WWW-Authenticate", 'Basic realm="a"'),
+            ("Content-Type", "x/y"),
+            ("www-authenticate", "B"),
+        ]
+    )
+    response = Response(401, headers, b"", "https://r/v2/")
+    assert headers == (
+        ("www-authenticate", 'Basic realm="a"'),
+        ("content-type", "x/y"),
+        ("www-authenticate", "B"),
+    )
+    assert response.header_list("Www-Authenticate") == ['Basic realm="a"', "B"]
+    assert response.header("WWW-AUTHENTICATE") == 'Basic realm="a", B'
+    assert response.header("content-type") == "x/y"
+    assert response.header("location") is None and response.header_list("location") == []
+    hash(response)  # immutable all the way down

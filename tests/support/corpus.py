@@ -27,6 +27,22 @@ Corpus keys (repository ``<prefix>/<key>`` unless noted):
 ``nested``      OCI index of one image and one index (which holds two images).
 ``big-index``   OCI index of 150 distinct linux/amd64 images (one shared layer).
 ``deep``        single OCI image at ``<prefix>/a/b/c/d/e/deep-path/image``.
+
+Config corpus keys (:data:`CONFIG_CORPUS_KEYS`; not in :data:`CORPUS_KEYS`, whose goldens
+and README outputs must not change: pass ``keys=CONFIG_CORPUS_KEYS`` to build or push them):
+
+``app``          OCI index: linux/amd64 and linux/arm64 images whose configs set labels, env,
+                 entrypoint, cmd, user, working dir, exposed ports, volumes, stop signal,
+                 healthcheck and a history with ``empty_layer`` entries (one layer annotated),
+                 plus an attestation manifest for linux/amd64.
+``app-docker``   single Docker schema2 image with ``Shell``, an author, and a history longer
+                 than its layers (a non-empty entry left without a layer).
+``layers-mixed`` single OCI image with a gzip, a zstd and a non-distributable layer and a
+                 history shorter than its layers.
+``windows-app``  Docker manifest list of two windows/amd64 images (``os.version``,
+                 ``os.features``, a Windows ``Shell`` and ``User``).
+``helm``         OCI manifest whose config has an unknown media type (an artifact).
+``no-history``   single OCI image whose config has only its platform and rootfs.
 """
 
 from __future__ import annotations
@@ -83,6 +99,11 @@ CORPUS_KEYS = (
     "deep",
 )
 DEEP_REPO_SUFFIX = "a/b/c/d/e/deep-path/image"
+CONFIG_CORPUS_KEYS = ("app", "app-docker", "layers-mixed", "windows-app", "helm", "no-history")
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_LAYER_NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 
 
 @dataclass(frozen=True)
@@ -181,6 +202,22 @@ def gzip_stored(data: bytes) -> bytes:
         out += chunk
     out += struct.pack("<II", zlib.crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)
     assert gzip.decompress(bytes(out)) == data
+    return bytes(out)
+
+
+def zstd_raw(data: bytes) -> bytes:
+    """A zstd frame of raw (uncompressed) blocks: byte-identical everywhere, no compressor."""
+    if not 256 <= len(data) < 65536 + 256:
+        raise ValueError("zstd_raw takes 256 to 65791 bytes")
+    out = bytearray(b"\x28\xb5\x2f\xfd")  # magic
+    out.append(0x60)  # single segment, 2-byte frame content size, no checksum, no dictionary
+    out += struct.pack("<H", len(data) - 256)
+    chunks = [data[i : i + 0x20000] for i in range(0, len(data), 0x20000)]
+    for n, chunk in enumerate(chunks):
+        last = 1 if n == len(chunks) - 1 else 0
+        header = last | (0 << 1) | (len(chunk) << 3)  # Raw_Block
+        out += header.to_bytes(3, "little")
+        out += chunk
     return bytes(out)
 
 
@@ -635,6 +672,295 @@ def _deep(b: _Builder) -> PushedImage:
     )
 
 
+def _config_image(
+    b: _Builder,
+    key: str,
+    repo: str,
+    config_doc: dict[str, Any],
+    layer_specs: Sequence[tuple[str, int]],
+    *,
+    docker: bool = False,
+    config_style: str = "indent2",
+    style: str = "compact",
+    layer_annotations: Sequence[dict[str, str] | None] | None = None,
+) -> PushedImage:
+    """An image whose config is ``config_doc`` (``rootfs`` filled in from the layers built
+    for ``layer_specs``: (media type, content size) each; gzip, zstd or as is)."""
+    blobs: list[PushedBlob] = []
+    diff_ids: list[str] = []
+    for n, (media_type, size) in enumerate(layer_specs):
+        seed = f"{key}/layer{n}"
+        tar = tar_bytes([(f"imginspect/{seed.replace('/', '_')}.bin", prng_bytes(seed, size))])
+        data = zstd_raw(tar) if media_type.endswith("+zstd") else gzip_stored(tar)
+        blobs.append(PushedBlob.of(media_type, data))
+        diff_ids.append(sha256_digest(tar))
+    doc = dict(config_doc)
+    doc["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    config = PushedBlob.of(DOCKER_CONFIG if docker else OCI_CONFIG, dumps(doc, config_style))
+    return b.manifest(
+        key,
+        repo,
+        config=config,
+        layers=blobs,
+        docker=docker,
+        style=style,
+        layer_annotations=layer_annotations,
+    )
+
+
+def _app_config(arch: str, variant: str | None, n: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "created": _created(100 + n),
+        "author": "imginspect corpus <corpus@example.invalid>",
+        "architecture": arch,
+        "os": "linux",
+    }
+    if variant:
+        doc["variant"] = variant
+    doc["config"] = {
+        "User": "10001:10001",
+        "ExposedPorts": {"8080/tcp": {}, "9090/udp": {}},
+        "Env": [
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "APP_MODE=production",
+            "GREETING=hello <world> & more",
+        ],
+        "Entrypoint": ["/usr/local/bin/app", "--config", "/etc/app/config.yaml"],
+        "Cmd": ["serve"],
+        "Volumes": {"/var/lib/app": {}, "/tmp/cache": {}},
+        "WorkingDir": "/srv/app",
+        "Labels": {
+            "org.opencontainers.image.title": "app",
+            "org.opencontainers.image.version": "2.4.1",
+            "org.opencontainers.image.source": "https://example.invalid/app",
+            "com.example.platform": f"linux/{arch}",
+        },
+        "StopSignal": "SIGTERM",
+        "Healthcheck": {
+            "Test": ["CMD", "/usr/local/bin/app", "health"],
+            "Interval": 30_000_000_000,
+            "Timeout": 5_000_000_000,
+            "StartPeriod": 10_000_000_000,
+            "Retries": 3,
+        },
+    }
+    doc["history"] = [
+        {"created": _created(90), "created_by": "/bin/sh -c #(nop) ADD file:rootfs in / "},
+        {
+            "created": _created(90),
+            "created_by": '/bin/sh -c #(nop)  CMD ["/bin/sh"]',
+            "empty_layer": True,
+        },
+        {
+            "created": _created(100 + n),
+            "created_by": "ENV APP_MODE=production",
+            "comment": "buildkit.dockerfile.v0",
+            "empty_layer": True,
+        },
+        {
+            "created": _created(100 + n),
+            "created_by": "COPY app /usr/local/bin/app # buildkit",
+            "comment": "buildkit.dockerfile.v0",
+        },
+        {
+            "created": _created(100 + n),
+            "created_by": "EXPOSE map[8080/tcp:{} 9090/udp:{}]",
+            "comment": "buildkit.dockerfile.v0",
+            "empty_layer": True,
+        },
+    ]
+    return doc
+
+
+def _app(b: _Builder) -> PushedImage:
+    key, repo = "app", b.repo("app")
+    images = []
+    for n, (plat, arch, variant) in enumerate(
+        (("linux/amd64", "amd64", None), ("linux/arm64", "arm64", "v8"))
+    ):
+        image = _config_image(
+            b,
+            f"{key}/{n}",
+            repo,
+            _app_config(arch, variant, n),
+            [(OCI_LAYER, 900 + n), (OCI_LAYER, 300)],
+            layer_annotations=[None, {"org.opencontainers.image.title": "app-binary"}],
+        )
+        images.append((image, plat))
+    entries: list[tuple[PushedImage, dict[str, Any] | None, dict[str, str] | None]] = [
+        (image, _platform(plat), None) for image, plat in images
+    ]
+    amd64 = images[0][0]
+    layer = PushedBlob.of(
+        IN_TOTO, _in_toto_statement("https://slsa.dev/provenance/v0.2", amd64, "linux/amd64")
+    )
+    attestation = b.manifest(
+        f"{key}/2",
+        repo,
+        config=PushedBlob.of(
+            OCI_CONFIG,
+            dumps(
+                {
+                    "architecture": "unknown",
+                    "os": "unknown",
+                    "config": {},
+                    "rootfs": {"type": "layers", "diff_ids": [layer.digest]},
+                },
+                "compact",
+            ),
+        ),
+        layers=[layer],
+        layer_annotations=[{"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}],
+    )
+    entries.append(
+        (
+            attestation,
+            {"architecture": "unknown", "os": "unknown"},
+            {
+                "vnd.docker.reference.digest": amd64.digest,
+                "vnd.docker.reference.type": "attestation-manifest",
+            },
+        )
+    )
+    return b.index(key, repo, entries, style="indent2")
+
+
+def _app_docker(b: _Builder) -> PushedImage:
+    doc: dict[str, Any] = {
+        "architecture": "amd64",
+        "os": "linux",
+        "author": "corpus maintainers",
+        "created": _created(120),
+        "config": {
+            "Env": ["PATH=/bin"],
+            "Cmd": ["-c", "echo hello"],
+            "Shell": ["/bin/bash", "-o", "pipefail", "-c"],
+            "Labels": {"maintainer": "corpus@example.invalid"},
+        },
+        "history": [
+            {"created": _created(110), "created_by": "ADD rootfs.tar /"},
+            {
+                "created": _created(120),
+                "created_by": 'SHELL ["/bin/bash", "-o", "pipefail", "-c"]',
+                "empty_layer": True,
+            },
+            {"created": _created(120), "created_by": "RUN make install"},
+            {
+                "created": _created(120),
+                "created_by": "RUN rm -rf /tmp/*",
+                "comment": "squashed away",
+            },
+        ],
+    }
+    return _config_image(
+        b,
+        "app-docker",
+        b.repo("app-docker"),
+        doc,
+        [(DOCKER_LAYER, 700), (DOCKER_LAYER, 200)],
+        docker=True,
+        config_style="compact",
+        style="indent3",
+    )
+
+
+def _layers_mixed(b: _Builder) -> PushedImage:
+    doc: dict[str, Any] = {
+        "architecture": "arm64",
+        "variant": "v8",
+        "os": "linux",
+        "created": _created(130),
+        "config": {"Cmd": ["/app"], "Labels": {}},
+        "history": [{"created": _created(130), "created_by": "COPY rootfs /"}],
+    }
+    return _config_image(
+        b,
+        "layers-mixed",
+        b.repo("layers-mixed"),
+        doc,
+        [(OCI_LAYER, 500), (OCI_LAYER_ZSTD, 400), (OCI_LAYER_NONDISTRIBUTABLE, 300)],
+        config_style="tab",
+    )
+
+
+def _windows_app(b: _Builder) -> PushedImage:
+    key, repo = "windows-app", b.repo("windows-app")
+    entries = []
+    for n, (version, features) in enumerate(
+        (("10.0.17763.5576", None), ("10.0.20348.2340", ["win32k"]))
+    ):
+        doc: dict[str, Any] = {"architecture": "amd64", "os": "windows", "os.version": version}
+        if features:
+            doc["os.features"] = features
+        doc["created"] = _created(140 + n)
+        doc["config"] = {
+            "User": "ContainerUser",
+            "Env": ["PATHEXT=.COM;.EXE;.BAT;.CMD"],
+            "Cmd": ["cmd", "/S", "/C", "app.exe"],
+            "Shell": ["powershell", "-Command"],
+            "WorkingDir": "C:\\app",
+        }
+        doc["history"] = [
+            {"created": _created(140), "created_by": "Apply image " + version},
+            {
+                "created": _created(140 + n),
+                "created_by": "cmd /S /C #(nop) WORKDIR C:\\app",
+                "empty_layer": True,
+            },
+            {"created": _created(140 + n), "created_by": "cmd /S /C copy app.exe C:\\app"},
+        ]
+        child = _config_image(
+            b,
+            f"{key}/{n}",
+            repo,
+            doc,
+            [(DOCKER_LAYER, 800 + n), (DOCKER_LAYER, 100)],
+            docker=True,
+            config_style="compact",
+            style="indent3",
+        )
+        plat = {"architecture": "amd64", "os": "windows", "os.version": version}
+        if features:
+            plat["os.features"] = features
+        entries.append((child, plat, None))
+    return b.index(key, repo, entries, docker=True, style="indent3")
+
+
+def _helm(b: _Builder) -> PushedImage:
+    chart_config = {"name": "app", "version": "0.3.0", "apiVersion": "v2"}
+    chart = gzip_stored(tar_bytes([("app/Chart.yaml", b"apiVersion: v2\nname: app\n")]))
+    return b.manifest(
+        "helm",
+        b.repo("helm"),
+        config=PushedBlob.of(HELM_CONFIG, dumps(chart_config, "compact")),
+        layers=[PushedBlob.of(HELM_CHART, chart)],
+        style="compact",
+        annotations={"org.opencontainers.image.title": "app"},
+    )
+
+
+def _no_history(b: _Builder) -> PushedImage:
+    return _config_image(
+        b,
+        "no-history",
+        b.repo("no-history"),
+        {"architecture": "s390x", "os": "linux"},
+        [(OCI_LAYER, 260)],
+        config_style="compact",
+    )
+
+
+_CONFIG_BUILDERS = {
+    "app": _app,
+    "app-docker": _app_docker,
+    "layers-mixed": _layers_mixed,
+    "windows-app": _windows_app,
+    "helm": _helm,
+    "no-history": _no_history,
+}
+assert tuple(_CONFIG_BUILDERS) == CONFIG_CORPUS_KEYS
+
+
 _BUILDERS = {
     "oci-index": _oci_index,
     "buildkit": _buildkit,
@@ -662,7 +988,7 @@ def build_corpus(
     builder = _Builder(prefix)
     corpus = {}
     for key in CORPUS_KEYS if keys is None else keys:
-        image = _BUILDERS[key](builder)
+        image = (_BUILDERS.get(key) or _CONFIG_BUILDERS[key])(builder)
         image.tag = tags[0]
         image.tags = list(tags)
         corpus[key] = image

@@ -56,16 +56,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from imginspect import sources
 from imginspect.digest import compute_digest, is_valid_digest
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Pending (not yet written) content beyond this is flushed at once, to bound memory.
 PENDING_LIMIT = 16 * 1024 * 1024
-#: The largest manifest read back (``imginspect.registry.MAX_MANIFEST_BYTES``; registry.py
-#: imports this module, so the value is repeated here and a test keeps the two equal).
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-#: The largest content of any kind: config blobs (``imginspect.registry.MAX_CONFIG_BYTES``).
-MAX_CONTENT_BYTES = 8 * 1024 * 1024
+#: The largest manifest read back: what a source accepts (``imginspect.sources``).
+MAX_MANIFEST_BYTES = sources.MAX_MANIFEST_BYTES
+#: The largest content of any kind: config blobs.
+MAX_CONTENT_BYTES = sources.MAX_CONFIG_BYTES
 #: A tag file holds one digest (sha512: 135 characters).
 MAX_TAG_BYTES = 256
 #: A ``.type`` file holds one Content-Type (at most 200 characters are stored).

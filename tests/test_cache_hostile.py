@@ -268,11 +268,11 @@ def test_manifest_reads_are_bounded_by_the_manifest_limit(tmp_path: Path) -> Non
     assert Cache(tmp_path).get_manifest(digest) is None
 
 
-def test_limits_agree_with_the_registry() -> None:
-    from imginspect import registry
+def test_limits_agree_with_the_sources() -> None:
+    from imginspect import sources
 
-    assert cache_module.MAX_MANIFEST_BYTES == registry.MAX_MANIFEST_BYTES
-    assert cache_module.MAX_CONTENT_BYTES == registry.MAX_CONFIG_BYTES
+    assert cache_module.MAX_MANIFEST_BYTES == sources.MAX_MANIFEST_BYTES
+    assert cache_module.MAX_CONTENT_BYTES == sources.MAX_CONFIG_BYTES
 
 
 # ---------------------------------------------------------------------------- forged entries

@@ -171,13 +171,15 @@ def _str(obj: Mapping[str, Any], key: str, where: str = "") -> str | None:
     return value
 
 
-def _strings(obj: Mapping[str, Any], key: str, where: str = "") -> tuple[str, ...] | None:
+def _strings(
+    obj: Mapping[str, Any], key: str, where: str = "", *, lone_string: bool = True
+) -> tuple[str, ...] | None:
     """A JSON array of strings, or None when absent. Docker writes a lone string for a
     shell-form value in some old configs: that is one element."""
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and lone_string:
         return (value,)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _fail(f"{where}{key!r} must be an array of strings")
@@ -269,7 +271,7 @@ def decode_image_config(raw: bytes) -> ImageConfig:
         rootfs = {}
     if not isinstance(rootfs, dict):
         raise _fail("'rootfs' must be an object")
-    features = _strings(body, "os.features") or ()
+    features = _strings(body, "os.features", lone_string=False) or ()
     platform = Platform(
         os=_str(body, "os") or "",
         architecture=_str(body, "architecture") or "",
@@ -294,7 +296,7 @@ def decode_image_config(raw: bytes) -> ImageConfig:
         stop_signal=_str(run, "StopSignal", where) or None,
         healthcheck=_healthcheck(run),
         shell=_strings(run, "Shell", where),
-        diff_ids=_strings(rootfs, "diff_ids", "rootfs.") or (),
+        diff_ids=_strings(rootfs, "diff_ids", "rootfs.", lone_string=False) or (),
         history=_history(body),
     )
 

@@ -79,8 +79,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from imginspect.auth import Credential
-from imginspect.errors import UsageError
-from imginspect.settings import HUB_HOSTS, ConfigError
+from imginspect.errors import ConfigError, UsageError
+from imginspect.files import home, os_reason, read_bounded
+from imginspect.reference import DOCKER_HUB_HOSTS as HUB_HOSTS
 
 #: The server address docker uses for Docker Hub (config key and helper input).
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
@@ -512,7 +513,7 @@ class CredentialResolver:
         else:
             docker_dir = Path(env["DOCKER_CONFIG"]) if env.get("DOCKER_CONFIG") else None
             if docker_dir is None:
-                docker_dir = _home(env) / ".docker"
+                docker_dir = home(env) / ".docker"
             path = docker_dir / "config.json"
             locations.append(_Location(str(path), path, True, False, "docker-config"))
         auth_files: list[Path] = []
@@ -524,7 +525,7 @@ class CredentialResolver:
                 auth_files.append(Path(runtime_dir) / "containers" / "auth.json")
             else:
                 auth_files.append(Path(f"/run/containers/{_uid()}/auth.json"))
-            config_home = env.get("XDG_CONFIG_HOME") or str(_home(env) / ".config")
+            config_home = env.get("XDG_CONFIG_HOME") or str(home(env) / ".config")
             auth_files.append(Path(config_home) / "containers" / "auth.json")
         for path in auth_files:
             locations.append(_Location(str(path), path, False, False, "auth-file"))
@@ -655,7 +656,7 @@ class CredentialResolver:
             if not directory.is_dir():
                 raise ConfigError(f"docker config directory {directory} does not exist")
         try:
-            raw = _read_bounded(location.path)
+            raw = read_bounded(location.path, MAX_CONFIG_FILE)
         except FileNotFoundError:
             if location.explicit and location.kind == "auth-file":
                 raise ConfigError(f"auth file {location.path} does not exist") from None
@@ -664,7 +665,7 @@ class CredentialResolver:
             self._problem(location, f"{location.label} is a directory, not a file")
             return None
         except OSError as exc:
-            self._problem(location, f"cannot read {location.label}: {_os_reason(exc)}")
+            self._problem(location, f"cannot read {location.label}: {os_reason(exc)}")
             return None
         what = location.label
         try:
@@ -775,7 +776,7 @@ class CredentialResolver:
                 close_fds=True,
             )
         except OSError as exc:
-            self._warn(f"cannot run credential helper {program}: {_os_reason(exc)}; {anonymous}")
+            self._warn(f"cannot run credential helper {program}: {os_reason(exc)}; {anonymous}")
             return None, "could not be run"
         try:
             out, err = process.communicate(server_url.encode(), timeout=timeout)
@@ -1008,23 +1009,6 @@ def _helper_message(text: str) -> str:
     return line if len(line) <= 200 else line[:199] + "…"
 
 
-def _home(environ: Mapping[str, str]) -> Path:
-    home = environ.get("HOME")
-    return Path(home) if home else Path.home()
-
-
 def _uid() -> int:
     getuid = getattr(os, "getuid", None)
     return int(getuid()) if getuid is not None else 0
-
-
-def _read_bounded(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(MAX_CONFIG_FILE + 1)
-    if len(data) > MAX_CONFIG_FILE:
-        raise OSError(f"larger than {MAX_CONFIG_FILE} bytes")
-    return data
-
-
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__

@@ -80,6 +80,22 @@ class UsageError(ImginspectError):
     code = "usage"
 
 
+class ConfigError(UsageError):
+    """A configuration file or directory the user has is unusable (exit code 2).
+
+    Local configuration, like a bad option: retrying will not help and it is no network
+    problem, hence the usage exit code rather than 5.
+    """
+
+    code = "config"
+
+
+class CertsDirError(ConfigError):
+    """A ``certs.d`` host directory is inconsistent (lone ``.cert``/``.key``, unreadable CA)."""
+
+    code = "certs-dir"
+
+
 class InvalidReferenceError(UsageError):
     """The image reference cannot be parsed or violates the reference grammar."""
 

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from imginspect.errors import UsageError
+from imginspect.errors import CertsDirError, ConfigError
+from imginspect.files import os_reason, read_bounded, xdg_config_home
 from imginspect.reference import DOCKER_HUB_HOSTS, host_without_port, is_loopback_host
 
 if TYPE_CHECKING:
@@ -52,22 +53,6 @@ MAX_SETTINGS_FILE = 4 * 1024 * 1024
 
 Warn = Callable[[str], None]
 Log = Callable[[str], None]
-
-
-class ConfigError(UsageError):
-    """A configuration file or directory the user has is unusable (exit code 2).
-
-    Local configuration, like a bad option: retrying will not help and it is no network
-    problem, hence the usage exit code rather than 5.
-    """
-
-    code = "config"
-
-
-class CertsDirError(ConfigError):
-    """A ``certs.d`` host directory is inconsistent (lone ``.cert``/``.key``, unreadable CA)."""
-
-    code = "certs-dir"
 
 
 @dataclass(frozen=True)
@@ -96,7 +81,7 @@ def default_certs_dirs(environ: Mapping[str, str] | None = None) -> tuple[Path, 
     env = os.environ if environ is None else environ
     return (
         Path("/etc/docker/certs.d"),
-        _xdg_config_home(env) / "docker" / "certs.d",
+        xdg_config_home(env) / "docker" / "certs.d",
         Path("/etc/containers/certs.d"),
     )
 
@@ -104,7 +89,7 @@ def default_certs_dirs(environ: Mapping[str, str] | None = None) -> tuple[Path, 
 def default_daemon_configs(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
     """``daemon.json`` candidates when none is given: rootless Docker's, then the system's."""
     env = os.environ if environ is None else environ
-    return (_xdg_config_home(env) / "docker" / "daemon.json", SYSTEM_DAEMON_CONFIG)
+    return (xdg_config_home(env) / "docker" / "daemon.json", SYSTEM_DAEMON_CONFIG)
 
 
 def validate_mirror(text: str) -> Mirror:
@@ -278,13 +263,13 @@ class RegistrySettings:
             candidates = default_daemon_configs(self._environ)
         for path in candidates:
             try:
-                raw = _read_bounded(path)
+                raw = read_bounded(path, MAX_SETTINGS_FILE)
             except FileNotFoundError:
                 if explicit:
                     raise ConfigError(f"daemon config {path} does not exist") from None
                 continue
             except OSError as exc:
-                self._problem(f"cannot read daemon config {path}: {_os_reason(exc)}", explicit)
+                self._problem(f"cannot read daemon config {path}: {os_reason(exc)}", explicit)
                 return
             self._daemon_path = path
             try:
@@ -462,28 +447,8 @@ class RegistrySettings:
 # ---------------------------------------------------------------------- helpers
 
 
-def _xdg_config_home(environ: Mapping[str, str]) -> Path:
-    configured = environ.get("XDG_CONFIG_HOME")
-    if configured:
-        return Path(configured)
-    return _home(environ) / ".config"
-
-
-def _home(environ: Mapping[str, str]) -> Path:
-    home = environ.get("HOME")
-    return Path(home) if home else Path.home()
-
-
 def _safe_dir_name(host: str) -> bool:
     return bool(host) and host not in (".", "..") and "/" not in host and "\\" not in host
-
-
-def _read_bounded(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        data = handle.read(MAX_SETTINGS_FILE + 1)
-    if len(data) > MAX_SETTINGS_FILE:
-        raise OSError(f"larger than {MAX_SETTINGS_FILE} bytes")
-    return data
 
 
 def _certs_dir_files(directory: Path) -> tuple[list[Path], list[tuple[Path, Path]]]:
@@ -492,7 +457,7 @@ def _certs_dir_files(directory: Path) -> tuple[list[Path], list[tuple[Path, Path
         names = sorted(entry.name for entry in directory.iterdir())
     except OSError as exc:
         raise CertsDirError(
-            f"cannot read certs.d directory {directory}: {_os_reason(exc)}"
+            f"cannot read certs.d directory {directory}: {os_reason(exc)}"
         ) from None
     present = set(names)
     cas = [directory / n for n in names if n.endswith(".crt")]
@@ -520,10 +485,6 @@ def _certs_dir_files(directory: Path) -> tuple[list[Path], list[tuple[Path, Path
 def _no_password() -> bytes:
     """Never prompt for a client key's passphrase (an encrypted key then fails to load)."""
     return b""
-
-
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _ssl_reason(exc: BaseException) -> str:

@@ -31,8 +31,7 @@ from imginspect.credentials import (
     password_from_stdin,
     server_url_for,
 )
-from imginspect.errors import ExitCode, UsageError
-from imginspect.settings import ConfigError
+from imginspect.errors import ConfigError, ExitCode, UsageError
 from tests.support.credhelpers import (
     HELPER_DIR_VARIABLE,
     helper_calls,

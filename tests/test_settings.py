@@ -26,12 +26,17 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 
 from imginspect.auth import Credential
-from imginspect.errors import ExitCode, ImginspectError, NetworkError, NotFoundError
+from imginspect.errors import (
+    CertsDirError,
+    ConfigError,
+    ExitCode,
+    ImginspectError,
+    NetworkError,
+    NotFoundError,
+)
 from imginspect.mirrors import MirrorChain
 from imginspect.registry import RegistryClient
 from imginspect.settings import (
-    CertsDirError,
-    ConfigError,
     Mirror,
     RegistrySettings,
     default_certs_dirs,
@@ -728,3 +733,44 @@ def test_https_proxy_and_no_proxy_from_the_environment(
 def test_certs_dir_errors_are_typed_imginspect_errors() -> None:
     assert issubclass(CertsDirError, ConfigError)
     assert issubclass(ConfigError, ImginspectError)
+
+
+def test_config_files_are_read_without_blocking_on_a_fifo(tmp_path: Path) -> None:
+    """A FIFO planted where daemon.json or config.json belongs is an unreadable file (a
+    warning), never a hang: files are opened non-blocking and must be regular."""
+    from imginspect.credentials import CredentialResolver
+    from imginspect.files import read_bounded
+
+    fifo = tmp_path / "daemon.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        read_bounded(fifo, 1024)
+    warned: list[str] = []
+    settings = RegistrySettings(
+        certs_dirs=[],
+        daemon_config=None,
+        environ={"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path)},
+        warn=warned.append,
+    )
+    (tmp_path / "docker").mkdir()
+    os.mkfifo(tmp_path / "docker" / "daemon.json")
+    assert settings.mirrors == ()
+    assert any("not a regular file" in w for w in warned)
+    docker_dir = tmp_path / "dockercfg"
+    docker_dir.mkdir()
+    os.mkfifo(docker_dir / "config.json")
+    resolver = CredentialResolver(
+        environ={"DOCKER_CONFIG": str(docker_dir), "HOME": str(tmp_path)}, warn=warned.append
+    )
+    assert resolver.lookup("registry.example.com", "app") is None
+    assert any("config.json" in w and "not a regular file" in w for w in warned)
+
+
+def test_config_file_over_its_bound_is_refused(tmp_path: Path) -> None:
+    from imginspect.files import read_bounded
+
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2049)
+    with pytest.raises(OSError, match="larger than 2048 bytes"):
+        read_bounded(big, 2048)
+    assert read_bounded(big, 4096) == b" " * 2049

@@ -123,6 +123,12 @@ class NotFoundError(ImginspectError):
     exit_code = ExitCode.NOT_FOUND
     code = "not-found"
 
+    def __init__(self, message: str, *, hint: str | None = None, missing: str = "") -> None:
+        super().__init__(message, hint=hint)
+        #: what is missing when the source said so: "repository" (NAME_UNKNOWN), "tag",
+        #: "digest", "manifest", "blob"; "" when it did not tell
+        self.missing = missing
+
 
 class PlatformNotFoundError(NotFoundError):
     """``--platform`` selected a platform the image does not provide."""

@@ -217,19 +217,21 @@ class Inspector:
         (with the closest existing tags as a hint) or the digest is. If the list cannot be
         had, the registry's own error stands.
         """
-        if not client.remote or error.message.startswith("repository "):
+        if not client.remote or error.missing == "repository":
             return error
         where = f"{reference.domain}/{reference.path}"
         try:
             tags = client.list_tags(reference.path, limit=TAGS_LISTED)
         except NotFoundError as listing:
-            if listing.message.startswith("repository "):  # NAME_UNKNOWN
-                return NotFoundError(f"repository not found: {where}")
+            if listing.missing == "repository":  # NAME_UNKNOWN
+                return NotFoundError(f"repository not found: {where}", missing="repository")
             return error
         except ImginspectError:
             return error
         if reference.digest is not None:
-            return NotFoundError(f"digest not found: {where}@{reference.digest}", hint=error.hint)
+            return NotFoundError(
+                f"digest not found: {where}@{reference.digest}", hint=error.hint, missing="digest"
+            )
         tag = reference.tag or "latest"
         close = difflib.get_close_matches(tag, tags, n=5, cutoff=0.6)
         if close:
@@ -238,7 +240,7 @@ class Inspector:
             hint = f"no tag of {where} is close to {tag!r}"
         else:
             hint = f"{where} has no tags"
-        return NotFoundError(f"tag not found: {where}:{tag}", hint=hint)
+        return NotFoundError(f"tag not found: {where}:{tag}", hint=hint, missing="tag")
 
     def _fetch_manifest(self, client: Source, reference: Target) -> FetchedManifest:
         """The manifest ``reference`` names, from the cache where that is safe.

@@ -442,7 +442,10 @@ class RegistryClient:
         where = f"{self.domain}/{subject}"
         if status == 404:
             if code == "NAME_UNKNOWN":
-                return NotFoundError(f"repository not found: {self.domain}/{repository}{detail}")
+                return NotFoundError(
+                    f"repository not found: {self.domain}/{repository}{detail}",
+                    missing="repository",
+                )
             return NotFoundError(f"{what} not found: {where}{detail}")
         if status in (401, 403):
             anonymous = sent is None or self.auth.credential(repository) is None

@@ -10,7 +10,9 @@
   referrers API, such as distribution 2.8) it also pushes the ``sha256-<hex>`` referrers
   tag-schema indexes, as oras and cosign do on such registries.
 * :class:`ReferrersProxy`: a small real HTTP server in front of a plain registry that
-  forwards everything and implements ``GET /v2/<name>/referrers/<digest>`` from the
+  forwards everything, paginates tag lists as distribution 3 does (Debian's 2.8 ignores
+  ``n`` and always sends the whole list), and implements
+  ``GET /v2/<name>/referrers/<digest>`` from the
   manifests with a ``subject`` pushed through it (``artifactType`` filter applied and
   announced in ``OCI-Filters-Applied`` when ``filters`` is set; ``Link`` pagination with
   ``page_size``), as a registry implementing OCI distribution 1.1 does.
@@ -122,7 +124,11 @@ def _referrer(
         "artifactType": artifact_type,
         "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON.digest, "size": 2},
         "layers": [{"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size}],
-        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest,
+            "size": subject.size,
+        },
         "annotations": {"org.opencontainers.image.created": created},
     }
     raw = dumps(doc, "compact")
@@ -243,9 +249,7 @@ def tag_schema_index(referrers: list[PushedImage]) -> bytes:
     return dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}, "compact")
 
 
-def push_supply_chain(
-    client: httpx.Client, chain: SupplyChain, *, tag_schema: bool
-) -> None:
+def push_supply_chain(client: httpx.Client, chain: SupplyChain, *, tag_schema: bool) -> None:
     """Push ``chain`` through ``client``; ``tag_schema``: also the ``sha256-<hex>`` indexes."""
     pusher = Pusher(client)
     for image in chain.images():
@@ -307,6 +311,8 @@ class ReferrersProxy:
         self.page_size = page_size
         self.referrers: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
+        #: tag-list pages served
+        self.tag_pages = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -339,6 +345,9 @@ class ReferrersProxy:
                     repo = "/".join(segments[2:-2])
                     self._referrers(repo, segments[-1], parse_qs(parts.query))
                     return
+                if self.command == "GET" and parts.path.endswith("/tags/list"):
+                    self._tags(parts.path, parse_qs(parts.query))
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, headers, answer = proxy._forward(
@@ -354,6 +363,32 @@ class ReferrersProxy:
                     if subject is not None:
                         headers["OCI-Subject"] = subject
                 self._reply(status, answer, headers)
+
+            def _tags(self, path: str, query: dict[str, list[str]]) -> None:
+                """Tag-list pagination as distribution 3 does it (lexical order, ``n``,
+                ``last``, ``Link: <...>; rel="next"``) over the backend's complete list:
+                distribution 2.8 (Debian's registry) ignores ``n``."""
+                status, headers, answer = proxy._forward(
+                    "GET", path, dict(self.headers.items()), b""
+                )
+                if status != 200:
+                    self._reply(status, answer, headers)
+                    return
+                document = json.loads(answer)
+                tags = sorted(document.get("tags") or [])
+                last = query.get("last", [None])[0]
+                if last is not None:
+                    tags = [t for t in tags if t > last]
+                n = int(query.get("n", ["0"])[0]) or len(tags)
+                page, more = tags[:n], len(tags) > n
+                out = {"Content-Type": "application/json"}
+                if more and page:
+                    params = urlencode({"n": n, "last": page[-1]})
+                    out["Link"] = f'<{path}?{params}>; rel="next"'
+                with proxy._lock:
+                    proxy.tag_pages += 1
+                body = json.dumps({"name": document.get("name"), "tags": page}).encode()
+                self._reply(200, body, out)
 
             def _referrers(self, repo: str, digest: str, query: dict[str, list[str]]) -> None:
                 with proxy._lock:
@@ -447,3 +482,53 @@ def referrers_proxy(backend: Registry, **kwargs: Any) -> Iterator[ReferrersProxy
         yield proxy
     finally:
         proxy.close()
+
+
+class RefusingRegistry:
+    """A loopback HTTP server that answers ``/v2/`` with 200 and every tag list with
+    ``status`` and a distribution error body (``code``): a registry that denies listing
+    (403 ``DENIED``, as registries with pull-only policies do) or does not implement it
+    (405 ``UNSUPPORTED``). The CNCF registry answers neither way."""
+
+    def __init__(self, status: int, code: str) -> None:
+        self.requests: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                owner.requests.append(self.path)
+                if self.path == "/v2/":
+                    status, body = 200, b"{}"
+                elif urlsplit(self.path).path.endswith("/tags/list"):
+                    status = owner_status
+                    body = json.dumps(
+                        {"errors": [{"code": code, "message": "listing is not allowed"}]}
+                    ).encode()
+                else:
+                    status, body = 404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"x"}]}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        owner_status = status
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> RefusingRegistry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -32,8 +32,10 @@ from imginspect.output import OutputMode
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
+    from imginspect.batch import InspectRequest, Outcome
     from imginspect.cache import Cache
     from imginspect.inspector import Inspector
+    from imginspect.template import Template
 
 EPILOG = """\b
 Examples:
@@ -43,6 +45,8 @@ Examples:
   imginspect --digest --platform linux/arm64 ubuntu:24.04
   imginspect --expect-digest sha256:... ubuntu:24.04
   imginspect --json -f images.txt                  one JSON line per reference
+  imginspect --image-config ubuntu:24.04           config, layers, history per platform
+  imginspect --format '{{json .Config.Labels}}' --platform linux/amd64 ubuntu:24.04
 
 \b
 Exit codes:
@@ -54,7 +58,16 @@ Exit codes:
   (batches: the highest failure 1-6, else the highest check 7-8; stdout closed or full: 2)
 """
 
-OUTPUT_MODES = ("table", "json", "extended-json")
+OUTPUT_MODES = ("table", "json", "extended-json", "extended-json-v2")
+
+
+def _complete_format(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(m) for m in OUTPUT_MODES if m.startswith(incomplete)]
+
 
 #: The cache of the running inspection: flushed once more when SIGTERM cut its flush short.
 _run_cache: Cache | None = None
@@ -252,9 +265,12 @@ _INSECURE_OPTION = click.option(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(OUTPUT_MODES),
-    help="Output format: table (default), json (as --json), or extended-json: everything "
-    "the table shows, as a versioned JSON document (schema: imginspect/schemas/extended-v1.json).",
+    metavar="FORMAT|TEMPLATE",
+    shell_complete=_complete_format,
+    help="Output format: table (default), json (as --json), extended-json: everything "
+    "the table shows, as a versioned JSON document (schema: imginspect/schemas/extended-v1.json), "
+    "extended-json-v2: the same with --image-config's images (extended-v2.json); anything "
+    "else is a Go template, as docker's --format: '{{json .Config.Labels}}'.",
 )
 @click.option(
     "--compat",
@@ -302,6 +318,18 @@ _INSECURE_OPTION = click.option(
     is_flag=True,
     help="Fetch each platform's manifest and show its compressed size (config + layers) "
     "and layer count.",
+)
+@click.option(
+    "--image-config",
+    is_flag=True,
+    help="Show each image's configuration (created, user, entrypoint, cmd, env, ports, "
+    "labels, healthcheck, ...), layers and history: a single image, every image of an index, "
+    "or the one --platform selects. Table, extended-json-v2 and templates.",
+)
+@click.option(
+    "--with-attestations",
+    is_flag=True,
+    help="With --image-config: include the attestation manifests of an index.",
 )
 @click.option("--no-attestations", is_flag=True, help="Hide attestation entries from the table.")
 @click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
@@ -358,6 +386,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
 
     # click passes every option by name; the credential options go on as one group.
     credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
+    image_config, template, v2 = _image_config_options(params)
     request, style = options.request_from_options(params)
     reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
     if credential_params["password_stdin"] and reads_stdin:
@@ -393,9 +422,17 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         if not batch:
             request = replace(request, on_size=progress.advance)
         workers = params["concurrency"] if batch else 1
-        for outcome in inspect_many(inspector, all_refs, request, concurrency=workers):
+        outcomes = (
+            _with_image_details(inspector, all_refs, request, workers, params["with_attestations"])
+            if image_config
+            else inspect_many(inspector, all_refs, request, concurrency=workers)
+        )
+        for outcome in outcomes:
             with progress.cleared():  # results and errors never share a line with it
-                console.write_outcome(outcome, request.mode, style, batch=batch)
+                if template is not None or v2:
+                    _write_formatted(outcome, template, batch=batch)
+                else:
+                    console.write_outcome(outcome, request.mode, style, batch=batch)
                 if outcome.error is not None:
                     _report(outcome.error, outcome.given if batch else None)
             progress.outcome_written(batch=batch)
@@ -403,6 +440,81 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     code = batch_exit_code(codes)
     if code:
         sys.exit(code)
+
+
+def _image_config_options(params: dict[str, Any]) -> tuple[bool, Template | None, bool]:
+    """--image-config, --with-attestations, and the --format values the library's output
+    modes do not name (extended-json-v2, a template): those run as extended-json (every
+    field read) and are rendered here. Returns (fetch image configs, template, v2)."""
+    image_config = bool(params.pop("image_config"))
+    output_format = params["output_format"]
+    template = None
+    v2 = output_format == "extended-json-v2"
+    if output_format is not None and output_format not in OUTPUT_MODES:
+        from imginspect.output import TEMPLATE_CONFIG_FIELDS
+        from imginspect.template import Template
+
+        template = Template(output_format)
+        image_config = image_config or bool(template.uses() & TEMPLATE_CONFIG_FIELDS)
+    if v2 or template is not None:
+        params["output_format"] = "extended-json"
+    if params["with_attestations"] and not image_config:
+        raise UsageError("--with-attestations needs --image-config")
+    if image_config:
+        named = params["output_format"]
+        if (
+            params["as_json"]
+            or params["compat"]
+            or params["digest_only"]
+            or params["raw"]
+            or (named == "extended-json" and not v2 and template is None)
+            or named == "json"
+        ):
+            raise UsageError(
+                "--image-config shows in the table, --format extended-json-v2 and templates",
+                hint="--json, --compat docker, --digest, --raw and extended-json (v1) keep their "
+                "documented shape",
+            )
+    return image_config, template, v2
+
+
+def _with_image_details(
+    inspector: Inspector,
+    references: Iterator[str],
+    request: InspectRequest,
+    workers: int,
+    attestations: bool,
+) -> Iterator[Outcome]:
+    """inspect_one, then the image configs of its result, per reference, in order."""
+    from imginspect.batch import Outcome, inspect_one, ordered_map
+    from imginspect.transport import deadline
+
+    def one(given: str) -> Outcome:
+        outcome = inspect_one(inspector, given, request)
+        if outcome.result is None:
+            return outcome
+        try:
+            with deadline(request.timeout):
+                result = inspector.image_details(
+                    outcome.result, attestations=attestations, concurrency=request.concurrency
+                )
+        except ImginspectError as error:
+            return Outcome(given, error=error)
+        return replace(outcome, result=result)
+
+    return ordered_map(one, references, workers=workers)
+
+
+def _write_formatted(outcome: Outcome, template: Template | None, *, batch: bool) -> None:
+    from imginspect.output import render_extended_v2, render_template
+
+    with console.writing_stdout():
+        if template is not None:
+            data = render_template(outcome, template)
+        else:
+            data = render_extended_v2(outcome, batch=batch)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:

@@ -1,20 +1,27 @@
 """The extended JSON document (``--format extended-json``): everything the table shows.
 
 Versioned and documented by a JSON Schema shipped in the package
-(``imginspect/schemas/extended-v1.json``). Batch runs print one document per line (NDJSON); a
-reference that failed gets an error document on its line instead. Pure module.
+(``imginspect/schemas/extended-v1.json``; version 2, ``--format extended-json-v2``, adds the
+``images`` of ``--image-config``: ``imginspect/schemas/extended-v2.json``). Batch runs print
+one document per line (NDJSON); a reference that failed gets an error document on its line
+instead. Pure module.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imginspect.errors import ImginspectError
 from imginspect.manifest import Child, ChildKind, Descriptor, ImageManifest, Platform
 from imginspect.result import InspectResult
 
+if TYPE_CHECKING:
+    from imginspect.imageconfig import ImageDetails
+
 SCHEMA_VERSION = 1
+#: ``--format extended-json-v2``: version 1 plus ``images`` and ``imagesSkipped``
+SCHEMA_VERSION_2 = 2
 
 
 def platform_object(platform: Platform | None) -> dict[str, Any] | None:
@@ -97,9 +104,97 @@ def extended_document(result: InspectResult, *, given: str) -> dict[str, Any]:
     }
 
 
-def error_document(given: str, error: ImginspectError) -> dict[str, Any]:
+def extended_document_v2(result: InspectResult, *, given: str) -> dict[str, Any]:
+    """Version 2: version 1's fields, then ``images`` (null without ``--image-config``) and
+    ``imagesSkipped``."""
+    document = extended_document(result, given=given)
+    document["schemaVersion"] = SCHEMA_VERSION_2
+    document["images"] = None if result.images is None else [image_object(d) for d in result.images]
+    document["imagesSkipped"] = [
+        {"digest": c.descriptor.digest, "kind": c.kind.value} for c in result.images_skipped
+    ]
+    return document
+
+
+def image_object(details: ImageDetails) -> dict[str, Any]:
+    """One image of ``--image-config`` (schema v2, ``$defs/image``)."""
+    config = details.config
+    history = list(config.history) if config is not None else []
+    layer_of_history: dict[int, int] = {}
+    history_of_layer: dict[int, int] = {}
+    unmatched_history: set[int] = set()
+    position = {id(entry): n for n, entry in enumerate(history)}
+    for step in details.steps:
+        h = None if step.history is None else position[id(step.history)]
+        if h is not None and step.index is not None:
+            layer_of_history[h] = step.index
+            history_of_layer[step.index] = h
+        elif h is not None and step.unmatched is not None:
+            unmatched_history.add(h)
+    layers = []
+    for n, layer in enumerate(details.manifest.layers):
+        out = _descriptor_object(layer)
+        if layer.urls:
+            out["urls"] = list(layer.urls)
+        out.pop("artifactType", None)
+        diff_ids = config.diff_ids if config is not None else ()
+        out["diffId"] = diff_ids[n] if n < len(diff_ids) else None
+        out["history"] = history_of_layer.get(n)
+        out["unmatched"] = config is not None and n not in history_of_layer
+        layers.append(out)
+    health = config.healthcheck if config is not None else None
     return {
-        "schemaVersion": SCHEMA_VERSION,
+        "digest": details.digest,
+        "mediaType": details.manifest.media_type,
+        "kind": details.kind,
+        "platform": platform_object(details.platform),
+        "compressedSize": details.compressed_size,
+        "config": _descriptor_object(details.manifest.config),
+        "created": config.created if config else None,
+        "author": config.author if config else None,
+        "user": config.user if config else None,
+        "workingDir": config.working_dir if config else None,
+        "entrypoint": _list_or_none(config.entrypoint) if config else None,
+        "cmd": _list_or_none(config.cmd) if config else None,
+        "env": list(config.env) if config else [],
+        "exposedPorts": list(config.exposed_ports) if config else [],
+        "volumes": list(config.volumes) if config else [],
+        "labels": dict(config.labels) if config and config.labels is not None else None,
+        "stopSignal": config.stop_signal if config else None,
+        "healthcheck": None
+        if health is None
+        else {
+            "test": list(health.test),
+            "interval": health.interval,
+            "timeout": health.timeout,
+            "startPeriod": health.start_period,
+            "startInterval": health.start_interval,
+            "retries": health.retries,
+        },
+        "shell": _list_or_none(config.shell) if config else None,
+        "layers": layers,
+        "history": [
+            {
+                "created": entry.created,
+                "createdBy": entry.created_by,
+                "author": entry.author,
+                "comment": entry.comment,
+                "emptyLayer": entry.empty_layer,
+                "layer": layer_of_history.get(n),
+                "unmatched": n in unmatched_history,
+            }
+            for n, entry in enumerate(history)
+        ],
+    }
+
+
+def _list_or_none(values: tuple[str, ...] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def error_document(given: str, error: ImginspectError, *, version: int = 1) -> dict[str, Any]:
+    return {
+        "schemaVersion": version,
         "reference": given,
         "error": {
             "code": error.code,

@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from imginspect.batch import Outcome
+    from imginspect.imageconfig import ImageDetails
+    from imginspect.manifest import Platform
+    from imginspect.result import InspectResult
+    from imginspect.template import Struct, Template
 
 
 class OutputMode(enum.Enum):
@@ -101,5 +105,153 @@ def write_table(outcome: Outcome, file: TextIO, *, style: TableStyle, batch: boo
         color=style.color,
         nested=outcome.nested,
     )
+    if outcome.result.images is not None:
+        from imginspect.table import render_images
+
+        render_images(outcome.result, file, no_trunc=style.no_trunc, color=style.color)
     if batch:
         file.write("\n")
+
+
+def render_extended_v2(outcome: Outcome, *, batch: bool = False) -> bytes:
+    """``--format extended-json-v2``: the version 2 document (an error document for a failed
+    reference of a batch)."""
+    from imginspect.extended import SCHEMA_VERSION_2, encode_line, error_document
+    from imginspect.extended import extended_document_v2 as document
+
+    if outcome.error is not None and (batch or outcome.result is None):
+        if not batch:
+            return b""
+        return encode_line(error_document(outcome.given, outcome.error, version=SCHEMA_VERSION_2))
+    if outcome.result is None:
+        return b""
+    return encode_line(document(outcome.result, given=outcome.given))
+
+
+def render_template(outcome: Outcome, template: Template) -> bytes:
+    """``--format TEMPLATE``: the template executed over :func:`template_data` (nothing for
+    a reference that failed: its error goes to stderr)."""
+    if outcome.result is None:
+        return b""
+    return template.execute(template_data(outcome.result, given=outcome.given)).encode()
+
+
+#: The top-level fields of the template data model that need --image-config's requests.
+TEMPLATE_CONFIG_FIELDS = frozenset({"Images", "Image", "Config"})
+
+
+def template_data(result: InspectResult, *, given: str) -> Struct:
+    """The data model of ``--format TEMPLATE`` (README: "Templates"): field names as docker
+    and buildx users write them."""
+    from imginspect.extended import _kind
+    from imginspect.template import Struct
+
+    ref = result.reference
+    images = None
+    if result.images is not None:
+        images = [_image_struct(d) for d in result.images]
+    single = images[0] if images is not None and len(images) == 1 and not result.is_index else None
+    return Struct(
+        Name=given,
+        Canonical=str(ref),
+        Registry=ref.domain,
+        Repository=ref.path,
+        Tag=ref.tag or "",
+        Digest=result.descriptor.digest,
+        MediaType=result.descriptor.media_type,
+        Size=result.descriptor.size,
+        ArtifactType=result.descriptor.artifact_type or "",
+        Annotations=dict(result.descriptor.annotations or {}),
+        Kind=_kind(result),
+        Platforms=[_platform_struct(p) for p in result.platforms],
+        Manifests=[
+            Struct(
+                Digest=c.descriptor.digest,
+                MediaType=c.descriptor.media_type,
+                Size=c.descriptor.size,
+                Platform=_platform_struct(c.descriptor.platform),
+                Kind=c.kind.value,
+                Annotations=dict(c.descriptor.annotations or {}),
+            )
+            for c in result.children
+        ],
+        Images=images,
+        Image=single,
+        Config=None if single is None else single["Config"],
+    )
+
+
+def _platform_struct(platform: Platform | None) -> Struct | None:
+    from imginspect.template import Struct
+
+    if platform is None:
+        return None
+    return Struct(
+        Os=platform.os,
+        Architecture=platform.architecture,
+        Variant=platform.variant,
+        OsVersion=platform.os_version,
+        OsFeatures=list(platform.os_features),
+    )
+
+
+def _image_struct(details: ImageDetails) -> Struct:
+    from imginspect.template import Struct
+
+    config = details.config
+    health = None if config is None else config.healthcheck
+    run = None
+    if config is not None:
+        run = Struct(
+            User=config.user or "",
+            WorkingDir=config.working_dir or "",
+            Entrypoint=None if config.entrypoint is None else list(config.entrypoint),
+            Cmd=None if config.cmd is None else list(config.cmd),
+            Env=list(config.env),
+            ExposedPorts={port: {} for port in config.exposed_ports},
+            Volumes={volume: {} for volume in config.volumes},
+            Labels=dict(config.labels or {}),
+            StopSignal=config.stop_signal or "",
+            Healthcheck=None
+            if health is None
+            else Struct(
+                Test=list(health.test),
+                Interval=health.interval or 0,
+                Timeout=health.timeout or 0,
+                StartPeriod=health.start_period or 0,
+                StartInterval=health.start_interval or 0,
+                Retries=health.retries or 0,
+            ),
+            Shell=None if config.shell is None else list(config.shell),
+        )
+    return Struct(
+        Digest=details.digest,
+        MediaType=details.manifest.media_type,
+        Kind=details.kind,
+        Platform=_platform_struct(details.platform),
+        Size=details.compressed_size,
+        Created=(config.created or "") if config else "",
+        Author=(config.author or "") if config else "",
+        Config=run,
+        Layers=[
+            Struct(
+                MediaType=step.layer.media_type,
+                Digest=step.layer.digest,
+                Size=step.layer.size,
+                Annotations=dict(step.layer.annotations or {}),
+                DiffID=step.diff_id or "",
+            )
+            for step in details.steps
+            if step.layer is not None
+        ],
+        History=[
+            Struct(
+                Created=h.created or "",
+                CreatedBy=h.created_by or "",
+                Author=h.author or "",
+                Comment=h.comment or "",
+                EmptyLayer=h.empty_layer,
+            )
+            for h in (config.history if config else ())
+        ],
+    )

@@ -15,7 +15,7 @@ import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -23,6 +23,9 @@ from rich.text import Text
 from imginspect.digest import short_digest
 from imginspect.manifest import Child, ChildKind
 from imginspect.result import ImageSize, InspectResult
+
+if TYPE_CHECKING:
+    from imginspect.imageconfig import ImageDetails
 
 #: Below this terminal width digests in the platform table are abbreviated.
 FULL_DIGEST_WIDTH = 140
@@ -247,3 +250,244 @@ def _kind(child: Child, by_digest: dict[str, Child], full: bool) -> tuple[str, s
         return f"attestation of {target}", "dim"
     style = "dim" if child.kind is not ChildKind.IMAGE else ""
     return child.kind.value, style
+
+
+# --------------------------------------------------------------------------- --image-config
+
+
+def render_images(
+    result: InspectResult,
+    file: TextIO,
+    *,
+    no_trunc: bool = False,
+    color: bool | None = None,
+) -> None:
+    """The ``--image-config`` view of ``result``: one block per image (key/value rows, then
+    labels, layers and history as sub-tables), after the platform table. Laid out as
+    :func:`render`: whole lines when not a terminal, wrapped between cells in a narrow one."""
+    buffer = io.StringIO()
+    console = make_console(file, color, buffer=buffer)
+    probe = Console(file=file)
+    width = probe.width if console.is_terminal else None
+    full = no_trunc or probe.width >= FULL_DIGEST_WIDTH
+    for details in result.images or ():
+        _image_block(console, details, width=width, full=full)
+    skipped = result.images_skipped
+    if skipped:
+        kinds: dict[str, int] = {}
+        for child in skipped:
+            kinds[child.kind.value] = kinds.get(child.kind.value, 0) + 1
+        what = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+        note = "; --with-attestations includes attestations" if "attestation" in kinds else ""
+        _print(console, Text())
+        _print(console, Text(f"not images, skipped: {what}{note}", style="dim"))
+    file.write("".join(line.rstrip(" ") + "\n" for line in buffer.getvalue().splitlines()))
+
+
+def _image_block(console: Console, details: ImageDetails, *, width: int | None, full: bool) -> None:
+    from imginspect.imageconfig import format_duration
+
+    platform = details.platform
+    digest = details.digest if full else short_digest(details.digest)
+    _print(console, Text())
+    _print(
+        console,
+        Text.assemble(
+            (str(platform) if platform else "-", "bold"),
+            f"  {digest}  {details.kind}",
+        ),
+    )
+    config = details.config
+    rows: list[tuple[str, list[str]]] = []
+    if platform is not None and platform.os_version:
+        rows.append(("OS version", [platform.os_version]))
+    if platform is not None and platform.os_features:
+        rows.append(("OS features", [", ".join(platform.os_features)]))
+    if details.kind == "artifact":
+        rows.append(("Config type", [details.manifest.config.media_type]))
+        if details.manifest.artifact_type:
+            rows.append(("Artifact type", [details.manifest.artifact_type]))
+    if config is not None:
+        optional: list[tuple[str, str | None]] = [
+            ("Created", config.created),
+            ("Author", config.author),
+            ("User", config.user),
+            ("Working dir", config.working_dir),
+            ("Entrypoint", _argv(config.entrypoint)),
+            ("Cmd", _argv(config.cmd)),
+            ("Shell", _argv(config.shell)),
+            ("Ports", ", ".join(config.exposed_ports) or None),
+            ("Volumes", ", ".join(config.volumes) or None),
+            ("Stop signal", config.stop_signal),
+        ]
+        rows += [(label, [value]) for label, value in optional if value is not None]
+        if config.env:
+            rows.append(("Env", list(config.env)))
+        health = config.healthcheck
+        if health is not None:
+            lines = [_argv(health.test) or "-"]
+            timing = [
+                f"{name} {format_duration(value)}"
+                for name, value in (
+                    ("interval", health.interval),
+                    ("timeout", health.timeout),
+                    ("start period", health.start_period),
+                    ("start interval", health.start_interval),
+                )
+                if value is not None
+            ]
+            if health.retries is not None:
+                timing.append(f"retries {health.retries}")
+            if timing:
+                lines.append(", ".join(timing))
+            rows.append(("Healthcheck", lines))
+    size = details.compressed_size
+    layer_count = len(details.manifest.layers)
+    rows.append(
+        (
+            "Size",
+            [
+                f"{human_size(size)} ({size} bytes) compressed, config + {layer_count} "
+                + ("layer" if layer_count == 1 else "layers")
+            ],
+        )
+    )
+    label_width = max(len(label) for label, _ in rows)
+    for label, values in rows:
+        for n, value in enumerate(values):
+            head = (label if n == 0 else "").ljust(label_width)
+            _print(console, Text.assemble(INDENT, (head, "bold"), GAP, value))
+    if config is not None and config.labels:
+        _sub_table(
+            console,
+            "Labels",
+            [_Column("KEY"), _Column("VALUE")],
+            [[_Cell(k), _Cell(v)] for k, v in config.labels.items()],
+            width,
+        )
+    _layers_table(console, details, width=width, full=full)
+    if config is not None and config.history:
+        _history_table(console, details, width=width)
+
+
+def _argv(values: tuple[str, ...] | None) -> str | None:
+    if values is None:
+        return None
+    import json
+
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def _layers_table(
+    console: Console, details: ImageDetails, *, width: int | None, full: bool
+) -> None:
+    from imginspect.imageconfig import NO_HISTORY
+
+    history_of: dict[int, str] = {}
+    positions = {id(h): n for n, h in enumerate(details.config.history if details.config else ())}
+    for step in details.steps:
+        if step.index is None:
+            continue
+        if step.history is not None:
+            history_of[step.index] = str(positions[id(step.history)])
+        elif step.unmatched == NO_HISTORY and details.config is not None:
+            history_of[step.index] = "none"
+    columns = [_Column("#", right=True), _Column("DIGEST"), _Column("SIZE", right=True)]
+    with_history = details.config is not None
+    if with_history:
+        columns.append(_Column("HISTORY", right=True))
+    columns.append(_Column("MEDIA TYPE"))
+    annotated = any(layer.annotations for layer in details.manifest.layers)
+    if annotated:
+        columns.append(_Column("ANNOTATIONS"))
+    rows = []
+    for n, layer in enumerate(details.manifest.layers):
+        row = [
+            _Cell(str(n)),
+            _Cell(layer.digest if full else short_digest(layer.digest)),
+            _Cell(human_size(layer.size)),
+        ]
+        if with_history:
+            row.append(_Cell(history_of.get(n, "none")))
+        row.append(_Cell(layer.media_type))
+        if annotated:
+            row.append(_Cell(", ".join(f"{k}={v}" for k, v in (layer.annotations or {}).items())))
+        rows.append(row)
+    total = details.layers_size
+    _sub_table(console, "Layers", columns, rows, width)
+    _print(
+        console,
+        Text(f"{INDENT * 2}layers total {human_size(total)} ({total} bytes)"),
+    )
+
+
+def _history_table(console: Console, details: ImageDetails, *, width: int | None) -> None:
+    from imginspect.imageconfig import NO_LAYER
+
+    assert details.config is not None
+    history = details.config.history
+    layer_of: dict[int, str] = {}
+    positions = {id(h): n for n, h in enumerate(history)}
+    for step in details.steps:
+        if step.history is None:
+            continue
+        n = positions[id(step.history)]
+        if step.index is not None:
+            layer_of[n] = str(step.index)
+        elif step.unmatched == NO_LAYER:
+            layer_of[n] = "none"
+        else:
+            layer_of[n] = "empty"
+    with_comment = any(h.comment for h in history)
+    columns = [
+        _Column("#", right=True),
+        _Column("LAYER", right=True),
+        _Column("CREATED"),
+        _Column("CREATED BY"),
+    ]
+    if with_comment:
+        columns.append(_Column("COMMENT"))
+    rows = []
+    for n, entry in enumerate(history):
+        row = [
+            _Cell(str(n)),
+            _Cell(layer_of.get(n, "-")),
+            _Cell(entry.created or ""),
+            _Cell(" ".join((entry.created_by or "").split())),
+        ]
+        if with_comment:
+            row.append(_Cell(entry.comment or ""))
+        rows.append(row)
+    _sub_table(console, "History", columns, rows, width)
+
+
+def _sub_table(
+    console: Console,
+    title: str,
+    columns: Sequence[_Column],
+    rows: Sequence[Sequence[_Cell]],
+    width: int | None,
+) -> None:
+    """A titled table indented under an image block, wrapped between cells as the platform
+    table is when it does not fit a terminal."""
+    _print(console, Text.assemble(INDENT, (title, "bold")))
+    indent = INDENT * 2
+    header = [_Cell(c.header, "bold") for c in columns]
+    widths = [max(len(cell.text) for cell in column) for column in zip(header, *rows, strict=True)]
+    bands = _bands(widths, None if width is None else max(width - len(indent), 20))
+    for number, row in enumerate([header, *rows]):
+        for band_number, band in enumerate(bands):
+            line = Text(indent + (CONTINUATION if band_number else ""))
+            for position, n in enumerate(band):
+                cell = row[n]
+                pad = " " * (widths[n] - len(cell.text))
+                if position:
+                    line.append(GAP)
+                if columns[n].right:
+                    line.append(pad)
+                line.append(cell.text, style=cell.style)
+                if not columns[n].right:
+                    line.append(pad)
+            _print(console, line)
+        if number and len(bands) > 1:
+            _print(console, Text())

@@ -236,3 +236,106 @@ def test_oci_layout_works_the_same_way() -> None:
     for details in result.images:
         assert details.config is not None
         assert len(details.config.diff_ids) == len(details.manifest.layers)
+
+
+# -- the CLI ----------------------------------------------------------------------------------
+
+SCHEMA_V2 = json.loads((REPO / "imginspect" / "schemas" / "extended-v2.json").read_text())
+
+
+@pytest.mark.parametrize("key", CONFIG_CORPUS_KEYS)
+def test_extended_json_v2_documents_validate_and_match(
+    registry_plain: Registry, configs: Corpus, key: str
+) -> None:
+    import jsonschema
+
+    from tests.support.cli import run_imginspect
+
+    top = configs[key]
+    ref = registry_plain.ref(top.repo, top.tag)
+    ours = run_imginspect("--format", "extended-json-v2", "--image-config", ref)
+    assert ours.code == 0, ours.stderr
+    document = json.loads(ours.stdout)
+    jsonschema.validate(document, SCHEMA_V2)
+    expected = _images_of(top, attestations=False)
+    assert [i["digest"] for i in document["images"]] == [e.digest for e in expected]
+    for image, pushed in zip(document["images"], expected, strict=True):
+        assert [layer["digest"] for layer in image["layers"]] == [b.digest for b in pushed.layers]
+        if image["kind"] == "image":
+            assert pushed.config is not None
+            body = json.loads(pushed.config.data)
+            assert image["labels"] == (body.get("config") or {}).get("Labels")
+            assert len(image["history"]) == len(body.get("history", []))
+    without = run_imginspect("--format", "extended-json-v2", ref)
+    assert without.code == 0
+    document = json.loads(without.stdout)
+    jsonschema.validate(document, SCHEMA_V2)
+    assert document["images"] is None
+
+
+def test_template_and_table(registry_plain: Registry, configs: Corpus) -> None:
+    from tests.support.cli import run_imginspect
+
+    top = configs["app"]
+    ref = registry_plain.ref(top.repo, top.tag)
+    ours = run_imginspect(
+        "--format",
+        "{{range .Images}}{{.Platform.Architecture}} {{.Config.User}} "
+        '{{index .Config.Labels "org.opencontainers.image.version"}}{{println}}{{end}}',
+        ref,
+    )
+    assert ours.code == 0, ours.stderr
+    assert ours.text == "amd64 10001:10001 2.4.1\narm64 10001:10001 2.4.1\n"
+    table = run_imginspect("--image-config", "--no-trunc", ref, env={"NO_COLOR": "1"})
+    assert table.code == 0, table.stderr
+    out = table.text
+    assert out.count("Healthcheck") == 2
+    assert "interval 30s, timeout 5s, start period 10s, retries 3" in out
+    assert "not images, skipped: 1 attestation" in out
+    for child in top.children[:2]:
+        assert child.digest in out
+    bad = run_imginspect("--format", "{{.Config.User", ref)
+    assert bad.code == 2 and "template: 1:1: unclosed action" in bad.stderr
+    assert bad.stdout == b""
+    refused = run_imginspect("--json", "--image-config", ref)
+    assert refused.code == 2
+
+
+def _skopeo_json(args: list[str], ref: str) -> Any:
+    import subprocess
+
+    proc = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", *args, f"docker://{ref}"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("key", [k for k in CONFIG_CORPUS_KEYS if k != "helm"])
+def test_configs_and_layers_agree_with_skopeo(
+    registry_plain: Registry, configs: Corpus, key: str
+) -> None:
+    result = _details(registry_plain, configs[key])
+    assert result.images is not None
+    for details in result.images:
+        ref = registry_plain.ref(configs[key].repo, details.digest)
+        config = _skopeo_json(["--config"], ref)
+        manifest = _skopeo_json(["--raw"], ref)
+        assert details.config is not None
+        run = config.get("config") or {}
+        assert details.config.user == (run.get("User") or None)
+        assert list(details.config.env) == (run.get("Env") or [])
+        assert details.config.entrypoint == (
+            tuple(run["Entrypoint"]) if run.get("Entrypoint") else None
+        )
+        assert (dict(details.config.labels) if details.config.labels else {}) == (
+            run.get("Labels") or {}
+        )
+        assert list(details.config.diff_ids) == config["rootfs"]["diff_ids"]
+        assert len(details.config.history) == len(config.get("history") or [])
+        assert [layer.digest for layer in details.manifest.layers] == [
+            layer["digest"] for layer in manifest["layers"]
+        ]

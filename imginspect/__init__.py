@@ -39,10 +39,18 @@ if TYPE_CHECKING:
         inspect_one,
     )
     from imginspect.checks import check_expected_digest, check_required, select_platform
+    from imginspect.diff import ImageDiff, ImagesDifferError, compare
     from imginspect.inspector import Inspector
     from imginspect.output import OutputMode, TableStyle, render
     from imginspect.platforms import parse_platform
+    from imginspect.referrers import (
+        MissingEvidenceError,
+        SupplyChainReport,
+        check_evidence,
+        supply_chain,
+    )
     from imginspect.result import InspectResult
+    from imginspect.tags import iter_tags, sort_by_version, tag_digests, tag_filter
     from imginspect.target import parse_target
 
 __version__ = "0.1.0"
@@ -58,6 +66,17 @@ _LAZY = {
     "check_required": "imginspect.checks",
     "select_platform": "imginspect.checks",
     "Inspector": "imginspect.inspector",
+    "ImageDiff": "imginspect.diff",
+    "ImagesDifferError": "imginspect.diff",
+    "compare": "imginspect.diff",
+    "MissingEvidenceError": "imginspect.referrers",
+    "SupplyChainReport": "imginspect.referrers",
+    "check_evidence": "imginspect.referrers",
+    "supply_chain": "imginspect.referrers",
+    "iter_tags": "imginspect.tags",
+    "sort_by_version": "imginspect.tags",
+    "tag_digests": "imginspect.tags",
+    "tag_filter": "imginspect.tags",
     "OutputMode": "imginspect.output",
     "TableStyle": "imginspect.output",
     "render": "imginspect.output",
@@ -70,11 +89,14 @@ __all__ = [
     "AuthError",
     "DigestDriftError",
     "ExitCode",
+    "ImageDiff",
+    "ImagesDifferError",
     "ImginspectError",
     "InspectRequest",
     "InspectResult",
     "Inspector",
     "InvalidReferenceError",
+    "MissingEvidenceError",
     "MissingPlatformError",
     "NetworkError",
     "NotFoundError",
@@ -83,19 +105,27 @@ __all__ = [
     "PlatformNotFoundError",
     "RateLimitedError",
     "RegistryError",
+    "SupplyChainReport",
     "TableStyle",
     "UsageError",
     "__version__",
     "batch_exit_code",
+    "check_evidence",
     "check_expected_digest",
     "check_required",
+    "compare",
     "inspect",
     "inspect_many",
     "inspect_one",
+    "iter_tags",
     "parse_platform",
     "parse_target",
     "render",
     "select_platform",
+    "sort_by_version",
+    "supply_chain",
+    "tag_digests",
+    "tag_filter",
 ]
 
 

@@ -23,10 +23,27 @@ from tests.support.registry import (
     start_token_registry,
 )
 from tests.support.tokenserver import TokenServer
+from tests.support.tools import require_tool
 
 # Property tests run on shared, loaded CI machines: a slow example is not a failure.
 settings.register_profile("imginspect", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("imginspect")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_tool(*names): the test runs these programs (see require_tool)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # ``@pytest.mark.needs_tool("skopeo")`` (on a test, a class or a module's ``pytestmark``)
+    # goes through require_tool before the test's fixtures start anything.
+    for marker in item.iter_markers("needs_tool"):
+        for name in marker.args:
+            require_tool(name)
+
 
 #: Registry variants, in the order the ``any_registry``/``any_corpus`` fixtures run them.
 REGISTRY_VARIANTS = ("plain", "tls", "basic", "token")
@@ -39,6 +56,7 @@ TOKEN_PRIVATE_REPOSITORIES = ("private",)
 @pytest.fixture(scope="session")
 def registry_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """Plain HTTP registry, no auth."""
+    require_tool("docker-registry")
     registry = start_plain_registry(tmp_path_factory.mktemp("registry-plain"))
     yield registry
     registry.stop()
@@ -47,6 +65,7 @@ def registry_plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 @pytest.fixture(scope="session")
 def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """HTTPS registry (trustme CA at ``registry.ca_path``), no auth."""
+    require_tool("docker-registry")
     registry = start_tls_registry(tmp_path_factory.mktemp("registry-tls"))
     yield registry
     registry.stop()
@@ -55,6 +74,7 @@ def registry_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]
 @pytest.fixture(scope="session")
 def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """HTTPS registry with htpasswd Basic auth (``registry.username``/``registry.password``)."""
+    require_tool("docker-registry")
     registry = start_basic_registry(tmp_path_factory.mktemp("registry-basic"))
     yield registry
     registry.stop()
@@ -64,6 +84,7 @@ def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
 def registry_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """Plain HTTP registry with token auth (``registry.token_server``); repositories under
     :data:`TOKEN_PRIVATE_REPOSITORIES` are closed to anonymous clients."""
+    require_tool("docker-registry")
     registry = start_token_registry(
         tmp_path_factory.mktemp("registry-token"), private=TOKEN_PRIVATE_REPOSITORIES
     )

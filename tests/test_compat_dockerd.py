@@ -15,7 +15,7 @@ from tests.support.corpus import CORPUS_KEYS, PushedImage
 from tests.support.dockerd import Dockerd, start_dockerd
 from tests.support.registry import Registry
 
-pytestmark = pytest.mark.dockerd
+pytestmark = [pytest.mark.dockerd, pytest.mark.needs_tool("dockerd", "docker-registry")]
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import trustme
 
+from imginspect.digest import is_valid_digest
 from imginspect.sources import MAX_CONFIG_BYTES
 from tests.expected import expected_json
 from tests.support.badserver import (
@@ -332,3 +333,18 @@ def test_insecure_overrides_a_certs_d_that_cannot_verify(
     run = cli("--certs-dir", str(certs), "--insecure", "--json", ref)
     assert run.code == 0, run.stderr
     assert run.stdout == expected_json(image)
+
+
+# -- the digest grammar (pure) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("algorithm", "length"), [("sha256", 64), ("sha384", 96), ("sha512", 128)])
+def test_digest_length_is_exact_per_algorithm(algorithm: str, length: int) -> None:
+    assert is_valid_digest(f"{algorithm}:{'a' * length}")
+    assert not is_valid_digest(f"{algorithm}:{'a' * (length - 1)}")
+    assert not is_valid_digest(f"{algorithm}:{'a' * (length + 1)}")
+
+
+@pytest.mark.parametrize("value", [None, 256, b"sha256:" + b"a" * 64, ["sha256:" + "a" * 64]])
+def test_a_digest_that_is_not_a_string_is_invalid(value: object) -> None:
+    assert is_valid_digest(value) is False

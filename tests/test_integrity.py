@@ -22,7 +22,15 @@ from typing import Any
 import pytest
 import trustme
 
-from imginspect.digest import is_valid_digest
+from imginspect.digest import (
+    algorithm_of,
+    compute_digest,
+    is_valid_digest,
+    new_hasher,
+    verify_digest,
+)
+from imginspect.errors import DigestMismatchError, InvalidReferenceError, MalformedDocumentError
+from imginspect.reference import host_without_port, is_docker_hub, is_valid_tag, parse_reference
 from imginspect.sources import MAX_CONFIG_BYTES
 from tests.expected import expected_json
 from tests.support.badserver import (
@@ -348,3 +356,68 @@ def test_digest_length_is_exact_per_algorithm(algorithm: str, length: int) -> No
 @pytest.mark.parametrize("value", [None, 256, b"sha256:" + b"a" * 64, ["sha256:" + "a" * 64]])
 def test_a_digest_that_is_not_a_string_is_invalid(value: object) -> None:
     assert is_valid_digest(value) is False
+
+
+def test_algorithm_of_is_the_part_before_the_first_colon() -> None:
+    assert algorithm_of("sha256:" + "a" * 64) == "sha256"
+    assert algorithm_of("sha512:abc:def") == "sha512"
+
+
+def test_an_unregistered_algorithm_is_refused() -> None:
+    with pytest.raises(MalformedDocumentError, match="unsupported digest algorithm 'md5'"):
+        new_hasher("md5")
+    with pytest.raises(MalformedDocumentError):
+        verify_digest(b"x", "md5:" + "0" * 32, what="blob")
+
+
+def test_verify_digest_refuses_other_bytes() -> None:
+    digest = compute_digest(b"the bytes")
+    verify_digest(b"the bytes", digest, what="blob")
+    with pytest.raises(DigestMismatchError, match=f"expected {digest}, received content hashes"):
+        verify_digest(b"the bytez", digest, what="blob")
+    sha512 = compute_digest(b"the bytes", "sha512")
+    assert is_valid_digest(sha512)
+    verify_digest(b"the bytes", sha512, what="blob")
+
+
+# -- the reference grammar's small guards (pure) --------------------------------------------------
+
+
+def test_is_valid_tag() -> None:
+    assert is_valid_tag("v1.2-rc_3")
+    assert is_valid_tag("a" * 128)
+    assert not is_valid_tag("a" * 129)
+    assert not is_valid_tag("-v1")
+    assert not is_valid_tag("")
+
+
+@pytest.mark.parametrize(
+    ("domain", "hub"),
+    [("docker.io", True), ("Index.Docker.IO", True), ("ghcr.io", False), ("localhost", False)],
+)
+def test_is_docker_hub(domain: str, hub: bool) -> None:
+    assert is_docker_hub(domain) is hub
+
+
+@pytest.mark.parametrize(
+    ("domain", "host"),
+    [
+        ("[::1]:5000", "::1"),
+        ("[::1]", "::1"),
+        ("[]:5000", ""),
+        ("[::1", "[::1"),  # no closing bracket: left as it is
+        ("example.com:443", "example.com"),
+        ("::1", "::1"),
+    ],
+)
+def test_host_without_port(domain: str, host: str) -> None:
+    assert host_without_port(domain) == host
+
+
+@pytest.mark.parametrize("text", ["example.com/:ABC", "example.com/app:Bad Tag"])
+def test_uppercase_beyond_the_repository_is_not_a_case_error(text: str) -> None:
+    """Only the repository part (before the first ':') is checked for case, as Docker does;
+    an invalid reference with uppercase elsewhere gets the grammar's own diagnosis."""
+    with pytest.raises(InvalidReferenceError) as raised:
+        parse_reference(text)
+    assert "must be lowercase" not in str(raised.value)

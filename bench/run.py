@@ -1230,6 +1230,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--token-batches", action="store_true", help="batches on the token registry too")
     p.add_argument("--no-dockerd", action="store_true", help="skip dockerd")
     p.add_argument("--no-skopeo", action="store_true", help="skip skopeo")
+    p.add_argument(
+        "--tags",
+        action="store_true",
+        help="also run bench/tags.py: 10k tags listed (paged) and --digests on 500 tags, "
+        "requests counted, against skopeo list-tags",
+    )
     p.add_argument("--no-per-image", action="store_true", help="skip the per-image request table")
     p.add_argument(
         "--big-cache",
@@ -1342,6 +1348,9 @@ def run(bench: Bench) -> None:
         f"{','.join(f'{x:g}' for x in args.latencies)} ms"
     )
     print(flush=True)
+    if args.tags:  # its own registry and table (bench/tags.py), first
+        subprocess.run([sys.executable, str(BENCH_DIR / "tags.py")], check=False)
+        print(flush=True)
 
     # Load the binaries into the page cache: the first run is not measured.
     run_process([*bench.imginspect, "--version"], env=bench.env(None), timeout=60)

@@ -678,8 +678,14 @@ def tags_command(repository: str, **params: Any) -> None:
             ):
                 _echo(supplyout.tag_line(found, as_json=as_json))
         else:
+            chunk: list[str] = []  # one write per 1000 lines, not one per tag
             for tag in listed:
-                _echo(supplyout.tag_line(tag, as_json=as_json))
+                chunk.append(supplyout.tag_line(tag, as_json=as_json))
+                if len(chunk) >= 1000:
+                    _echo("\n".join(chunk))
+                    chunk.clear()
+            if chunk:
+                _echo("\n".join(chunk))
 
 
 @cli.command("referrers", context_settings={"help_option_names": ["-h", "--help"]})

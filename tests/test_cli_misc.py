@@ -131,7 +131,7 @@ def test_bash_completes_through_the_script(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     options, choices = out.stdout.split("==\n")
     assert options.split() == ["--platform"], out.stdout
-    assert choices.split() == ["table", "json", "extended-json"], out.stdout
+    assert choices.split() == ["table", "json", "extended-json", "extended-json-v2"], out.stdout
 
 
 def test_fish_completes_through_the_script(tmp_path: Path) -> None:

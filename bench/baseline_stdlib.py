@@ -1,12 +1,20 @@
-"""The floor: one GET of the manifest with nothing but the standard library (http.client).
+"""The floor: GETs of manifests with nothing but the standard library (http.client).
 
-What any Python CLI pays at least: interpreter start-up plus one request. Same request as
-``baseline_httpx.py``: ``python bench/baseline_stdlib.py http://127.0.0.1:5000/v2/REPO/manifests/TAG``.
+What any Python CLI pays at least. One reference: interpreter start-up plus one GET, the same
+request as ``baseline_httpx.py``:
+``python bench/baseline_stdlib.py http://127.0.0.1:5000/v2/REPO/manifests/TAG``.
+
+Many: ``python bench/baseline_stdlib.py -f URLS.txt`` GETs every URL of the file (one a line)
+with 8 threads, one keep-alive connection each, hashes each body (sha256) and writes one line
+per URL in order: the least a batch of manifest GETs costs in Python.
 """
 
+import hashlib
 import http.client
 import sys
-from urllib.parse import urlsplit
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import SplitResult, urlsplit
 
 ACCEPT = ", ".join(
     (
@@ -16,12 +24,35 @@ ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     )
 )
+HEADERS = {"Accept": ACCEPT}
 
-url = urlsplit(sys.argv[1])
-conn = http.client.HTTPConnection(url.netloc, timeout=30)
-conn.request("GET", url.path, headers={"Accept": ACCEPT})
-response = conn.getresponse()
-body = response.read()
-if response.status != 200:
-    sys.exit(f"HTTP {response.status}")
-sys.stdout.buffer.write(body)
+
+def get(conn: http.client.HTTPConnection, path: str) -> bytes:
+    conn.request("GET", path, headers=HEADERS)
+    response = conn.getresponse()
+    body = response.read()
+    if response.status != 200:
+        sys.exit(f"HTTP {response.status} for {path}")
+    return body
+
+
+if sys.argv[1] != "-f":
+    url = urlsplit(sys.argv[1])
+    sys.stdout.buffer.write(get(http.client.HTTPConnection(url.netloc, timeout=30), url.path))
+    sys.exit(0)
+
+with open(sys.argv[2], encoding="utf-8") as f:
+    urls = [urlsplit(line.strip()) for line in f if line.strip()]
+local = threading.local()
+
+
+def one(url: SplitResult) -> str:
+    conn = getattr(local, "conn", None)
+    if conn is None:
+        conn = local.conn = http.client.HTTPConnection(url.netloc, timeout=30)
+    body = get(conn, url.path)
+    return f"{url.path} sha256:{hashlib.sha256(body).hexdigest()} {len(body)}\n"
+
+
+with ThreadPoolExecutor(max_workers=8) as pool:
+    sys.stdout.writelines(pool.map(one, urls))

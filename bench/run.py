@@ -74,6 +74,8 @@ from tests.support.registry import (  # noqa: E402
 )
 from tests.support.tokenserver import TokenServer  # noqa: E402
 
+CASES = ("single", "batch", "image-config", "big-cache", "per-image", "importtime")
+HTTPX_CLIENT = "import httpx; httpx.Client()"  # the issue's start-up floor
 BATCH_PREFIX = "bench"
 BATCH_REPOS = 100
 BATCH_TAGS = 10
@@ -292,7 +294,15 @@ class Bench:
         self.workdir = workdir
         self.stack = stack
         self.rows: list[Row] = []
-        self.imginspect = imginspect_command(args.imginspect)
+        self.python = sys.executable  # runs the baselines: the same interpreter and httpx
+        self.install_note = "as is (--install current)"
+        if args.imginspect:
+            self.imginspect = shlex.split(args.imginspect)
+            self.install_note = f"--imginspect {args.imginspect}"
+        elif args.install == "venv":
+            self.python, self.imginspect, self.install_note = regular_install(workdir)
+        else:
+            self.imginspect = imginspect_command(None)
         self.skopeo = shutil.which("skopeo") if not args.no_skopeo else None
         self.dockerd: Any = None
         self.dockerd_note = ""
@@ -313,11 +323,13 @@ class Bench:
         regular ``pip install`` even where PYTHONDONTWRITEBYTECODE is set."""
         env = dict(os.environ)
         for key in list(env):
-            if key.startswith("IMGINSPECT_"):
+            if key.startswith("IMGINSPECT_") or key in ("PYTHONPATH", "PYTHONPYCACHEPREFIX"):
                 del env[key]
         if not self.args.as_is_bytecode:
             env.pop("PYTHONDONTWRITEBYTECODE", None)
-            env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
+            if self.args.install != "venv" or self.args.imginspect:
+                # Not a regular install: its .pyc files may be missing or stale.
+                env["PYTHONPYCACHEPREFIX"] = str(self.workdir / "pycache")
         if cache_dir is not None:
             env["IMGINSPECT_CACHE_DIR"] = str(cache_dir)
         return env
@@ -465,14 +477,19 @@ class Bench:
                 "baseline: httpx, one GET",
                 "baseline",
                 lambda r: self.run_measured(
-                    r, target, [sys.executable, str(BENCH_DIR / "baseline_httpx.py"), url]
+                    r, target, [self.python, str(BENCH_DIR / "baseline_httpx.py"), url]
                 ),
+            )
+            add(
+                "floor: python -c 'import httpx; httpx.Client()'",
+                "httpx-client",
+                lambda r: self.run_measured(r, target, [self.python, "-c", HTTPX_CLIENT]),
             )
             add(
                 "floor: stdlib http.client GET",
                 "floor",
                 lambda r: self.run_measured(
-                    r, target, [sys.executable, str(BENCH_DIR / "baseline_stdlib.py"), url]
+                    r, target, [self.python, str(BENCH_DIR / "baseline_stdlib.py"), url]
                 ),
             )
         add(
@@ -587,6 +604,21 @@ class Bench:
         for n in [s for s in args.sizes if s > 1]:
             refs_file = target.refs_files[n]
             conc = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+            if n > BATCH_REPOS * BATCH_TAGS:
+                self.huge_batch(scenario, target, n, conc)
+                continue
+            floor = None
+            if target.token_server is None:
+                floor = self.row(
+                    scenario, target, n, "floor: stdlib http.client, 8 threads", "floor"
+                )
+                urls_file = refs_file.with_suffix(".urls")
+                urls_file.write_text(
+                    "".join(
+                        f"http://{target.host}/v2/{r.replace(':', '/manifests/')}\n"
+                        for r in batch_refs(n)
+                    )
+                )
             cold = self.row(
                 scenario, target, n, "imginspect --json -f, cold cache", "imginspect-cold"
             )
@@ -611,6 +643,14 @@ class Bench:
                 )
                 if warm_dir is None:
                     warm_dir = cold_dir  # warmed by that cold run
+                if floor is not None:
+                    self.run_measured(
+                        floor,
+                        target,
+                        [self.python, str(BENCH_DIR / "baseline_stdlib.py"), "-f", str(urls_file)],
+                        expect_lines=n,
+                        timeout=timeout,
+                    )
                 self.run_measured(
                     nocache,
                     target,
@@ -646,6 +686,58 @@ class Bench:
                     refs_file,
                     lambda r, t, path, k: self.dockerd_run(r, t, path.read_text().split()[:k]),
                 )
+
+    def huge_batch(self, scenario: str, target: Target, n: int, conc: list[str]) -> None:
+        """Peak RSS for a batch larger than the batch corpus: its 1000 references over and
+        over (repeats are inspected again, results are written for every line)."""
+        row = self.row(
+            scenario, target, n, "imginspect --json -f --no-cache (1000 refs repeated)", "huge"
+        )
+        log(f"{scenario} {target.name}: imginspect {n} refs (peak RSS)")
+        self.run_measured(
+            row,
+            target,
+            [*self.imginspect, "--json", "--no-cache", *conc, "-f", str(target.refs_files[n])],
+            expect_lines=n,
+            timeout=60 + n * 0.2,
+        )
+
+    def image_config(self, scenario: str, target: Target) -> None:
+        """``--image-config`` of the 6-platform index (issue 13): imginspect cold and warm, one
+        process, against ``skopeo inspect`` (which reads the config too) once per platform."""
+        repo_tag = SINGLE_KEYS["oci-index"]
+        ref = target.ref(repo_tag)
+        img = [*self.imginspect, "--image-config", "--format", "extended-json-v2", ref]
+        platforms = index_platforms(target, repo_tag)
+        what = f"[oci-index, {len(platforms)} platforms]"
+        cold = self.row(scenario, target, 1, f"imginspect --image-config, cold {what}", "ic-cold")
+        warm = self.row(scenario, target, 1, f"imginspect --image-config, warm {what}", "ic-warm")
+        rows: list[tuple[Row, Callable[[Row], object]]] = [
+            (cold, lambda r: self.run_measured(r, target, img, env=self.env(self.fresh_dir("ic")))),
+        ]
+        warm_env = self.env(self.fresh_dir("icwarm"))
+        run_process(img, env=warm_env, timeout=60)
+        rows.append((warm, lambda r: self.run_measured(r, target, img, env=warm_env)))
+        if self.skopeo:
+            calls = []
+            for plat in platforms:
+                opts = [f"--override-os={plat['os']}", f"--override-arch={plat['architecture']}"]
+                if plat.get("variant"):
+                    opts.append(f"--override-variant={plat['variant']}")
+                calls.append(
+                    shlex.join(
+                        [self.skopeo, "inspect", *opts, "--tls-verify=false", f"docker://{ref}"]
+                    )
+                )
+            script = " && ".join(calls)
+            sk = self.row(
+                scenario, target, 1, f"skopeo inspect --override-*, per platform {what}", "ic-sk"
+            )
+            rows.append((sk, lambda r: self.run_measured(r, target, ["sh", "-c", script])))
+        for i in range(self.args.repeat):
+            log(f"{scenario} {target.name}: --image-config, repeat {i + 1}/{self.args.repeat}")
+            for row, fn in rows:
+                fn(row)
 
     def skopeo_loop(self, row: Row, target: Target, refs_file: Path, count: int) -> None:
         script = (
@@ -756,6 +848,24 @@ class _TokenServer(TokenServer):
         return self.realm_url or super().realm
 
 
+def index_platforms(target: Target, repo_tag: str) -> list[dict[str, str]]:
+    """The platforms of an index, read from the registry (not through the proxy)."""
+    import urllib.request
+
+    repo, _, tag = repo_tag.rpartition(":")
+    request = urllib.request.Request(
+        f"http://{target.registry.host}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        index = json.loads(response.read())
+    return [
+        m["platform"]
+        for m in index.get("manifests", [])
+        if m.get("platform", {}).get("os") not in (None, "unknown")
+    ]
+
+
 def _methods(lines: list[str]) -> str:
     """``['GET 401', 'GET 200']`` -> ``(GET401,GET)``: the shape of a request sequence."""
     short = [m.split()[0] + ("" if m.endswith(" 200") else m.split()[1]) for m in lines]
@@ -785,6 +895,50 @@ def skopeo_argv(skopeo: str | None, ref: str) -> list[str]:
     return [skopeo or "skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"]
 
 
+def regular_install(workdir: Path) -> tuple[str, list[str], str]:
+    """A venv of the benchmark's own with ``pip install .`` (a wheel built from the checkout,
+    not editable; pip byte-compiles every module, as for users who install the wheel). Its
+    python runs the baselines too, so they import the same httpx. Offline, the dependencies
+    come from the running interpreter's site-packages (a .pth file; still byte-compiled)."""
+    venv = workdir / "venv"
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    python = venv / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    how = "pip install . (dependencies from the package index)"
+    done = subprocess.run(
+        [*pip, str(REPO_ROOT)], capture_output=True, env=env, check=False, timeout=600
+    )
+    if done.returncode != 0:
+        import sysconfig
+
+        site = Path(sysconfig.get_paths()["purelib"])
+        venv_site = next((venv / "lib").glob("python3*/site-packages"))
+        (venv_site / "_bench_deps.pth").write_text(f"{site}\n")
+        done = subprocess.run(
+            [*pip, "--no-deps", "--no-build-isolation", str(REPO_ROOT)],
+            capture_output=True,
+            env=env,
+            check=False,
+            timeout=600,
+        )
+        how = f"pip install --no-deps . (offline: dependencies from {site})"
+    if done.returncode != 0:
+        raise SystemExit(f"pip install . failed:\n{done.stderr.decode(errors='replace')}")
+    script = venv / "bin" / "imginspect"
+    found = subprocess.run(
+        [str(python), "-c", "import imginspect, sys; sys.stdout.write(imginspect.__file__)"],
+        capture_output=True,
+        check=True,
+        cwd="/",
+    ).stdout.decode()
+    pyc = list(Path(found).parent.glob("__pycache__/*.pyc"))
+    log(f"regular install in {time.monotonic() - started:.0f}s: {found} ({len(pyc)} .pyc)")
+    note = f"{how} into {venv}; imginspect from {Path(found).parent} ({len(pyc)} .pyc files)"
+    return str(python), [str(script)], note
+
+
 def imginspect_command(override: str | None) -> list[str]:
     """The console script next to this interpreter (what `pip install` puts on PATH), never a
     version-manager shim (pyenv's bash shim alone costs tens of milliseconds)."""
@@ -800,17 +954,14 @@ def imginspect_command(override: str | None) -> list[str]:
 
 
 def batch_refs(n: int) -> list[str]:
-    """100 references: one tag of each of the 100 repositories; 1000: every repository x tag."""
+    """100 references: one tag of each of the 100 repositories; 1000: every repository x tag;
+    more: those 1000 repeated."""
     if n <= BATCH_REPOS:
         return [f"{BATCH_PREFIX}/app{r:03d}:t0" for r in range(n)]
     refs = [
         f"{BATCH_PREFIX}/app{r:03d}:t{t}" for r in range(BATCH_REPOS) for t in range(BATCH_TAGS)
     ]
-    if n > len(refs):
-        raise SystemExit(
-            f"at most {len(refs)} batch references ({BATCH_REPOS} repos x {BATCH_TAGS} tags)"
-        )
-    return refs[:n]
+    return (refs * (n // len(refs) + 1))[:n]
 
 
 def _descriptor(media_type: str, digest: str, size: int) -> dict[str, Any]:
@@ -1015,15 +1166,20 @@ def machine_description(bench: Bench) -> list[str]:
         .stdout.decode()
         .strip()
     )
-    httpx_version = command_output([sys.executable, "-c", "import httpx; print(httpx.__version__)"])
+    httpx_version = command_output([bench.python, "-c", "import httpx; print(httpx.__version__)"])
     floor = run_process(["true"], timeout=10).maxrss_kb / 1024
     dockerd = "skipped" if bench.args.no_dockerd else command_output(["dockerd", "--version"])
     dont_write = os.environ.get("PYTHONDONTWRITEBYTECODE")
     if bench.args.as_is_bytecode:
         bytecode = f"as is (PYTHONDONTWRITEBYTECODE={dont_write or 'unset'}; --as-is-bytecode)"
     else:
+        how = (
+            "the regular install's own .pyc files"
+            if bench.args.install == "venv" and not bench.args.imginspect
+            else "PYTHONPYCACHEPREFIX in the work directory"
+        )
         bytecode = (
-            ".pyc files used as after pip install (PYTHONPYCACHEPREFIX in the work directory"
+            f".pyc files used as after pip install ({how}"
             + (
                 f"; the caller's PYTHONDONTWRITEBYTECODE={dont_write} is dropped"
                 if dont_write
@@ -1036,7 +1192,8 @@ def machine_description(bench: Bench) -> list[str]:
         f"machine      {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model}, "
         f"{mem} RAM, {platform.system()} {platform.release()}",
         f"load         {Path('/proc/loadavg').read_text().split()[:3]} (1/5/15 min) at start",
-        f"python       {platform.python_version()} ({sys.executable})",
+        f"python       {platform.python_version()} ({bench.python})",
+        f"install      {bench.install_note}",
         f"imginspect   {command_output([*bench.imginspect, '--version'])} "
         f"(run as: {' '.join(bench.imginspect)})",
         f"source       {git}{' + uncommitted changes in imginspect/' if dirty else ''}",
@@ -1140,6 +1297,122 @@ def evaluate_targets(bench: Bench, scenario: str, latency_ms: float) -> list[str
     return out
 
 
+def issue15_ratios(bench: Bench, scenario: str, latency_ms: float) -> list[str]:
+    """The goals of issue 15, each as a ratio of two rows measured in this run."""
+    rows = [r for r in bench.rows if r.scenario == scenario and not r.failure and r.walls]
+
+    def find(target: str, refs: int, group: str, key: str | None = "oci-index") -> Row | None:
+        for r in rows:
+            if (r.target, r.refs, r.group) == (target, refs, group) and (
+                refs != 1 or key is None or f"[{key} " in r.label
+            ):
+                return r
+        return None
+
+    def cpu(row: Row) -> float:
+        return statistics.median(row.cpus)
+
+    out: list[str] = []
+
+    def line(ok: bool | None, text: str) -> None:
+        mark = "[n/a]    " if ok is None else "[MET]    " if ok else "[NOT MET]"
+        out.append(f"{mark} {text}")
+
+    def ratio(
+        what: str, mine: Row | None, theirs: Row | None, goal: float, *, at_most: bool
+    ) -> None:
+        if not (mine and theirs and mine.median and theirs.median):
+            line(None, f"{what}: rows missing in this run")
+            return
+        r = mine.median / theirs.median
+        ok = r <= goal if at_most else 1 / r >= goal
+        shown = f"{r:.2f}x" if at_most else f"{1 / r:.1f}x faster"
+        goal_text = f"<= {goal:g}x" if at_most else f">= {goal:g}x faster"
+        extra = f" (~from {theirs.extrapolated_from})" if theirs.extrapolated_from else ""
+        line(
+            ok,
+            f"{what}: {fmt_time(mine.median)} vs {fmt_time(theirs.median)}{extra} = {shown} "
+            f"(goal {goal_text}; CPU {fmt_time(cpu(mine))} vs {fmt_time(cpu(theirs))})",
+        )
+
+    if latency_ms == 0:
+        ratio(
+            "start-up: cold single --json vs `import httpx; httpx.Client()`",
+            find("plain", 1, "imginspect-cold"),
+            find("plain", 1, "httpx-client"),
+            1.0,
+            at_most=True,
+        )
+        b1000 = find("plain", 1000, "imginspect-nocache", None)
+        b100 = find("plain", 100, "imginspect-nocache", None)
+        if b1000:
+            per_ref = cpu(b1000) / 1000
+            marginal = (cpu(b1000) - cpu(b100)) / 900 if b100 else None
+            line(
+                (marginal if marginal is not None else per_ref) <= 0.0005,
+                f"batch CPU per reference (--no-cache, 1000 refs): {per_ref * 1000:.2f} ms "
+                "including start-up"
+                + (f", {marginal * 1000:.2f} ms marginal ((1000 - 100) refs)" if marginal else "")
+                + " (goal <= 0.5 ms)",
+            )
+        for group in ("imginspect-nocache", "imginspect-cold", "imginspect-warm"):
+            ratio(
+                f"1000 refs ({group.removeprefix('imginspect-')}) vs the stdlib floor",
+                find("plain", 1000, group, None),
+                find("plain", 1000, "floor", None),
+                1.5,
+                at_most=True,
+            )
+        ratio(
+            "100 refs (cold) vs the skopeo loop",
+            find("plain", 100, "imginspect-cold", None),
+            find("plain", 100, "skopeo", None),
+            10,
+            at_most=False,
+        )
+        huge = next((r for r in rows if r.group == "huge" and r.target == "plain"), None)
+        if huge:
+            rss = max(huge.rss_kb) / 1024
+            line(rss < 100, f"peak RSS, {huge.refs} refs: {rss:.0f} MB (goal < 100 MB)")
+        else:
+            line(None, "peak RSS for 10000 refs: not measured (--sizes)")
+    else:
+        ratio(
+            f"+{latency_ms:g} ms: warm single --json vs skopeo inspect --raw",
+            find("plain", 1, "imginspect-warm"),
+            find("plain", 1, "skopeo"),
+            1.5,
+            at_most=True,
+        )
+        ratio(
+            f"+{latency_ms:g} ms: cold single --json, token registry, vs skopeo inspect --raw",
+            find("token", 1, "imginspect-cold"),
+            find("token", 1, "skopeo"),
+            1.0,
+            at_most=True,
+        )
+        ratio(
+            f"+{latency_ms:g} ms: 1000 refs (cold) vs the skopeo loop",
+            find("plain", 1000, "imginspect-cold", None),
+            find("plain", 1000, "skopeo", None),
+            30,
+            at_most=False,
+        )
+    ic_cold = find("plain", 1, "ic-cold", None)
+    ic_warm = find("plain", 1, "ic-warm", None)
+    ic_sk = find("plain", 1, "ic-sk", None)
+    if ic_cold and ic_sk and ic_cold.median and ic_sk.median:
+        out.append(
+            f"          --image-config, 6 platforms: cold {fmt_time(ic_cold.median)} "
+            f"({max(ic_cold.registry_requests)} requests), warm "
+            f"{fmt_time(ic_warm.median if ic_warm else None)} "
+            f"({max(ic_warm.registry_requests) if ic_warm else '?'} requests), skopeo per "
+            f"platform {fmt_time(ic_sk.median)} ({max(ic_sk.registry_requests)} requests): "
+            f"{ic_sk.median / ic_cold.median:.1f}x faster cold"
+        )
+    return out
+
+
 def importtime_breakdown(bench: Bench, target: Target, runs: int = 3) -> list[str]:
     """Where a cold single inspect spends its import time (``python -X importtime``), grouped
     by top-level package; per module the minimum self time over ``runs`` runs (less noise)."""
@@ -1148,8 +1421,8 @@ def importtime_breakdown(bench: Bench, target: Target, runs: int = 3) -> list[st
     repo, _, tag = SINGLE_KEYS["oci-index"].rpartition(":")
     url = f"http://{target.host}/v2/{repo}/manifests/{tag}"
     img = bench.imginspect
-    prefix = [sys.executable, "-X", "importtime"]
-    cmd = [*prefix, *img[1:]] if img[0] == sys.executable else [*prefix, img[0]]
+    prefix = [bench.python, "-X", "importtime"]
+    cmd = [*prefix, *img[1:]] if img[0] == bench.python else [*prefix, img[0]]
     cases = (
         ("imginspect --json --no-cache (cold single)", [*cmd, "--json", "--no-cache", ref]),
         ("baseline_httpx.py", [*prefix, str(BENCH_DIR / "baseline_httpx.py"), url]),
@@ -1202,7 +1475,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="fewer repeats, 15 s loop budget, no per-image table or big cache (1-2 minutes)",
     )
     p.add_argument(
-        "--sizes", default="1,100,1000", help="numbers of references (default 1,100,1000)"
+        "--sizes",
+        default="1,100,1000,10000",
+        help="numbers of references (default 1,100,1000,10000; above 1000 only peak RSS, "
+        "the 1000 references repeated)",
     )
     p.add_argument(
         "--repeat", type=int, help="repeats of single-reference runs (default 5, quick 3)"
@@ -1210,9 +1486,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-repeat", type=int, help="repeats of batch runs (default 3, quick 1)")
     p.add_argument(
         "--latency-ms",
-        default="0",
+        default="0,40",
         help="comma list of added round-trip latencies, one scenario each; 0 = direct loopback "
-        "(default 0; e.g. 0,20)",
+        "(default 0,40)",
     )
     p.add_argument(
         "--single", default="oci-index,schema2", help=f"single refs: {','.join(SINGLE_KEYS)}"
@@ -1244,6 +1520,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also time cold inspects with a cache already holding N entries (default 10000, "
         "quick 0 = skip)",
     )
+    p.add_argument(
+        "--cases",
+        default=",".join(CASES),
+        help=f"what to run, comma list (default all): {', '.join(CASES)}",
+    )
+    p.add_argument(
+        "--install",
+        choices=("venv", "current"),
+        default="venv",
+        help="venv (default): measure a regular `pip install .` into a venv of the benchmark's "
+        "own, with its .pyc files; current: the imginspect console script next to this python "
+        "(e.g. an editable install)",
+    )
     p.add_argument("--imginspect", help="command to run imginspect (default: the console script)")
     p.add_argument(
         "--as-is-bytecode",
@@ -1260,6 +1549,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     args.latencies = [float(s) for s in args.latency_ms.split(",") if s.strip()]
     args.single = [s for s in args.single.split(",") if s]
+    args.cases = [c for c in args.cases.split(",") if c]
+    for case in args.cases:
+        if case not in CASES:
+            p.error(f"--cases: unknown {case!r} (choose from {', '.join(CASES)})")
+    if "batch" not in args.cases:
+        args.sizes = [n for n in args.sizes if n == 1]
+    if "single" not in args.cases:
+        args.sizes = [n for n in args.sizes if n != 1]
     for key in args.single:
         if key not in SINGLE_KEYS:
             p.error(f"--single: unknown {key!r} (choose from {', '.join(SINGLE_KEYS)})")
@@ -1379,8 +1676,9 @@ def run(bench: Bench) -> None:
                 [*bench.imginspect, "--json", ref, other],
                 [*bench.imginspect, "--json", ref],
                 [*bench.imginspect, "--digest", ref],
-                [sys.executable, str(BENCH_DIR / "baseline_httpx.py"), url],
-                [sys.executable, str(BENCH_DIR / "baseline_stdlib.py"), url],
+                [bench.python, str(BENCH_DIR / "baseline_httpx.py"), url],
+                [bench.python, str(BENCH_DIR / "baseline_stdlib.py"), url],
+                [bench.python, "-c", HTTPX_CLIENT],
             ):
                 run_process(argv, env=env, timeout=60)
             if bench.skopeo:
@@ -1393,11 +1691,11 @@ def run(bench: Bench) -> None:
                 bench.singles(scenario, target)
             if target.name == "plain" or args.token_batches:
                 bench.batches(scenario, target)
-                if args.big_cache:
+                if args.big_cache and "big-cache" in args.cases:
                     bench.big_cache(scenario, target, args.big_cache)
         per_image = None
         token_target = next((t for t in targets if t.name == "token"), None)
-        if not args.no_per_image and token_target is not None:
+        if not args.no_per_image and "per-image" in args.cases and token_target is not None:
             log(f"{scenario}: per-image request counts")
             per_image = bench.per_image(scenario, token_target)
 
@@ -1419,6 +1717,14 @@ def run(bench: Bench) -> None:
             print(f"== {scenario}: {target.name} registry ({kind}), {title} ==")
             print_table(rows, latency=latency_ms > 0)
             print()
+        if "image-config" in args.cases:
+            bench.image_config(scenario, targets[0])
+            print(f"== {scenario}: --image-config of a 6-platform index, plain registry ==")
+            print_table(
+                [r for r in bench.rows if r.scenario == scenario and r.group.startswith("ic-")],
+                latency=latency_ms > 0,
+            )
+            print()
         if per_image:
             print(
                 f"== {scenario}: requests per inspect for each corpus image, token registry "
@@ -1438,7 +1744,11 @@ def run(bench: Bench) -> None:
         for line in evaluate_targets(bench, scenario, latency_ms):
             print(line)
         print(flush=True)
-        if latency_ms == args.latencies[0]:
+        print(f'== ratios (issue 15 "Speed, second round"), {scenario} ==')
+        for line in issue15_ratios(bench, scenario, latency_ms):
+            print(line)
+        print(flush=True)
+        if latency_ms == args.latencies[0] and "importtime" in args.cases:
             plain = next(t for t in targets if t.name == "plain")
             print(f"== start-up breakdown ({scenario}, python -X importtime) ==")
             for line in importtime_breakdown(bench, plain):

@@ -27,6 +27,7 @@ from imginspect.digest import (
     compute_digest,
     is_valid_digest,
     new_hasher,
+    short_digest,
     verify_digest,
 )
 from imginspect.errors import DigestMismatchError, InvalidReferenceError, MalformedDocumentError
@@ -358,6 +359,13 @@ def test_a_digest_that_is_not_a_string_is_invalid(value: object) -> None:
     assert is_valid_digest(value) is False
 
 
+@pytest.mark.parametrize(
+    "text", ["", "sha256", "sha256:", ":" + "a" * 64, "sha256:" + "a" * 63 + " "]
+)
+def test_text_outside_the_digest_grammar_is_invalid(text: str) -> None:
+    assert is_valid_digest(text) is False
+
+
 def test_algorithm_of_is_the_part_before_the_first_colon() -> None:
     assert algorithm_of("sha256:" + "a" * 64) == "sha256"
     assert algorithm_of("sha512:abc:def") == "sha512"
@@ -421,3 +429,9 @@ def test_uppercase_beyond_the_repository_is_not_a_case_error(text: str) -> None:
     with pytest.raises(InvalidReferenceError) as raised:
         parse_reference(text)
     assert "must be lowercase" not in str(raised.value)
+
+
+def test_short_digest_keeps_twelve_hex_digits() -> None:
+    digest = compute_digest(b"x")
+    assert short_digest(digest) == digest[: len("sha256:") + 12]
+    assert short_digest(digest, 4) == digest[: len("sha256:") + 4]

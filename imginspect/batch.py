@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from imginspect.inspector import Inspector
     from imginspect.manifest import Child, Platform
     from imginspect.result import InspectResult
+    from imginspect.template import Template
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,6 +31,9 @@ R = TypeVar("R")
 #: The exit codes of check verdicts (``--require``, ``--expect-digest``): the reference was
 #: inspected, and found wanting. Every other non-zero code is an operational failure.
 CHECK_VERDICTS = frozenset({int(ExitCode.MISSING_PLATFORM), int(ExitCode.DIGEST_DRIFT)})
+
+#: The outputs that show image configs (``--image-config``).
+IMAGE_CONFIG_MODES = frozenset({OutputMode.TABLE, OutputMode.EXTENDED_JSON_V2, OutputMode.TEMPLATE})
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,28 @@ class InspectRequest:
     on_size: Callable[[], None] | None = None
     #: for an authentication failure: where credentials were looked for, if that helps
     credentials_hint: Callable[[str], str | None] | None = None
+    #: ``--image-config``: each image's configuration, layers and history
+    #: (:meth:`~imginspect.inspector.Inspector.image_details`, within ``timeout`` too);
+    #: for the table, extended-json-v2 and templates
+    image_config: bool = False
+    #: ``--with-attestations``: with the image configs, the attestation manifests' too
+    attestations: bool = False
+    #: the template of :attr:`OutputMode.TEMPLATE` (``--format '{{...}}'``)
+    template: Template | None = None
 
     def __post_init__(self) -> None:
         if self.require_only and not self.require:
             raise UsageError("--require-only needs --require")
+        if (self.mode is OutputMode.TEMPLATE) != (self.template is not None):
+            raise UsageError("a template goes with OutputMode.TEMPLATE, and only with it")
+        if self.attestations and not self.image_details:
+            raise UsageError("--with-attestations needs --image-config")
+        if self.image_details and self.mode not in IMAGE_CONFIG_MODES:
+            raise UsageError(
+                "--image-config shows in the table, --format extended-json-v2 and templates",
+                hint="--json, --compat docker, --digest, --raw and extended-json (v1) keep their "
+                "documented shape",
+            )
         if self.expect_digest is not None:
             from imginspect.digest import is_valid_digest
 
@@ -66,6 +88,17 @@ class InspectRequest:
                 raise UsageError(f"--expect-digest {self.expect_digest!r} is not a valid digest")
         if self.concurrency < 1:
             raise UsageError("the concurrency must be at least 1")
+
+    @property
+    def image_details(self) -> bool:
+        """Whether image configs are read: ``image_config``, or a template that uses them."""
+        if self.image_config:
+            return True
+        if self.template is None:
+            return False
+        from imginspect.output import TEMPLATE_CONFIG_FIELDS
+
+        return bool(self.template.uses() & TEMPLATE_CONFIG_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -89,8 +122,8 @@ class Outcome:
 
 def inspect_one(inspector: Inspector, given: str, request: InspectRequest) -> Outcome:
     """Inspect the target ``given`` (a reference, ``oci:DIR`` or ``oci-archive:FILE``)
-    within ``request.timeout``, and apply the checks. Never raises ImginspectError: the
-    failure is the outcome's ``error``."""
+    within ``request.timeout`` (image configs included), and apply the checks. Never
+    raises ImginspectError: the failure is the outcome's ``error``."""
     from imginspect.transport import deadline
 
     try:
@@ -161,6 +194,14 @@ def _inspect(inspector: Inspector, given: str, request: InspectRequest) -> Outco
             result, images, concurrency=request.concurrency, on_done=request.on_size
         )
         result = replace(result, sizes=sizes)
+    if request.image_details:
+        result = inspector.image_details(
+            result,
+            attestations=request.attestations,
+            concurrency=request.concurrency,
+            # the index's tree when it was read (a selected platform's image needs none)
+            tree=tree if request.platform is None else None,
+        )
     digest = result.descriptor.digest
     if verdict is None:
         verdict = check_expected_digest(digest, request.expect_digest, given)

@@ -15,7 +15,8 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
@@ -27,15 +28,14 @@ from imginspect.batch import ordered_map as _ordered_map  # noqa: F401 (tests im
 from imginspect.console import OutputError, ReaderGone, exit_now
 from imginspect.console import skip_async_frameworks as _skip_async_frameworks  # noqa: F401
 from imginspect.errors import ExitCode, ImginspectError, UsageError
-from imginspect.output import OutputMode
+from imginspect.options import CREDENTIAL_PARAMS
+from imginspect.output import FORMAT_NAMES, OutputMode
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
 
-    from imginspect.batch import InspectRequest, Outcome
     from imginspect.cache import Cache
     from imginspect.inspector import Inspector
-    from imginspect.template import Template
 
 EPILOG = """\b
 Examples:
@@ -58,7 +58,7 @@ Exit codes:
   (batches: the highest failure 1-6, else the highest check 7-8; stdout closed or full: 2)
 """
 
-OUTPUT_MODES = ("table", "json", "extended-json", "extended-json-v2")
+OUTPUT_MODES = FORMAT_NAMES
 
 
 def _complete_format(
@@ -160,18 +160,6 @@ def cli() -> None:
 
     `imginspect REFERENCE...` is short for `imginspect inspect REFERENCE...`.
     """
-
-
-#: The parameter names of the options _credential_options adds.
-CREDENTIAL_PARAMS = (
-    "config_dir",
-    "authfile",
-    "username",
-    "password_stdin",
-    "anonymous",
-    "certs_dirs",
-    "daemon_config",
-)
 
 
 def _credential_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -386,7 +374,6 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
 
     # click passes every option by name; the credential options go on as one group.
     credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
-    image_config, template, v2 = _image_config_options(params)
     request, style = options.request_from_options(params)
     reads_stdin = ref_file is not None and getattr(ref_file, "name", "") == "<stdin>"
     if credential_params["password_stdin"] and reads_stdin:
@@ -422,17 +409,11 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         if not batch:
             request = replace(request, on_size=progress.advance)
         workers = params["concurrency"] if batch else 1
-        outcomes = (
-            _with_image_details(inspector, all_refs, request, workers, params["with_attestations"])
-            if image_config
-            else inspect_many(inspector, all_refs, request, concurrency=workers)
-        )
-        for outcome in outcomes:
+        for outcome in inspect_many(inspector, all_refs, request, concurrency=workers):
             with progress.cleared():  # results and errors never share a line with it
-                if template is not None or v2:
-                    _write_formatted(outcome, template, batch=batch)
-                else:
-                    console.write_outcome(outcome, request.mode, style, batch=batch)
+                console.write_outcome(
+                    outcome, request.mode, style, batch=batch, template=request.template
+                )
                 if outcome.error is not None:
                     _report(outcome.error, outcome.given if batch else None)
             progress.outcome_written(batch=batch)
@@ -440,81 +421,6 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     code = batch_exit_code(codes)
     if code:
         sys.exit(code)
-
-
-def _image_config_options(params: dict[str, Any]) -> tuple[bool, Template | None, bool]:
-    """--image-config, --with-attestations, and the --format values the library's output
-    modes do not name (extended-json-v2, a template): those run as extended-json (every
-    field read) and are rendered here. Returns (fetch image configs, template, v2)."""
-    image_config = bool(params.pop("image_config"))
-    output_format = params["output_format"]
-    template = None
-    v2 = output_format == "extended-json-v2"
-    if output_format is not None and output_format not in OUTPUT_MODES:
-        from imginspect.output import TEMPLATE_CONFIG_FIELDS
-        from imginspect.template import Template
-
-        template = Template(output_format)
-        image_config = image_config or bool(template.uses() & TEMPLATE_CONFIG_FIELDS)
-    if v2 or template is not None:
-        params["output_format"] = "extended-json"
-    if params["with_attestations"] and not image_config:
-        raise UsageError("--with-attestations needs --image-config")
-    if image_config:
-        named = params["output_format"]
-        if (
-            params["as_json"]
-            or params["compat"]
-            or params["digest_only"]
-            or params["raw"]
-            or (named == "extended-json" and not v2 and template is None)
-            or named == "json"
-        ):
-            raise UsageError(
-                "--image-config shows in the table, --format extended-json-v2 and templates",
-                hint="--json, --compat docker, --digest, --raw and extended-json (v1) keep their "
-                "documented shape",
-            )
-    return image_config, template, v2
-
-
-def _with_image_details(
-    inspector: Inspector,
-    references: Iterator[str],
-    request: InspectRequest,
-    workers: int,
-    attestations: bool,
-) -> Iterator[Outcome]:
-    """inspect_one, then the image configs of its result, per reference, in order."""
-    from imginspect.batch import Outcome, inspect_one, ordered_map
-    from imginspect.transport import deadline
-
-    def one(given: str) -> Outcome:
-        outcome = inspect_one(inspector, given, request)
-        if outcome.result is None:
-            return outcome
-        try:
-            with deadline(request.timeout):
-                result = inspector.image_details(
-                    outcome.result, attestations=attestations, concurrency=request.concurrency
-                )
-        except ImginspectError as error:
-            return Outcome(given, error=error)
-        return replace(outcome, result=result)
-
-    return ordered_map(one, references, workers=workers)
-
-
-def _write_formatted(outcome: Outcome, template: Template | None, *, batch: bool) -> None:
-    from imginspect.output import render_extended_v2, render_template
-
-    with console.writing_stdout():
-        if template is not None:
-            data = render_template(outcome, template)
-        else:
-            data = render_extended_v2(outcome, batch=batch)
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:
@@ -587,28 +493,11 @@ def _tool_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return _INSECURE_OPTION(func)
 
 
-@contextlib.contextmanager
-def _tool_inspector(first: str, params: dict[str, Any]) -> Iterator[Inspector]:
+def _tool_inspector(first: str, params: dict[str, Any]) -> AbstractContextManager[Inspector]:
     """The Inspector of a `tags`/`referrers`/`diff` run, as its options describe it."""
-    from imginspect import options
+    from imginspect.options import tool_inspector
 
-    credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
-    log = (lambda line: _stderr(f"debug: {line}")) if params.pop("debug") else None
-    resolver, settings = options.credentials_and_settings(
-        **credential_params,
-        first_domain=options.domain_of(first),
-        log=log,
-        warn=lambda message: _stderr(f"warning: {message}"),
-    )
-    with options.make_inspector(
-        resolver=resolver,
-        settings=settings,
-        insecure=params.pop("insecure"),
-        max_wait=5.0,
-        cache=None if params.pop("no_cache") else _open_cache(log),
-        log=log,
-    ) as inspector:
-        yield inspector
+    return tool_inspector(first, params, stderr=_stderr, open_cache=_open_cache)
 
 
 @cli.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
@@ -645,47 +534,15 @@ def _tool_inspector(first: str, params: dict[str, Any]) -> Iterator[Inspector]:
 def tags_command(repository: str, **params: Any) -> None:
     """List the tags of REPOSITORY (ubuntu, ghcr.io/org/app, oci:DIR), following the
     registry's pagination; streamed unless sorted."""
-    from imginspect import supplyout, tags
-    from imginspect.reference import Reference
-    from imginspect.target import parse_target
+    from imginspect import options, supplyout
 
-    target = parse_target(repository)
-    if isinstance(target, Reference) and (target.digest or f":{target.tag}" in repository):
-        raise UsageError(
-            f"{repository} names a tag or digest; give the repository only",
-            hint="imginspect tags REPOSITORY --match 'GLOB'",
-        )
-    as_json, sort, reverse = params.pop("as_json"), params.pop("sort"), params.pop("reverse")
-    if reverse and sort != "version":
-        raise UsageError("--reverse needs --sort version")
-    keep = tags.tag_filter(params.pop("glob"), params.pop("regex"))
-    limit, digests, workers = params.pop("limit"), params.pop("digests"), params.pop("concurrency")
+    as_json = params.pop("as_json")
+    query = options.tags_query(repository, params)
     with _tool_inspector(repository, params) as inspector:
-        source = inspector.source_for(target)
-        listed: Iterator[str] = (
-            t for t in tags.iter_tags(source, target.path, limit=limit) if keep(t)
-        )
-        if sort == "version":
-            listed = iter(tags.sort_by_version(listed, reverse=reverse))
-        if digests:
-            for found in tags.tag_digests(
-                source,
-                target.path,
-                listed,
-                workers=workers,
-                cache=_run_cache,
-                cache_name=target.name,
-            ):
-                _echo(supplyout.tag_line(found, as_json=as_json))
-        else:
-            chunk: list[str] = []  # one write per 1000 lines, not one per tag
-            for tag in listed:
-                chunk.append(supplyout.tag_line(tag, as_json=as_json))
-                if len(chunk) >= 1000:
-                    _echo("\n".join(chunk))
-                    chunk.clear()
-            if chunk:
-                _echo("\n".join(chunk))
+        found = options.list_tags(inspector, query, cache=_run_cache)
+        per_write = 1 if query.digests else 1000  # digests stream as each HEAD answers
+        for text in supplyout.tag_writes(found, as_json=as_json, lines_per_write=per_write):
+            _echo(text)
 
 
 @cli.command("referrers", context_settings={"help_option_names": ["-h", "--help"]})
@@ -712,26 +569,17 @@ def referrers_command(reference: str, **params: Any) -> None:
     """Show the supply-chain evidence of REFERENCE and of each platform of it: OCI referrers
     (API, else the sha256-<hex> tag schema), cosign .sig/.att/.sbom tags, and BuildKit
     attestations (SBOM, provenance) in the index."""
-    from imginspect import platforms, referrers, supplyout
-    from imginspect.target import parse_target
+    from imginspect import options, referrers, supplyout
 
-    target = parse_target(reference)
-    required = params.pop("require_evidence")
-    kinds = referrers.parse_required(required) if required is not None else None
-    platform_text = params.pop("platform_text")
-    platform = platforms.parse_platform(platform_text) if platform_text else None
     as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
-    artifact_type = params.pop("artifact_type")
+    query = options.referrers_query(reference, params)
     with _tool_inspector(reference, params) as inspector:
         report = referrers.supply_chain(
-            inspector, target, platform=platform, artifact_type=artifact_type
+            inspector, query.target, platform=query.platform, artifact_type=query.artifact_type
         )
-    if as_json:
-        _echo(supplyout.referrers_json(report), nl=False)
-    else:
-        _echo(supplyout.referrers_table(report, no_trunc=no_trunc), nl=False)
-    if kinds is not None:
-        verdict = referrers.check_evidence(report, kinds, given=reference)
+    _echo(supplyout.referrers_output(report, as_json=as_json, no_trunc=no_trunc), nl=False)
+    if query.require is not None:
+        verdict = referrers.check_evidence(report, query.require, given=reference)
         if verdict is not None:
             raise verdict
 
@@ -745,21 +593,17 @@ def referrers_command(reference: str, **params: Any) -> None:
 def diff_command(a: str, b: str, **params: Any) -> None:
     """Compare two images (registry references or oci:/oci-archive: layouts): descriptor,
     platforms added or removed, per platform digest and size. Exit 9 when they differ."""
-    from imginspect import diff, supplyout
+    from imginspect import options, supplyout
     from imginspect.target import parse_target
 
     targets = parse_target(a), parse_target(b)
     as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
     with _tool_inspector(a, params) as inspector:
-        results = [inspector.inspect(t) for t in targets]
-        images = [inspector.image_children(r) if r.is_index else None for r in results]
-    found = diff.compare(results[0], results[1], a_images=images[0], b_images=images[1])
-    if as_json:
-        _echo(supplyout.diff_json(found, a, b), nl=False)
-    else:
-        _echo(supplyout.diff_table(found, a, b, no_trunc=no_trunc), nl=False)
-    if found.differ:
-        raise diff.ImagesDifferError(f"{a} and {b} differ: {supplyout.diff_summary(found)}")
+        found = options.compare_targets(inspector, targets)
+    _echo(supplyout.diff_output(found, a, b, as_json=as_json, no_trunc=no_trunc), nl=False)
+    verdict = supplyout.differ_error(found, a, b)
+    if verdict is not None:
+        raise verdict
 
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")

@@ -19,6 +19,7 @@ from imginspect.progress import Counter
 
 if TYPE_CHECKING:
     from imginspect.batch import Outcome
+    from imginspect.template import Template
 
 
 class OutputError(ImginspectError):
@@ -48,15 +49,23 @@ def writing_stdout() -> Iterator[None]:
         raise output_failed(error) from None
 
 
-def write_outcome(outcome: Outcome, mode: OutputMode, style: TableStyle, *, batch: bool) -> None:
-    """Write one outcome's result to stdout (its error is the caller's to report)."""
+def write_outcome(
+    outcome: Outcome,
+    mode: OutputMode,
+    style: TableStyle,
+    *,
+    batch: bool,
+    template: Template | None = None,
+) -> None:
+    """Write one outcome's result to stdout (its error is the caller's to report);
+    ``template`` is :attr:`OutputMode.TEMPLATE`'s."""
     with writing_stdout():
         if mode is OutputMode.TABLE:
             sys.stdout.flush()
             write_table(outcome, sys.stdout, style=style, batch=batch)
             sys.stdout.flush()
         else:
-            sys.stdout.buffer.write(render(outcome, mode, batch=batch))
+            sys.stdout.buffer.write(render(outcome, mode, batch=batch, template=template))
             sys.stdout.buffer.flush()
 
 

@@ -8,19 +8,37 @@ and exit 2.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imginspect.batch import InspectRequest
 from imginspect.errors import ImginspectError, UsageError
-from imginspect.output import OutputMode, TableStyle
+from imginspect.output import FORMAT_NAMES, OutputMode, TableStyle
 
 if TYPE_CHECKING:
     from imginspect.cache import Cache
     from imginspect.credentials import CredentialResolver
+    from imginspect.diff import ImageDiff
     from imginspect.inspector import Inspector
+    from imginspect.manifest import Platform
     from imginspect.settings import RegistrySettings
+    from imginspect.tags import TagDigest
+    from imginspect.target import Target
+    from imginspect.template import Template
+
+#: The parameter names of the credential options (cli._credential_options).
+CREDENTIAL_PARAMS = (
+    "config_dir",
+    "authfile",
+    "username",
+    "password_stdin",
+    "anonymous",
+    "certs_dirs",
+    "daemon_config",
+)
 
 #: How each output mode is asked for, to name it in a usage error.
 MODE_FLAGS = {
@@ -29,18 +47,26 @@ MODE_FLAGS = {
     OutputMode.EXTENDED_JSON: "--format extended-json",
     OutputMode.DIGEST: "--digest",
     OutputMode.RAW: "--raw",
+    OutputMode.EXTENDED_JSON_V2: "--format extended-json-v2",
+    OutputMode.TEMPLATE: "--format TEMPLATE",
 }
+
+
+#: The outputs besides the table that show --sizes.
+SIZES_MODES = (OutputMode.EXTENDED_JSON, OutputMode.EXTENDED_JSON_V2, OutputMode.TEMPLATE)
 
 
 def output_mode(
     *, as_json: bool, output_format: str | None, compat: str | None, digest_only: bool, raw: bool
 ) -> OutputMode:
-    """The one output the options ask for (table when none); several are a usage error."""
+    """The one output the options ask for (table when none); several are a usage error.
+    A ``--format`` value that names no mode (:data:`FORMAT_NAMES`) is a template."""
     modes: list[OutputMode] = []
     if as_json:
         modes.append(OutputMode.JSON)
     if output_format is not None and not (as_json and output_format == "json"):
-        modes.append(OutputMode(output_format))
+        named = output_format in FORMAT_NAMES
+        modes.append(OutputMode(output_format) if named else OutputMode.TEMPLATE)
     if compat == "docker":
         modes = [m for m in modes if m is not OutputMode.JSON]
         modes.append(OutputMode.DOCKER)
@@ -58,6 +84,13 @@ def request_from_options(params: Mapping[str, Any]) -> tuple[InspectRequest, Tab
     """Validate the output and check options once, for every reference of the run.
     ``params`` are the `inspect` command's option values, by parameter name."""
     platform_text, require = params["platform_text"], params["require"]
+    output_format = params["output_format"]
+    template = None
+    if output_format is not None and output_format not in FORMAT_NAMES:
+        from imginspect.template import Template
+
+        template = Template(output_format)  # a template error is a usage error, first
+    refuse_image_config_elsewhere(params, template)
     mode = output_mode(
         as_json=params["as_json"],
         output_format=params["output_format"],
@@ -85,6 +118,9 @@ def request_from_options(params: Mapping[str, Any]) -> tuple[InspectRequest, Tab
         sizes=params["sizes"],
         concurrency=params["concurrency"],
         timeout=params["timeout"],
+        image_config=params["image_config"],
+        attestations=params["with_attestations"],
+        template=template,
     )
     style = TableStyle(
         no_trunc=params["no_trunc"],
@@ -95,6 +131,26 @@ def request_from_options(params: Mapping[str, Any]) -> tuple[InspectRequest, Tab
     return request, style
 
 
+def refuse_image_config_elsewhere(params: Mapping[str, Any], template: Template | None) -> None:
+    """--image-config (or a template using image configs) and --with-attestations with an
+    output that does not show them: usage errors, before the outputs' own conflicts."""
+    from imginspect.output import TEMPLATE_CONFIG_FIELDS
+
+    image_config = params["image_config"] or (
+        template is not None and bool(template.uses() & TEMPLATE_CONFIG_FIELDS)
+    )
+    if params["with_attestations"] and not image_config:
+        raise UsageError("--with-attestations needs --image-config")
+    named = params["output_format"]
+    others = params["as_json"] or params["compat"] or params["digest_only"] or params["raw"]
+    if image_config and (others or named in ("json", "extended-json")):
+        raise UsageError(
+            "--image-config shows in the table, --format extended-json-v2 and templates",
+            hint="--json, --compat docker, --digest, --raw and extended-json (v1) keep their "
+            "documented shape",
+        )
+
+
 def refuse_useless_combinations(request: InspectRequest, style: TableStyle) -> None:
     """Options that cannot affect the chosen output are usage errors, not silently ignored.
 
@@ -103,7 +159,7 @@ def refuse_useless_combinations(request: InspectRequest, style: TableStyle) -> N
     if request.mode is OutputMode.TABLE:
         return
     flag = MODE_FLAGS[request.mode]
-    if request.sizes and request.mode is not OutputMode.EXTENDED_JSON:
+    if request.sizes and request.mode not in SIZES_MODES:
         raise UsageError(
             f"--sizes cannot be combined with {flag}",
             hint="sizes are shown in the table and in --format extended-json",
@@ -242,3 +298,131 @@ def auth_explanation(
         document["registrySettings"] = tls
         return json.dumps(document) + "\n"
     return explanation.describe() + "".join(f"{line}\n" for line in tls)
+
+
+# ----------------------------------------------------- tags, referrers and diff
+
+
+@contextlib.contextmanager
+def tool_inspector(
+    first: str,
+    params: dict[str, Any],
+    *,
+    stderr: Callable[[str], None],
+    open_cache: Callable[[Callable[[str], None] | None], Cache],
+) -> Iterator[Inspector]:
+    """The Inspector of a `tags`/`referrers`/`diff` run, as its options describe it (they
+    are taken out of ``params``): credentials, --insecure, --no-cache, --debug."""
+    credential_params = {name: params.pop(name) for name in CREDENTIAL_PARAMS}
+    log = (lambda line: stderr(f"debug: {line}")) if params.pop("debug") else None
+    resolver, settings = credentials_and_settings(
+        **credential_params,
+        first_domain=domain_of(first),
+        log=log,
+        warn=lambda message: stderr(f"warning: {message}"),
+    )
+    with make_inspector(
+        resolver=resolver,
+        settings=settings,
+        insecure=params.pop("insecure"),
+        max_wait=5.0,
+        cache=None if params.pop("no_cache") else open_cache(log),
+        log=log,
+    ) as inspector:
+        yield inspector
+
+
+@dataclass(frozen=True)
+class TagsQuery:
+    """What `imginspect tags` lists: the repository, a filter, an order, a limit, and
+    whether each tag's digest is resolved (``workers`` HEAD requests at a time)."""
+
+    target: Target
+    keep: Callable[[str], bool]
+    version_order: bool = False
+    reverse: bool = False
+    limit: int = 100_000
+    digests: bool = False
+    workers: int = 8
+
+
+def tags_query(repository: str, params: dict[str, Any]) -> TagsQuery:
+    """The `tags` command's query (its options are taken out of ``params``), validated."""
+    from imginspect.reference import Reference
+    from imginspect.tags import tag_filter
+    from imginspect.target import parse_target
+
+    target = parse_target(repository)
+    if isinstance(target, Reference) and (target.digest or f":{target.tag}" in repository):
+        raise UsageError(
+            f"{repository} names a tag or digest; give the repository only",
+            hint="imginspect tags REPOSITORY --match 'GLOB'",
+        )
+    sort, reverse = params.pop("sort"), params.pop("reverse")
+    if reverse and sort != "version":
+        raise UsageError("--reverse needs --sort version")
+    return TagsQuery(
+        target=target,
+        keep=tag_filter(params.pop("glob"), params.pop("regex")),
+        version_order=sort == "version",
+        reverse=reverse,
+        limit=params.pop("limit"),
+        digests=params.pop("digests"),
+        workers=params.pop("concurrency"),
+    )
+
+
+def list_tags(
+    inspector: Inspector, query: TagsQuery, *, cache: Cache | None = None
+) -> Iterator[str | TagDigest]:
+    """The tags ``query`` asks for, streamed unless sorted; with ``digests``, each resolved
+    (one HEAD per tag, in order; ``cache`` records what they point to)."""
+    from imginspect import tags
+
+    source = inspector.source_for(query.target)
+    path = query.target.path
+    listed: Iterator[str] = (
+        t for t in tags.iter_tags(source, path, limit=query.limit) if query.keep(t)
+    )
+    if query.version_order:
+        listed = iter(tags.sort_by_version(listed, reverse=query.reverse))
+    if not query.digests:
+        return listed
+    return tags.tag_digests(
+        source, path, listed, workers=query.workers, cache=cache, cache_name=query.target.name
+    )
+
+
+@dataclass(frozen=True)
+class ReferrersQuery:
+    """What `imginspect referrers` reports, and the evidence it requires (None: no check)."""
+
+    target: Target
+    platform: Platform | None = None
+    artifact_type: str | None = None
+    require: tuple[str, ...] | None = None
+
+
+def referrers_query(reference: str, params: dict[str, Any]) -> ReferrersQuery:
+    """The `referrers` command's query (its options are taken out of ``params``)."""
+    from imginspect import platforms, referrers
+    from imginspect.target import parse_target
+
+    target = parse_target(reference)
+    required = params.pop("require_evidence")
+    platform_text = params.pop("platform_text")
+    return ReferrersQuery(
+        target=target,
+        platform=platforms.parse_platform(platform_text) if platform_text else None,
+        artifact_type=params.pop("artifact_type"),
+        require=referrers.parse_required(required) if required is not None else None,
+    )
+
+
+def compare_targets(inspector: Inspector, targets: tuple[Target, Target]) -> ImageDiff:
+    """`imginspect diff`: both targets inspected (an index with its images), compared."""
+    from imginspect.diff import compare
+
+    results = [inspector.inspect(t) for t in targets]
+    images = [inspector.image_children(r) if r.is_index else None for r in results]
+    return compare(results[0], results[1], a_images=images[0], b_images=images[1])

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from imginspect.template import Struct, Template
 
 
+#: The ``--format`` values that name an output mode; any other value is a template.
+FORMAT_NAMES = ("table", "json", "extended-json", "extended-json-v2")
+
+
 class OutputMode(enum.Enum):
     """What is printed for each reference."""
 
@@ -35,11 +39,21 @@ class OutputMode(enum.Enum):
     DIGEST = "digest"
     #: the manifest bytes as received
     RAW = "raw"
+    #: the version 2 extended document, with ``--image-config``'s images (extended-v2.json)
+    EXTENDED_JSON_V2 = "extended-json-v2"
+    #: a Go template (``--format '{{...}}'``), executed over :func:`template_data`; the
+    #: template is the request's (:attr:`~imginspect.batch.InspectRequest.template`)
+    TEMPLATE = "template"
 
     @property
     def is_json(self) -> bool:
         """One JSON document per line (a failed reference of a batch gets an error object)."""
-        return self in (OutputMode.JSON, OutputMode.DOCKER, OutputMode.EXTENDED_JSON)
+        return self in (
+            OutputMode.JSON,
+            OutputMode.DOCKER,
+            OutputMode.EXTENDED_JSON,
+            OutputMode.EXTENDED_JSON_V2,
+        )
 
     @property
     def reads_config(self) -> bool:
@@ -58,16 +72,28 @@ class TableStyle:
 
 
 def render(
-    outcome: Outcome, mode: OutputMode, *, batch: bool = False, style: TableStyle | None = None
+    outcome: Outcome,
+    mode: OutputMode,
+    *,
+    batch: bool = False,
+    style: TableStyle | None = None,
+    template: Template | None = None,
 ) -> bytes:
     """The bytes printed for ``outcome`` on stdout (errors are not part of them, except as
     the error object of a failed batch reference in the JSON modes). A table is laid out at
-    its natural width, as for a file; :func:`write_table` draws it for a terminal."""
+    its natural width, as for a file; :func:`write_table` draws it for a terminal.
+    :attr:`OutputMode.TEMPLATE` executes ``template``."""
     if mode is OutputMode.TABLE:
         buffer = io.StringIO()
         write_table(outcome, buffer, style=style or TableStyle(), batch=batch)
         return buffer.getvalue().encode()
     error, result = outcome.error, outcome.result
+    if mode is OutputMode.TEMPLATE:
+        if template is None:
+            raise ValueError("OutputMode.TEMPLATE renders a template: pass template=")
+        return render_template(outcome, template)
+    if mode is OutputMode.EXTENDED_JSON_V2:
+        return render_extended_v2(outcome, batch=batch)
     if batch and mode.is_json and error is not None:
         from imginspect.extended import encode_line, error_document
 

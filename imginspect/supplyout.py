@@ -9,10 +9,10 @@ artifact types) has passed validation or is escaped of control characters here.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from imginspect.diff import ImageDiff
+from imginspect.diff import ImageDiff, ImagesDifferError
 from imginspect.manifest import Descriptor
 from imginspect.referrers import Evidence, SubjectEvidence, SupplyChainReport
 from imginspect.tags import TagDigest
@@ -224,3 +224,42 @@ __all__ = [
     "short",
     "tag_line",
 ]
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def tag_writes(
+    found: Iterable[str | TagDigest], *, as_json: bool, lines_per_write: int = 1000
+) -> Iterator[str]:
+    """The lines of ``imginspect tags``, joined ``lines_per_write`` at a time (one write per
+    1000 lines, not one per tag; 1 streams each line as soon as it is known)."""
+    chunk: list[str] = []
+    for tag in found:
+        chunk.append(tag_line(tag, as_json=as_json))
+        if len(chunk) >= lines_per_write:
+            yield "\n".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "\n".join(chunk)
+
+
+def referrers_output(report: SupplyChainReport, *, as_json: bool, no_trunc: bool) -> str:
+    """What ``imginspect referrers`` prints: the JSON document or the table."""
+    if as_json:
+        return referrers_json(report)
+    return referrers_table(report, no_trunc=no_trunc)
+
+
+def diff_output(diff: ImageDiff, a_name: str, b_name: str, *, as_json: bool, no_trunc: bool) -> str:
+    """What ``imginspect diff`` prints: the JSON document or the table."""
+    if as_json:
+        return diff_json(diff, a_name, b_name)
+    return diff_table(diff, a_name, b_name, no_trunc=no_trunc)
+
+
+def differ_error(diff: ImageDiff, a_name: str, b_name: str) -> ImagesDifferError | None:
+    """The verdict of ``imginspect diff`` (exit 9) when the images differ, else None."""
+    if not diff.differ:
+        return None
+    return ImagesDifferError(f"{a_name} and {b_name} differ: {diff_summary(diff)}")

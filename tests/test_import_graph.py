@@ -1,0 +1,177 @@
+"""The ``--json`` import graph does not grow unnoticed (issue 15: start-up at the httpx floor).
+
+``python -X importtime -m imginspect --json REF`` lists every module the run imports. Minus what
+the bare interpreter imports at start-up in the same environment (``-c pass``: site, .pth files
+such as an editable install's finder or coverage's subprocess hook), the set must be a subset of
+the allow-list below: imginspect's own modules by full name, everything else by top-level
+package (stable across patch releases of the dependencies). An added import fails this test,
+naming it, until the list is updated on purpose (after checking what it costs at start-up:
+``python -X importtime -m imginspect --json REF 2>&1 | sort -t'|' -k2 -n | tail``).
+
+The list is a superset across the supported Pythons and dependency versions (a module only
+some of them import is allowed); names a run does not import are fine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.corpus import PushedImage
+from tests.support.registry import Registry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAYOUT = REPO_ROOT / "examples" / "multiarch"
+
+#: imginspect's modules a ``--json`` run may import (full names).
+OWN_MODULES = frozenset(
+    {
+        "imginspect",
+        "imginspect._httpx_compat",
+        "imginspect.auth",
+        "imginspect.batch",
+        "imginspect.cache",
+        "imginspect.challenge",
+        "imginspect.checks",
+        "imginspect.cli",
+        "imginspect.console",
+        "imginspect.credentials",
+        "imginspect.digest",
+        "imginspect.errors",
+        "imginspect.files",
+        "imginspect.hosts",
+        "imginspect.inspector",
+        "imginspect.jsonenc",
+        "imginspect.layout",
+        "imginspect.manifest",
+        "imginspect.mediatypes",
+        "imginspect.mirrors",
+        "imginspect.options",
+        "imginspect.output",
+        "imginspect.platforms",
+        "imginspect.progress",
+        "imginspect.reference",
+        "imginspect.registry",
+        "imginspect.result",
+        "imginspect.settings",
+        "imginspect.sources",
+        "imginspect.target",
+        "imginspect.transport",
+    }
+)
+
+#: Other top-level packages and modules a ``--json`` run may import. Optional accelerators
+#: httpx/httpcore probe for (brotli, zstandard, h2, socksio, anyio, trio) and Windows-only
+#: modules the stdlib probes for are listed because ``-X importtime`` reports the attempt.
+OTHER_PACKAGES = frozenset(
+    {
+        # dependencies
+        "anyio", "brotli", "brotlicffi", "certifi", "click", "h11", "h2", "httpcore", "httpx",
+        "idna", "platformdirs", "socksio", "sniffio", "trio", "zstandard",
+        # standard library
+        "_ast", "_bisect", "_blake2", "_bz2", "_compression", "_contextvars", "_datetime",
+        "_hashlib", "_heapq", "_json", "_locale", "_lzma", "_opcode", "_opcode_metadata",
+        "_posixsubprocess", "_random", "_sha2", "_sha512", "_socket", "_ssl", "_string",
+        "_struct", "_typing", "_uuid", "_weakrefset", "_colorize", "_wmi", "annotationlib",
+        "array", "ast", "atexit", "base64", "binascii", "bisect", "bz2", "calendar",
+        "collections", "contextvars", "copy", "dataclasses", "datetime", "difflib", "dis",
+        "email", "encodings", "fcntl", "gc", "gettext", "grp", "hashlib", "heapq", "http",
+        "importlib", "inspect", "json", "linecache", "locale", "logging", "lzma", "math",
+        "mimetypes", "msvcrt", "nt", "opcode", "org", "platform", "pwd", "quopri", "random",
+        "runpy", "select", "selectors", "shutil", "signal", "socket", "ssl", "string",
+        "stringprep", "struct", "subprocess", "tarfile", "tempfile", "textwrap", "threading",
+        "token", "tokenize", "traceback", "typing", "unicodedata", "urllib", "uuid", "warnings",
+        "weakref", "winreg", "zlib",
+    }
+)  # fmt: skip
+
+_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """Module names of ``-X importtime`` lines (the column header is not one)."""
+    return {m.group(1) for line in stderr.splitlines() if (m := _LINE.match(line))}
+
+
+def child_env(tmp_path: Path) -> dict[str, str]:
+    """No coverage hook, no PYTHONPATH tricks, no caller settings: the program's own imports."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COVERAGE_", "IMGINSPECT_", "PYTHON"))
+    }
+    env["IMGINSPECT_CACHE_DIR"] = str(tmp_path / "cache")
+    env["HOME"] = str(tmp_path)
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    return env
+
+
+def run_importtime(
+    tmp_path: Path, args: list[str]
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    env = child_env(tmp_path)
+    cmd = [sys.executable, "-X", "importtime"]
+    startup = subprocess.run(
+        [*cmd, "-c", "pass"], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    done = subprocess.run(
+        [*cmd, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    return done, imported_modules(done.stderr) - imported_modules(startup.stderr)
+
+
+def not_allowed(modules: set[str]) -> list[str]:
+    """What the allow-list does not cover: own modules by name, others by top-level name."""
+    new = set()
+    for name in modules:
+        if name.split(".")[0] == "imginspect":
+            if name not in OWN_MODULES:
+                new.add(name)
+        elif name.split(".")[0] not in OTHER_PACKAGES:
+            new.add(name)
+    return sorted(new)
+
+
+def check(done: subprocess.CompletedProcess[str], modules: set[str]) -> None:
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith(("{", "[")), done.stdout[:200]
+    # Not vacuous: the run's own modules were seen.
+    assert {"imginspect.cli", "imginspect.inspector"} <= modules, sorted(modules)
+    new = not_allowed(modules)
+    assert not new, (
+        "the --json run imports modules the allow-list in tests/test_import_graph.py does "
+        f"not have: {', '.join(new)}. If that is on purpose (check their -X importtime cost), "
+        "add them to OWN_MODULES/OTHER_PACKAGES."
+    )
+
+
+def test_json_of_a_layout_imports_only_allowed_modules(tmp_path: Path) -> None:
+    done, modules = run_importtime(tmp_path, ["-m", "imginspect", "--json", f"oci:{LAYOUT}"])
+    check(done, modules)
+
+
+def test_json_of_a_registry_reference_imports_only_allowed_modules(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: dict[str, PushedImage]
+) -> None:
+    image = corpus_plain["oci-index"]
+    ref = registry_plain.ref(image.repo, image.tag)
+    done, modules = run_importtime(tmp_path, ["-m", "imginspect", "--json", ref])
+    check(done, modules)
+
+
+@pytest.mark.parametrize("extra", ["asyncio", "rich", "imginspect.template"])
+def test_an_added_import_fails_the_check(tmp_path: Path, extra: str) -> None:
+    """The check catches a new import: the same run with one more module imported first
+    (a heavy stdlib package, the console library the CLI must not load for --json, and an
+    own module --json does not need)."""
+    program = f"import {extra}, runpy; runpy.run_module('imginspect', run_name='__main__')"
+    done, modules = run_importtime(tmp_path, ["-c", program, "--json", f"oci:{LAYOUT}"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert extra.split(".")[0] in {m.split(".")[0] for m in not_allowed(modules)}
+    with pytest.raises(AssertionError, match=re.escape(extra)):
+        check(done, modules)

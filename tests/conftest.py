@@ -30,6 +30,16 @@ settings.register_profile("imginspect", deadline=None, suppress_health_check=[He
 settings.load_profile("imginspect")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regenerate-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/*.json from the CLI's output (only output that equals the "
+        "independent model in tests/expected.py is written)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "needs_tool(*names): the test runs these programs (see require_tool)"

@@ -1,10 +1,15 @@
 """End to end: `imginspect --json` for every corpus image, by tag and by digest, on the plain,
-TLS and token-auth registries; Basic auth through the library; golden files; the table."""
+TLS and token-auth registries; Basic auth through the library; golden files; the table.
+
+The oracle is the independent model in ``tests/expected.py``. ``tests/golden/*.json`` are a
+readable snapshot of the CLI's ``--json`` output (indented), for review in diffs: they are
+written by ``pytest tests/test_inspect_corpus.py --regenerate-goldens``, and only from output
+that equals the model, so a golden cannot hide a bug the model catches.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -21,7 +26,11 @@ from tests.support.corpus import CORPUS_KEYS, PushedImage
 from tests.support.registry import Registry
 
 GOLDEN = Path(__file__).parent / "golden"
-UPDATE_GOLDEN = os.environ.get("IMGINSPECT_UPDATE_GOLDEN") == "1"
+
+
+def golden_text(stdout: bytes) -> str:
+    """The readable form of a ``--json`` line: the same document, indented, keys in order."""
+    return json.dumps(json.loads(stdout), indent=2, ensure_ascii=False) + "\n"
 
 
 def _setup(request: pytest.FixtureRequest, variant: str) -> tuple[Registry, dict[str, PushedImage]]:
@@ -47,16 +56,32 @@ def test_json_matches_expected(
 
 @pytest.mark.parametrize("key", CORPUS_KEYS)
 def test_golden_json(
-    corpus_plain: dict[str, PushedImage], registry_plain: Registry, key: str
+    request: pytest.FixtureRequest,
+    corpus_plain: dict[str, PushedImage],
+    registry_plain: Registry,
+    key: str,
 ) -> None:
-    """The corpus is deterministic, so its JSON is too: a change in output shows up here."""
+    """The CLI's output equals the model byte for byte (checked first: a golden is never
+    written from output the model refuses), then the golden equals that output."""
     image = corpus_plain[key]
     result = run_imginspect("--json", registry_plain.ref(image.repo, image.tag))
     assert result.code == 0, result.stderr
+    assert result.stdout == expected_json(image), "the CLI disagrees with tests/expected.py"
     golden = GOLDEN / f"{key}.json"
-    if UPDATE_GOLDEN:
-        golden.write_bytes(result.stdout)
-    assert result.stdout == golden.read_bytes()
+    if request.config.getoption("--regenerate-goldens"):
+        golden.write_text(golden_text(result.stdout))
+    assert golden.read_text() == golden_text(result.stdout), (
+        f"{golden} is out of date: review the change, then run "
+        "pytest tests/test_inspect_corpus.py -k golden --regenerate-goldens"
+    )
+
+
+def test_every_golden_is_a_corpus_image() -> None:
+    """No stale snapshot: one golden per corpus key, nothing else."""
+    assert sorted(path.stem for path in GOLDEN.glob("*.json")) == sorted(CORPUS_KEYS)
+    assert sorted(path.name for path in GOLDEN.iterdir()) == sorted(
+        f"{k}.json" for k in CORPUS_KEYS
+    )
 
 
 def test_tag_and_digest_resolves_by_digest(

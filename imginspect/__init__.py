@@ -3,8 +3,10 @@
 The public API (``__all__``) is what the command line uses: :func:`inspect` for one image,
 :class:`Inspector` to share connections and tokens across references,
 :func:`inspect_one`/:func:`inspect_many` with an :class:`InspectRequest` for the CLI's
-checks, platform selection and batches, :func:`batch_exit_code`, and :func:`render` in each
-:class:`OutputMode`.
+checks, platform selection, image configs (``image_config``: :class:`ImageDetails`,
+:class:`ImageConfig`) and batches, :func:`batch_exit_code`, and :func:`render` in each
+:class:`OutputMode` (a :class:`Template` for ``OutputMode.TEMPLATE``); tags
+(:func:`iter_tags`), supply-chain evidence (:func:`supply_chain`) and :func:`compare`.
 
 The package root stays import-light on purpose: the CLI's start-up time matters, so
 nothing here imports httpx, click or rich; the names are loaded on first use.
@@ -40,8 +42,16 @@ if TYPE_CHECKING:
     )
     from imginspect.checks import check_expected_digest, check_required, select_platform
     from imginspect.diff import ImageDiff, ImagesDifferError, compare
+    from imginspect.imageconfig import (
+        Healthcheck,
+        HistoryEntry,
+        ImageConfig,
+        ImageDetails,
+        LayerStep,
+        decode_image_config,
+    )
     from imginspect.inspector import Inspector
-    from imginspect.output import OutputMode, TableStyle, render
+    from imginspect.output import OutputMode, TableStyle, render, template_data
     from imginspect.platforms import parse_platform
     from imginspect.referrers import (
         MissingEvidenceError,
@@ -52,6 +62,7 @@ if TYPE_CHECKING:
     from imginspect.result import InspectResult
     from imginspect.tags import iter_tags, sort_by_version, tag_digests, tag_filter
     from imginspect.target import parse_target
+    from imginspect.template import Template, TemplateError
 
 __version__ = "0.1.0"
 
@@ -66,6 +77,15 @@ _LAZY = {
     "check_required": "imginspect.checks",
     "select_platform": "imginspect.checks",
     "Inspector": "imginspect.inspector",
+    "Healthcheck": "imginspect.imageconfig",
+    "HistoryEntry": "imginspect.imageconfig",
+    "ImageConfig": "imginspect.imageconfig",
+    "ImageDetails": "imginspect.imageconfig",
+    "LayerStep": "imginspect.imageconfig",
+    "decode_image_config": "imginspect.imageconfig",
+    "Template": "imginspect.template",
+    "TemplateError": "imginspect.template",
+    "template_data": "imginspect.output",
     "ImageDiff": "imginspect.diff",
     "ImagesDifferError": "imginspect.diff",
     "compare": "imginspect.diff",
@@ -89,6 +109,10 @@ __all__ = [
     "AuthError",
     "DigestDriftError",
     "ExitCode",
+    "Healthcheck",
+    "HistoryEntry",
+    "ImageConfig",
+    "ImageDetails",
     "ImageDiff",
     "ImagesDifferError",
     "ImginspectError",
@@ -96,6 +120,7 @@ __all__ = [
     "InspectResult",
     "Inspector",
     "InvalidReferenceError",
+    "LayerStep",
     "MissingEvidenceError",
     "MissingPlatformError",
     "NetworkError",
@@ -107,6 +132,8 @@ __all__ = [
     "RegistryError",
     "SupplyChainReport",
     "TableStyle",
+    "Template",
+    "TemplateError",
     "UsageError",
     "__version__",
     "batch_exit_code",
@@ -114,6 +141,7 @@ __all__ = [
     "check_expected_digest",
     "check_required",
     "compare",
+    "decode_image_config",
     "inspect",
     "inspect_many",
     "inspect_one",
@@ -126,6 +154,7 @@ __all__ = [
     "supply_chain",
     "tag_digests",
     "tag_filter",
+    "template_data",
 ]
 
 

@@ -241,3 +241,123 @@ def test_readme_library_example_runs() -> None:
         f"{digest}  oci:examples/multiarch:latest",
         "exit 0",
     ]
+
+
+# -- image configs, templates, tags, referrers and diff --------------------------------------
+
+
+def test_image_config_and_template(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    """--image-config, extended-json-v2 and a template through the public API: a template
+    that reads .Images fetches the image configs by itself."""
+    image = corpus_plain["buildkit"]
+    ref = _ref(registry_plain, image)
+    images = [child.digest for child in image.children[:2]]  # the attestation is skipped
+    v2 = InspectRequest(mode=OutputMode.EXTENDED_JSON_V2, image_config=True)
+    template = imginspect.Template(
+        "{{range .Images}}{{.Digest}} {{.Platform.Architecture}}\n{{end}}"
+    )
+    templated = InspectRequest(mode=OutputMode.TEMPLATE, template=template)
+    with Inspector() as inspector:
+        outcome = inspect_one(inspector, ref, v2)
+        executed = inspect_one(inspector, ref, templated)
+        attested = inspect_one(inspector, ref, InspectRequest(image_config=True, attestations=True))
+    assert outcome.error is None and outcome.result is not None
+    assert outcome.result.images is not None
+    assert all(isinstance(d, imginspect.ImageDetails) for d in outcome.result.images)
+    assert all(isinstance(d.config, imginspect.ImageConfig) for d in outcome.result.images)
+    document = json.loads(render(outcome, OutputMode.EXTENDED_JSON_V2))
+    assert document["schemaVersion"] == 2
+    assert [i["digest"] for i in document["images"]] == images
+    text = render(executed, OutputMode.TEMPLATE, template=template).decode()
+    assert text == f"{images[0]} amd64\n{images[1]} arm64\n"
+    assert attested.result is not None and attested.result.images is not None
+    assert [d.digest for d in attested.result.images] == [c.digest for c in image.children]
+    # the configuration decoder on its own, from the bytes that were pushed
+    config = image.children[0].config
+    assert config is not None
+    decoded = imginspect.decode_image_config(config.data)
+    assert decoded == outcome.result.images[0].config
+    with pytest.raises(imginspect.TemplateError):
+        imginspect.Template("{{.Name")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"mode": OutputMode.JSON, "image_config": True},
+        {"mode": OutputMode.EXTENDED_JSON, "image_config": True},
+        {"mode": OutputMode.DIGEST, "image_config": True},
+        {"attestations": True},
+        {"mode": OutputMode.TEMPLATE},
+        {"template": "not with the table"},
+    ],
+)
+def test_image_config_requests_that_cannot_work(fields: dict[str, object]) -> None:
+    if fields.get("template") == "not with the table":
+        fields = {"template": imginspect.Template("{{.Name}}")}
+    with pytest.raises(imginspect.UsageError):
+        InspectRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_image_configs_are_read_within_the_reference_deadline(
+    registry_plain: Registry, corpus_plain: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One deadline per reference: the image configs get what the inspection left of it,
+    not a fresh one (time left, read at the end of inspect and at the start of
+    image_details, never goes up)."""
+    from imginspect.transport import remaining_time
+
+    left: dict[str, float | None] = {}
+    original_inspect, original_details = Inspector.inspect, Inspector.image_details
+
+    def inspect(self: Inspector, *args: object, **kwargs: object) -> imginspect.InspectResult:
+        result = original_inspect(self, *args, **kwargs)  # type: ignore[arg-type]
+        left["inspect"] = remaining_time()
+        return result
+
+    def image_details(self: Inspector, *args: object, **kwargs: object) -> imginspect.InspectResult:
+        left["details"] = remaining_time()
+        return original_details(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Inspector, "inspect", inspect)
+    monkeypatch.setattr(Inspector, "image_details", image_details)
+    request = InspectRequest(mode=OutputMode.EXTENDED_JSON_V2, image_config=True, timeout=600)
+    with Inspector() as inspector:
+        outcome = inspect_one(inspector, _ref(registry_plain, corpus_plain["buildkit"]), request)
+    assert outcome.error is None
+    after_inspect, at_details = left["inspect"], left["details"]
+    assert after_inspect is not None and at_details is not None
+    assert at_details <= after_inspect < 600
+
+
+def test_tags_referrers_and_diff(registry_plain: Registry, corpus_plain: Corpus) -> None:
+    """`imginspect tags`, `referrers` and `diff` through the public API alone."""
+    index, other = corpus_plain["buildkit"], corpus_plain["oci-index"]
+    target = imginspect.parse_target(_ref(registry_plain, index))
+    with Inspector() as inspector:
+        source = inspector.source_for(target)
+        listed = list(imginspect.iter_tags(source, target.path))
+        keep = imginspect.tag_filter(glob=index.tag)
+        resolved = list(imginspect.tag_digests(source, target.path, filter(keep, listed)))
+        report = imginspect.supply_chain(inspector, target)
+        results = [
+            inspector.inspect(imginspect.parse_target(_ref(registry_plain, i)))
+            for i in (index, other)
+        ]
+        same = imginspect.compare(results[0], results[0])
+        changed = imginspect.compare(
+            results[0],
+            results[1],
+            a_images=inspector.image_children(results[0]),
+            b_images=inspector.image_children(results[1]),
+        )
+    assert index.tag in listed
+    assert [(t.tag, t.digest) for t in resolved] == [(index.tag, index.digest)]
+    assert isinstance(report, imginspect.SupplyChainReport)
+    assert report.result.descriptor.digest == index.digest
+    assert {s.label for s in report.images()} == {"linux/amd64", "linux/arm64"}
+    verdict = imginspect.check_evidence(report, ("signature",), given="x")
+    assert isinstance(verdict, imginspect.MissingEvidenceError) and verdict.exit_code == 7
+    assert not same.differ and changed.differ
+    assert isinstance(same, imginspect.ImageDiff)
+    assert imginspect.ImagesDifferError("x").exit_code == 9

@@ -228,9 +228,7 @@ class Authenticator:
         Registry answers so for a revoked or expired token) drops that token and answers
         the challenge known from before. Returns ``None`` when retrying cannot help.
         """
-        challenge = preferred_challenge(
-            parse_challenges(response.header_list("www-authenticate"))
-        )
+        challenge = preferred_challenge(parse_challenges(response.header_list("www-authenticate")))
         if challenge is None:
             known = self._challenge
             if known is None or known.scheme != "bearer" or sent is None:

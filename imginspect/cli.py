@@ -535,11 +535,12 @@ def tags_command(repository: str, **params: Any) -> None:
     """List the tags of REPOSITORY (ubuntu, ghcr.io/org/app, oci:DIR), following the
     registry's pagination; streamed unless sorted."""
     from imginspect import options, supplyout
+    from imginspect.tags import query_tags
 
     as_json = params.pop("as_json")
     query = options.tags_query(repository, params)
     with _tool_inspector(repository, params) as inspector:
-        found = options.list_tags(inspector, query, cache=_run_cache)
+        found = query_tags(inspector, query, cache=_run_cache)
         per_write = 1 if query.digests else 1000  # digests stream as each HEAD answers
         for text in supplyout.tag_writes(found, as_json=as_json, lines_per_write=per_write):
             _echo(text)
@@ -593,13 +594,14 @@ def referrers_command(reference: str, **params: Any) -> None:
 def diff_command(a: str, b: str, **params: Any) -> None:
     """Compare two images (registry references or oci:/oci-archive: layouts): descriptor,
     platforms added or removed, per platform digest and size. Exit 9 when they differ."""
-    from imginspect import options, supplyout
+    from imginspect import supplyout
+    from imginspect.diff import compare_targets
     from imginspect.target import parse_target
 
     targets = parse_target(a), parse_target(b)
     as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
     with _tool_inspector(a, params) as inspector:
-        found = options.compare_targets(inspector, targets)
+        found = compare_targets(inspector, targets)
     _echo(supplyout.diff_output(found, a, b, as_json=as_json, no_trunc=no_trunc), nl=False)
     verdict = supplyout.differ_error(found, a, b)
     if verdict is not None:

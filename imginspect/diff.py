@@ -20,7 +20,9 @@ from imginspect.errors import ExitCode, ImginspectError
 from imginspect.manifest import Child, ChildKind, Descriptor
 
 if TYPE_CHECKING:
+    from imginspect.inspector import Inspector
     from imginspect.result import InspectResult
+    from imginspect.target import Target
 
 SAME = "same"
 CHANGED = "changed"
@@ -152,3 +154,10 @@ def compare(
         if key not in left:
             entries.append(EntryDiff(key, None, descriptor, None, compressed))
     return ImageDiff(a.descriptor, b.descriptor, tuple(entries))
+
+
+def compare_targets(inspector: Inspector, targets: tuple[Target, Target]) -> ImageDiff:
+    """`imginspect diff`: both targets inspected (an index with its images), compared."""
+    results = [inspector.inspect(t) for t in targets]
+    images = [inspector.image_children(r) if r.is_index else None for r in results]
+    return compare(results[0], results[1], a_images=images[0], b_images=images[1])

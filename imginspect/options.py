@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from imginspect.batch import InspectRequest
@@ -21,12 +20,10 @@ from imginspect.output import FORMAT_NAMES, OutputMode, TableStyle
 if TYPE_CHECKING:
     from imginspect.cache import Cache
     from imginspect.credentials import CredentialResolver
-    from imginspect.diff import ImageDiff
     from imginspect.inspector import Inspector
-    from imginspect.manifest import Platform
+    from imginspect.referrers import ReferrersQuery
     from imginspect.settings import RegistrySettings
-    from imginspect.tags import TagDigest
-    from imginspect.target import Target
+    from imginspect.tags import TagsQuery
     from imginspect.template import Template
 
 #: The parameter names of the credential options (cli._credential_options).
@@ -332,20 +329,6 @@ def tool_inspector(
         yield inspector
 
 
-@dataclass(frozen=True)
-class TagsQuery:
-    """What `imginspect tags` lists: the repository, a filter, an order, a limit, and
-    whether each tag's digest is resolved (``workers`` HEAD requests at a time)."""
-
-    target: Target
-    keep: Callable[[str], bool]
-    version_order: bool = False
-    reverse: bool = False
-    limit: int = 100_000
-    digests: bool = False
-    workers: int = 8
-
-
 def tags_query(repository: str, params: dict[str, Any]) -> TagsQuery:
     """The `tags` command's query (its options are taken out of ``params``), validated."""
     from imginspect.reference import Reference
@@ -361,6 +344,8 @@ def tags_query(repository: str, params: dict[str, Any]) -> TagsQuery:
     sort, reverse = params.pop("sort"), params.pop("reverse")
     if reverse and sort != "version":
         raise UsageError("--reverse needs --sort version")
+    from imginspect.tags import TagsQuery
+
     return TagsQuery(
         target=target,
         keep=tag_filter(params.pop("glob"), params.pop("regex")),
@@ -372,37 +357,6 @@ def tags_query(repository: str, params: dict[str, Any]) -> TagsQuery:
     )
 
 
-def list_tags(
-    inspector: Inspector, query: TagsQuery, *, cache: Cache | None = None
-) -> Iterator[str | TagDigest]:
-    """The tags ``query`` asks for, streamed unless sorted; with ``digests``, each resolved
-    (one HEAD per tag, in order; ``cache`` records what they point to)."""
-    from imginspect import tags
-
-    source = inspector.source_for(query.target)
-    path = query.target.path
-    listed: Iterator[str] = (
-        t for t in tags.iter_tags(source, path, limit=query.limit) if query.keep(t)
-    )
-    if query.version_order:
-        listed = iter(tags.sort_by_version(listed, reverse=query.reverse))
-    if not query.digests:
-        return listed
-    return tags.tag_digests(
-        source, path, listed, workers=query.workers, cache=cache, cache_name=query.target.name
-    )
-
-
-@dataclass(frozen=True)
-class ReferrersQuery:
-    """What `imginspect referrers` reports, and the evidence it requires (None: no check)."""
-
-    target: Target
-    platform: Platform | None = None
-    artifact_type: str | None = None
-    require: tuple[str, ...] | None = None
-
-
 def referrers_query(reference: str, params: dict[str, Any]) -> ReferrersQuery:
     """The `referrers` command's query (its options are taken out of ``params``)."""
     from imginspect import platforms, referrers
@@ -411,18 +365,11 @@ def referrers_query(reference: str, params: dict[str, Any]) -> ReferrersQuery:
     target = parse_target(reference)
     required = params.pop("require_evidence")
     platform_text = params.pop("platform_text")
+    from imginspect.referrers import ReferrersQuery
+
     return ReferrersQuery(
         target=target,
         platform=platforms.parse_platform(platform_text) if platform_text else None,
         artifact_type=params.pop("artifact_type"),
         require=referrers.parse_required(required) if required is not None else None,
     )
-
-
-def compare_targets(inspector: Inspector, targets: tuple[Target, Target]) -> ImageDiff:
-    """`imginspect diff`: both targets inspected (an index with its images), compared."""
-    from imginspect.diff import compare
-
-    results = [inspector.inspect(t) for t in targets]
-    images = [inspector.image_children(r) if r.is_index else None for r in results]
-    return compare(results[0], results[1], a_images=images[0], b_images=images[1])

@@ -434,3 +434,13 @@ def supply_chain(
         futures = [pool.submit(contextvars.copy_context().run, one, s) for s in subjects]
         done = tuple(f.result() for f in futures)
     return SupplyChainReport(result, done)
+
+
+@dataclass(frozen=True)
+class ReferrersQuery:
+    """What `imginspect referrers` reports, and the evidence it requires (None: no check)."""
+
+    target: Target
+    platform: Platform | None = None
+    artifact_type: str | None = None
+    require: tuple[str, ...] | None = None

@@ -25,7 +25,9 @@ from imginspect.errors import UsageError
 
 if TYPE_CHECKING:
     from imginspect.cache import Cache
+    from imginspect.inspector import Inspector
     from imginspect.sources import Source
+    from imginspect.target import Target
 
 #: ``--limit`` default: the most tags one listing returns.
 DEFAULT_LIMIT = 100_000
@@ -182,3 +184,37 @@ def tag_digests(
         finally:
             for future in window:
                 future.cancel()
+
+
+# ------------------------------------------------------------------ queries
+
+
+@dataclass(frozen=True)
+class TagsQuery:
+    """What `imginspect tags` lists: the repository, a filter, an order, a limit, and
+    whether each tag's digest is resolved (``workers`` HEAD requests at a time)."""
+
+    target: Target
+    keep: Callable[[str], bool]
+    version_order: bool = False
+    reverse: bool = False
+    limit: int = 100_000
+    digests: bool = False
+    workers: int = 8
+
+
+def query_tags(
+    inspector: Inspector, query: TagsQuery, *, cache: Cache | None = None
+) -> Iterator[str | TagDigest]:
+    """The tags ``query`` asks for, streamed unless sorted; with ``digests``, each resolved
+    (one HEAD per tag, in order; ``cache`` records what they point to)."""
+    source = inspector.source_for(query.target)
+    path = query.target.path
+    listed: Iterator[str] = (t for t in iter_tags(source, path, limit=query.limit) if query.keep(t))
+    if query.version_order:
+        listed = iter(sort_by_version(listed, reverse=query.reverse))
+    if not query.digests:
+        return listed
+    return tag_digests(
+        source, path, listed, workers=query.workers, cache=cache, cache_name=query.target.name
+    )

@@ -28,8 +28,16 @@ from imginspect.batch import ordered_map as _ordered_map  # noqa: F401 (tests im
 from imginspect.console import OutputError, ReaderGone, exit_now
 from imginspect.console import skip_async_frameworks as _skip_async_frameworks  # noqa: F401
 from imginspect.errors import ExitCode, ImginspectError, UsageError
-from imginspect.options import CREDENTIAL_PARAMS
-from imginspect.output import FORMAT_NAMES, OutputMode
+from imginspect.options import (
+    AUTH_OPTIONS,
+    CREDENTIAL_PARAMS,
+    DIFF_OPTIONS,
+    INSPECT_OPTIONS,
+    REFERRERS_OPTIONS,
+    TAGS_OPTIONS,
+    OptionSpec,
+)
+from imginspect.output import OutputMode
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -58,15 +66,52 @@ Exit codes:
   (batches: the highest failure 1-6, else the highest check 7-8; stdout closed or full: 2)
 """
 
-OUTPUT_MODES = FORMAT_NAMES
+_TYPES: dict[str, Callable[[OptionSpec], Any]] = {
+    "choice": lambda spec: click.Choice(list(spec.choices)),
+    "int_range": lambda spec: click.IntRange(*spec.range),  # type: ignore[arg-type]
+    "float_range": lambda spec: click.FloatRange(*spec.range),
+    "dir": lambda spec: click.Path(file_okay=False),
+    "file": lambda spec: click.Path(dir_okay=False),
+    "open_file": lambda spec: click.File("r"),
+}
 
 
-def _complete_format(
-    ctx: click.Context, param: click.Parameter, incomplete: str
-) -> list[CompletionItem]:
-    from click.shell_completion import CompletionItem
+def _completer(words: tuple[str, ...]) -> Callable[..., list[CompletionItem]]:
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> Any:
+        from click.shell_completion import CompletionItem
 
-    return [CompletionItem(m) for m in OUTPUT_MODES if m.startswith(incomplete)]
+        return [CompletionItem(w) for w in words if w.startswith(incomplete)]
+
+    return complete
+
+
+def _option(spec: OptionSpec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option an :class:`~imginspect.options.OptionSpec` describes."""
+    given = {
+        "metavar": spec.metavar,
+        "envvar": spec.envvar,
+        "multiple": spec.multiple or None,
+        "show_default": spec.show_default or None,
+        "default": spec.default,
+        "shell_complete": _completer(spec.completions) if spec.completions else None,
+        "is_flag": (spec.kind == "flag") or None,
+        "type": _TYPES[spec.kind](spec) if spec.kind in _TYPES else None,
+    }
+    kwargs: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if spec.kind == "bool_pair":
+        kwargs["default"] = spec.default  # --x/--no-x: None when neither is given
+    return click.option(*spec.flags, spec.dest, help=spec.help, **kwargs)
+
+
+def _options(specs: tuple[OptionSpec, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorate a command with the options of ``specs``, in that (--help) order."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for spec in reversed(specs):
+            func = _option(spec)(func)
+        return func
+
+    return decorate
 
 
 #: The cache of the running inspection: flushed once more when SIGTERM cut its flush short.
@@ -162,207 +207,13 @@ def cli() -> None:
     """
 
 
-def _credential_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by `inspect` and `auth`: where credentials and registry settings come
-    from (see imginspect.credentials and imginspect.settings)."""
-    options = [
-        click.option(
-            "--config",
-            "config_dir",
-            type=click.Path(file_okay=False),
-            metavar="DIR",
-            help="Docker client config directory (default: $DOCKER_CONFIG, else ~/.docker): "
-            "credentials from DIR/config.json (credHelpers, credsStore, auths).",
-        ),
-        click.option(
-            "--authfile",
-            type=click.Path(dir_okay=False),
-            metavar="FILE",
-            help="Take stored credentials from this podman/containers auth.json only "
-            "(docker's config and DOCKER_AUTH_CONFIG are then ignored).",
-        ),
-        click.option(
-            "--username",
-            metavar="USER",
-            help="Authenticate as USER (with --password-stdin), whatever is stored; for "
-            "the registry of the first reference only.",
-        ),
-        click.option(
-            "--password-stdin",
-            is_flag=True,
-            help="Read the password or token for --username from standard input.",
-        ),
-        click.option(
-            "--anonymous",
-            is_flag=True,
-            help="Use no credentials at all, whatever is stored.",
-        ),
-        click.option(
-            "--certs-dir",
-            "certs_dirs",
-            multiple=True,
-            type=click.Path(file_okay=False),
-            metavar="DIR",
-            help="certs.d root instead of /etc/docker/certs.d, ~/.config/docker/certs.d and "
-            "/etc/containers/certs.d (repeatable): DIR/HOST[:PORT]/*.crt are extra CAs, "
-            "*.cert + *.key a client certificate.",
-        ),
-        click.option(
-            "--daemon-config",
-            type=click.Path(dir_okay=False),
-            metavar="FILE",
-            help="daemon.json to take insecure-registries and registry-mirrors from "
-            "(default: /etc/docker/daemon.json, or ~/.config/docker/daemon.json).",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-#: TLS: shared by `inspect` and `auth` (which explains what inspect would do).
-_INSECURE_OPTION = click.option(
-    "--insecure",
-    is_flag=True,
-    help="Treat the registries as insecure: https without verification, then plain http. "
-    "Loopback registries are always treated so.",
-)
-
-
 @cli.command(
     "inspect",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=EPILOG,
 )
 @click.argument("references", nargs=-1, metavar="REFERENCE...")
-@click.option(
-    "-f",
-    "--file",
-    "ref_file",
-    type=click.File("r"),
-    help="Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
-)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print the Docker Engine's distribution-inspect JSON "
-    '({"Descriptor":...,"Platforms":...}), corrected where the daemon is wrong. '
-    "One line per reference.",
-)
-@click.option(
-    "--format",
-    "output_format",
-    metavar="FORMAT|TEMPLATE",
-    shell_complete=_complete_format,
-    help="Output format: table (default), json (as --json), extended-json: everything "
-    "the table shows, as a versioned JSON document (schema: imginspect/schemas/extended-v1.json), "
-    "extended-json-v2: the same with --image-config's images (extended-v2.json); anything "
-    "else is a Go template, as docker's --format: '{{json .Config.Labels}}'.",
-)
-@click.option(
-    "--compat",
-    type=click.Choice(["docker"]),
-    help="With 'docker': print byte for byte what the Docker Engine answers (implies --json).",
-)
-@click.option(
-    "--digest",
-    "digest_only",
-    is_flag=True,
-    help="Print only the digest (one HEAD request where possible; with --platform, the "
-    "selected image's digest). Batches print 'DIGEST  REFERENCE' lines.",
-)
-@click.option(
-    "--raw",
-    is_flag=True,
-    help="Print the manifest bytes exactly as received: `--raw R | sha256sum` is the digest.",
-)
-@click.option(
-    "--platform",
-    "platform_text",
-    metavar="OS/ARCH[/VARIANT]",
-    help="Select the image for this platform from an index and report it "
-    "('local' = this machine). Not found: exit 4.",
-)
-@click.option(
-    "--require",
-    multiple=True,
-    metavar="PLATFORMS",
-    help="Exit 7 unless every platform is present (repeatable or comma-separated; "
-    "arm64 = arm64/v8; attestations never count).",
-)
-@click.option(
-    "--require-only",
-    is_flag=True,
-    help="With --require: also exit 7 if the image has platforms beyond the required ones.",
-)
-@click.option(
-    "--expect-digest",
-    metavar="DIGEST",
-    help="Exit 8 if the reference (with --platform: the selected image) no longer has DIGEST.",
-)
-@click.option(
-    "--sizes",
-    is_flag=True,
-    help="Fetch each platform's manifest and show its compressed size (config + layers) "
-    "and layer count.",
-)
-@click.option(
-    "--image-config",
-    is_flag=True,
-    help="Show each image's configuration (created, user, entrypoint, cmd, env, ports, "
-    "labels, healthcheck, ...), layers and history: a single image, every image of an index, "
-    "or the one --platform selects. Table, extended-json-v2 and templates.",
-)
-@click.option(
-    "--with-attestations",
-    is_flag=True,
-    help="With --image-config: include the attestation manifests of an index.",
-)
-@click.option("--no-attestations", is_flag=True, help="Hide attestation entries from the table.")
-@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
-@click.option(
-    "--color/--no-color",
-    default=None,
-    help="Colour the table: auto by default (a terminal, and NO_COLOR unset).",
-)
-@_INSECURE_OPTION
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Parallel requests for batches and --sizes.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=60.0,
-    show_default=True,
-    envvar="IMGINSPECT_TIMEOUT",
-    metavar="SECONDS",
-    help="Give up on a reference after this long, whatever the registry does "
-    "(connect and read timeouts are 10 s and 30 s within it).",
-)
-@click.option(
-    "--max-wait",
-    type=click.FloatRange(min=0),
-    default=5.0,
-    show_default=True,
-    envvar="IMGINSPECT_MAX_WAIT",
-    metavar="SECONDS",
-    help="Longest wait before a retry (Retry-After or backoff); a registry asking for "
-    "longer gets exit 6 (rate limited) or 1.",
-)
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    envvar="IMGINSPECT_NO_CACHE",
-    help="Neither read nor write the cache of manifests, configs and tokens "
-    "(see 'imginspect cache').",
-)
-@click.option("--debug", is_flag=True, help="Log every request and response line to stderr.")
-@_credential_options
+@_options(INSPECT_OPTIONS)
 def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **params: Any) -> None:
     """Inspect REFERENCE(s) in their registry without pulling them.
 
@@ -434,9 +285,7 @@ def _open_cache(log: Callable[[str], None] | None) -> Cache:
 
 @cli.command("auth", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("reference", metavar="REFERENCE")
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
-@_INSECURE_OPTION
-@_credential_options
+@_options(AUTH_OPTIONS)
 def auth_command(reference: str, as_json: bool, insecure: bool, **credential_params: Any) -> None:
     """Say which credential REFERENCE would be inspected with, where it comes from and how
     it is used (never the secret itself), and how its registry is reached."""
@@ -485,14 +334,6 @@ def cache_clear() -> None:
     _echo(f"cleared {cache.root}")
 
 
-def _tool_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Options of `tags`, `referrers` and `diff`: TLS, cache, debug and credentials."""
-    func = _credential_options(func)
-    func = click.option("--debug", is_flag=True, help="Log every request to stderr.")(func)
-    func = click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")(func)
-    return _INSECURE_OPTION(func)
-
-
 def _tool_inspector(first: str, params: dict[str, Any]) -> AbstractContextManager[Inspector]:
     """The Inspector of a `tags`/`referrers`/`diff` run, as its options describe it."""
     from imginspect.options import tool_inspector
@@ -502,35 +343,7 @@ def _tool_inspector(first: str, params: dict[str, Any]) -> AbstractContextManage
 
 @cli.command("tags", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("repository", metavar="REPOSITORY")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per tag (NDJSON).")
-@click.option("--match", "glob", metavar="GLOB", help="Only tags matching GLOB (* ? [..]).")
-@click.option("--regex", metavar="REGEX", help="Only tags REGEX matches (anywhere; anchor it).")
-@click.option(
-    "--sort",
-    type=click.Choice(["registry", "version"]),
-    default="registry",
-    show_default=True,
-    help="registry: as listed (streamed); version: semver-aware, other tags after.",
-)
-@click.option("--reverse", is_flag=True, help="With --sort version: newest version first.")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
-    help="List at most this many tags (before filtering).",
-)
-@click.option(
-    "--digests", is_flag=True, help="Add each tag's digest (one HEAD per tag, concurrent)."
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="HEAD requests in flight with --digests.",
-)
-@_tool_options
+@_options(TAGS_OPTIONS)
 def tags_command(repository: str, **params: Any) -> None:
     """List the tags of REPOSITORY (ubuntu, ghcr.io/org/app, oci:DIR), following the
     registry's pagination; streamed unless sorted."""
@@ -548,24 +361,7 @@ def tags_command(repository: str, **params: Any) -> None:
 
 @cli.command("referrers", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("reference", metavar="REFERENCE")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
-@click.option(
-    "--platform",
-    "platform_text",
-    metavar="OS/ARCH[/VARIANT]",
-    help="Only this platform's image of an index (and the index itself).",
-)
-@click.option(
-    "--artifact-type", metavar="TYPE", help="Only referrers of this artifactType (no cosign tags)."
-)
-@click.option(
-    "--require-evidence",
-    metavar="KINDS",
-    help="Exit 7 unless every image platform has these kinds of evidence, comma-separated: "
-    "sbom, provenance, signature, attestation (presence only; nothing is verified).",
-)
-@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
-@_tool_options
+@_options(REFERRERS_OPTIONS)
 def referrers_command(reference: str, **params: Any) -> None:
     """Show the supply-chain evidence of REFERENCE and of each platform of it: OCI referrers
     (API, else the sha256-<hex> tag schema), cosign .sig/.att/.sbom tags, and BuildKit
@@ -588,9 +384,7 @@ def referrers_command(reference: str, **params: Any) -> None:
 @cli.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-@click.option("--no-trunc", is_flag=True, help="Do not shorten digests in the table.")
-@_tool_options
+@_options(DIFF_OPTIONS)
 def diff_command(a: str, b: str, **params: Any) -> None:
     """Compare two images (registry references or oci:/oci-archive: layouts): descriptor,
     platforms added or removed, per platform digest and size. Exit 9 when they differ."""

@@ -1,4 +1,5 @@
-"""The command line's option values made into library objects, without click: the
+"""The command line's options as data (:class:`OptionSpec` tuples per command, which cli.py
+turns into click options) and their values made into library objects, without click: the
 :class:`~imginspect.batch.InspectRequest` and table style (validated once for a run), the
 credential resolver and registry settings, and the :class:`~imginspect.inspector.Inspector`.
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from imginspect.batch import InspectRequest
 from imginspect.errors import ImginspectError, UsageError
@@ -26,15 +28,356 @@ if TYPE_CHECKING:
     from imginspect.tags import TagsQuery
     from imginspect.template import Template
 
-#: The parameter names of the credential options (cli._credential_options).
-CREDENTIAL_PARAMS = (
-    "config_dir",
-    "authfile",
-    "username",
-    "password_stdin",
-    "anonymous",
-    "certs_dirs",
-    "daemon_config",
+#: What an option takes, as the CLI declares it: an on/off flag, a --x/--no-x pair (None when
+#: neither is given), a string, one of ``choices``, an int or float in ``range``, a directory
+#: or file path (not opened), or a file opened for reading ('-' is stdin).
+OptionKind = Literal[
+    "flag", "bool_pair", "string", "choice", "int_range", "float_range", "dir", "file", "open_file"
+]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One command line option as data: cli.py makes it a click option (the only place that
+    knows click). ``dest`` is the parameter name the command receives; ``range`` is
+    (min, max), None meaning unbounded; ``completions`` are the words offered for its value."""
+
+    flags: tuple[str, ...]
+    dest: str
+    help: str
+    kind: OptionKind = "string"
+    default: object = None
+    choices: tuple[str, ...] = ()
+    multiple: bool = False
+    metavar: str | None = None
+    envvar: str | None = None
+    show_default: bool = False
+    range: tuple[float | None, float | None] = (None, None)
+    completions: tuple[str, ...] = ()
+
+
+#: Where credentials and registry settings come from (shared by every command that reaches a
+#: registry; see imginspect.credentials and imginspect.settings).
+CREDENTIAL_OPTIONS = (
+    OptionSpec(
+        ("--config",),
+        "config_dir",
+        "Docker client config directory (default: $DOCKER_CONFIG, else ~/.docker): "
+        "credentials from DIR/config.json (credHelpers, credsStore, auths).",
+        kind="dir",
+        metavar="DIR",
+    ),
+    OptionSpec(
+        ("--authfile",),
+        "authfile",
+        "Take stored credentials from this podman/containers auth.json only "
+        "(docker's config and DOCKER_AUTH_CONFIG are then ignored).",
+        kind="file",
+        metavar="FILE",
+    ),
+    OptionSpec(
+        ("--username",),
+        "username",
+        "Authenticate as USER (with --password-stdin), whatever is stored; for "
+        "the registry of the first reference only.",
+        metavar="USER",
+    ),
+    OptionSpec(
+        ("--password-stdin",),
+        "password_stdin",
+        "Read the password or token for --username from standard input.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--anonymous",),
+        "anonymous",
+        "Use no credentials at all, whatever is stored.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--certs-dir",),
+        "certs_dirs",
+        "certs.d root instead of /etc/docker/certs.d, ~/.config/docker/certs.d and "
+        "/etc/containers/certs.d (repeatable): DIR/HOST[:PORT]/*.crt are extra CAs, "
+        "*.cert + *.key a client certificate.",
+        kind="dir",
+        multiple=True,
+        metavar="DIR",
+    ),
+    OptionSpec(
+        ("--daemon-config",),
+        "daemon_config",
+        "daemon.json to take insecure-registries and registry-mirrors from "
+        "(default: /etc/docker/daemon.json, or ~/.config/docker/daemon.json).",
+        kind="file",
+        metavar="FILE",
+    ),
+)
+
+#: The parameter names of the credential options.
+CREDENTIAL_PARAMS = tuple(spec.dest for spec in CREDENTIAL_OPTIONS)
+
+#: TLS: shared by `inspect`, `auth` (which explains what inspect would do) and the tools.
+INSECURE_OPTION = OptionSpec(
+    ("--insecure",),
+    "insecure",
+    "Treat the registries as insecure: https without verification, then plain http. "
+    "Loopback registries are always treated so.",
+    kind="flag",
+)
+
+_NO_TRUNC = OptionSpec(
+    ("--no-trunc",), "no_trunc", "Do not shorten digests in the table.", kind="flag"
+)
+
+#: `imginspect inspect` (and `imginspect REFERENCE...`), in --help order.
+INSPECT_OPTIONS = (
+    OptionSpec(
+        ("-f", "--file"),
+        "ref_file",
+        "Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
+        kind="open_file",
+    ),
+    OptionSpec(
+        ("--json",),
+        "as_json",
+        "Print the Docker Engine's distribution-inspect JSON "
+        '({"Descriptor":...,"Platforms":...}), corrected where the daemon is wrong. '
+        "One line per reference.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--format",),
+        "output_format",
+        "Output format: table (default), json (as --json), extended-json: everything "
+        "the table shows, as a versioned JSON document (schema: "
+        "imginspect/schemas/extended-v1.json), extended-json-v2: the same with --image-config's "
+        "images (extended-v2.json); anything else is a Go template, as docker's --format: "
+        "'{{json .Config.Labels}}'.",
+        metavar="FORMAT|TEMPLATE",
+        completions=FORMAT_NAMES,
+    ),
+    OptionSpec(
+        ("--compat",),
+        "compat",
+        "With 'docker': print byte for byte what the Docker Engine answers (implies --json).",
+        kind="choice",
+        choices=("docker",),
+    ),
+    OptionSpec(
+        ("--digest",),
+        "digest_only",
+        "Print only the digest (one HEAD request where possible; with --platform, the "
+        "selected image's digest). Batches print 'DIGEST  REFERENCE' lines.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--raw",),
+        "raw",
+        "Print the manifest bytes exactly as received: `--raw R | sha256sum` is the digest.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--platform",),
+        "platform_text",
+        "Select the image for this platform from an index and report it "
+        "('local' = this machine). Not found: exit 4.",
+        metavar="OS/ARCH[/VARIANT]",
+    ),
+    OptionSpec(
+        ("--require",),
+        "require",
+        "Exit 7 unless every platform is present (repeatable or comma-separated; "
+        "arm64 = arm64/v8; attestations never count).",
+        multiple=True,
+        metavar="PLATFORMS",
+    ),
+    OptionSpec(
+        ("--require-only",),
+        "require_only",
+        "With --require: also exit 7 if the image has platforms beyond the required ones.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--expect-digest",),
+        "expect_digest",
+        "Exit 8 if the reference (with --platform: the selected image) no longer has DIGEST.",
+        metavar="DIGEST",
+    ),
+    OptionSpec(
+        ("--sizes",),
+        "sizes",
+        "Fetch each platform's manifest and show its compressed size (config + layers) "
+        "and layer count.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--image-config",),
+        "image_config",
+        "Show each image's configuration (created, user, entrypoint, cmd, env, ports, "
+        "labels, healthcheck, ...), layers and history: a single image, every image of an "
+        "index, or the one --platform selects. Table, extended-json-v2 and templates.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--with-attestations",),
+        "with_attestations",
+        "With --image-config: include the attestation manifests of an index.",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--no-attestations",),
+        "no_attestations",
+        "Hide attestation entries from the table.",
+        kind="flag",
+    ),
+    _NO_TRUNC,
+    OptionSpec(
+        ("--color/--no-color",),
+        "color",
+        "Colour the table: auto by default (a terminal, and NO_COLOR unset).",
+        kind="bool_pair",
+    ),
+    INSECURE_OPTION,
+    OptionSpec(
+        ("--concurrency",),
+        "concurrency",
+        "Parallel requests for batches and --sizes.",
+        kind="int_range",
+        range=(1, 64),
+        default=8,
+        show_default=True,
+    ),
+    OptionSpec(
+        ("--timeout",),
+        "timeout",
+        "Give up on a reference after this long, whatever the registry does "
+        "(connect and read timeouts are 10 s and 30 s within it).",
+        kind="float_range",
+        range=(0.1, None),
+        default=60.0,
+        show_default=True,
+        envvar="IMGINSPECT_TIMEOUT",
+        metavar="SECONDS",
+    ),
+    OptionSpec(
+        ("--max-wait",),
+        "max_wait",
+        "Longest wait before a retry (Retry-After or backoff); a registry asking for "
+        "longer gets exit 6 (rate limited) or 1.",
+        kind="float_range",
+        range=(0, None),
+        default=5.0,
+        show_default=True,
+        envvar="IMGINSPECT_MAX_WAIT",
+        metavar="SECONDS",
+    ),
+    OptionSpec(
+        ("--no-cache",),
+        "no_cache",
+        "Neither read nor write the cache of manifests, configs and tokens "
+        "(see 'imginspect cache').",
+        kind="flag",
+        envvar="IMGINSPECT_NO_CACHE",
+    ),
+    OptionSpec(
+        ("--debug",), "debug", "Log every request and response line to stderr.", kind="flag"
+    ),
+    *CREDENTIAL_OPTIONS,
+)
+
+#: `imginspect auth REFERENCE`.
+AUTH_OPTIONS = (
+    OptionSpec(("--json",), "as_json", "Print the explanation as JSON.", kind="flag"),
+    INSECURE_OPTION,
+    *CREDENTIAL_OPTIONS,
+)
+
+#: The options `tags`, `referrers` and `diff` share: TLS, cache, debug and credentials.
+TOOL_OPTIONS = (
+    INSECURE_OPTION,
+    OptionSpec(("--no-cache",), "no_cache", "Neither read nor write the cache.", kind="flag"),
+    OptionSpec(("--debug",), "debug", "Log every request to stderr.", kind="flag"),
+    *CREDENTIAL_OPTIONS,
+)
+
+#: `imginspect tags REPOSITORY`.
+TAGS_OPTIONS = (
+    OptionSpec(("--json",), "as_json", "One JSON object per tag (NDJSON).", kind="flag"),
+    OptionSpec(("--match",), "glob", "Only tags matching GLOB (* ? [..]).", metavar="GLOB"),
+    OptionSpec(
+        ("--regex",), "regex", "Only tags REGEX matches (anywhere; anchor it).", metavar="REGEX"
+    ),
+    OptionSpec(
+        ("--sort",),
+        "sort",
+        "registry: as listed (streamed); version: semver-aware, other tags after.",
+        kind="choice",
+        choices=("registry", "version"),
+        default="registry",
+        show_default=True,
+    ),
+    OptionSpec(
+        ("--reverse",), "reverse", "With --sort version: newest version first.", kind="flag"
+    ),
+    OptionSpec(
+        ("--limit",),
+        "limit",
+        "List at most this many tags (before filtering).",
+        kind="int_range",
+        range=(1, None),
+        default=100_000,
+        show_default=True,
+    ),
+    OptionSpec(
+        ("--digests",),
+        "digests",
+        "Add each tag's digest (one HEAD per tag, concurrent).",
+        kind="flag",
+    ),
+    OptionSpec(
+        ("--concurrency",),
+        "concurrency",
+        "HEAD requests in flight with --digests.",
+        kind="int_range",
+        range=(1, 64),
+        default=8,
+        show_default=True,
+    ),
+    *TOOL_OPTIONS,
+)
+
+#: `imginspect referrers REFERENCE`.
+REFERRERS_OPTIONS = (
+    OptionSpec(("--json",), "as_json", "Print the report as one JSON document.", kind="flag"),
+    OptionSpec(
+        ("--platform",),
+        "platform_text",
+        "Only this platform's image of an index (and the index itself).",
+        metavar="OS/ARCH[/VARIANT]",
+    ),
+    OptionSpec(
+        ("--artifact-type",),
+        "artifact_type",
+        "Only referrers of this artifactType (no cosign tags).",
+        metavar="TYPE",
+    ),
+    OptionSpec(
+        ("--require-evidence",),
+        "require_evidence",
+        "Exit 7 unless every image platform has these kinds of evidence, comma-separated: "
+        "sbom, provenance, signature, attestation (presence only; nothing is verified).",
+        metavar="KINDS",
+    ),
+    _NO_TRUNC,
+    *TOOL_OPTIONS,
+)
+
+#: `imginspect diff A B`.
+DIFF_OPTIONS = (
+    OptionSpec(("--json",), "as_json", "Print the comparison as JSON.", kind="flag"),
+    _NO_TRUNC,
+    *TOOL_OPTIONS,
 )
 
 #: How each output mode is asked for, to name it in a usage error.

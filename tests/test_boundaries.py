@@ -96,6 +96,44 @@ def test_only_cli_imports_click() -> None:
     assert _importers_of("click") == {"cli.py"}
 
 
+def test_cli_declares_its_options_as_data() -> None:
+    """Every option is an OptionSpec in imginspect.options (no click there); cli.py has one
+    click.option call, the function that turns a spec into a click option."""
+    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "option"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "click"
+    ]
+    assert len(calls) == 1
+
+
+def test_each_command_has_exactly_its_option_specs() -> None:
+    """The commands' options are their spec tuples, in --help order, nothing added or lost."""
+    import click
+
+    from imginspect import cli, options
+
+    specs = {
+        "inspect": options.INSPECT_OPTIONS,
+        "auth": options.AUTH_OPTIONS,
+        "tags": options.TAGS_OPTIONS,
+        "referrers": options.REFERRERS_OPTIONS,
+        "diff": options.DIFF_OPTIONS,
+    }
+    for name, command_specs in specs.items():
+        params = [p for p in cli.cli.commands[name].params if isinstance(p, click.Option)]
+        assert [(p.name, p.help) for p in params] == [(s.dest, s.help) for s in command_specs]
+        for param, spec in zip(params, command_specs, strict=True):
+            flags = [*param.opts, *param.secondary_opts]
+            assert flags == [f for flag in spec.flags for f in flag.split("/")]
+            assert param.envvar == spec.envvar and param.multiple == spec.multiple
+
+
 def test_only_the_table_imports_rich() -> None:
     assert _importers_of("rich") == {"table.py"}
 

@@ -44,6 +44,7 @@ from tests.support.badserver import (
     Scenario,
     build_image,
     manifest_reply,
+    redirect,
     registry_error,
     serve_documents,
     sha256_digest,
@@ -278,6 +279,19 @@ def test_digest_is_one_head_when_the_registry_answers_it(server: BadServer) -> N
     assert run.code == 0, run.stderr
     assert run.stdout.decode().strip() == GOOD_IMAGE.digest
     assert _methods(server, "head-ok", "manifests") == [("HEAD", "v1")]
+
+
+def test_a_redirected_head_is_followed(server: BadServer) -> None:
+    """A HEAD answered with a redirect (a mirror, a CDN) is followed: still no GET."""
+    server.add(
+        Scenario("head-moved", manifest=redirect("/v2/head-target/manifests/v1")),
+        Scenario("head-target", image=GOOD_IMAGE),
+    )
+    run = cli("--digest", server.ref("head-moved", "v1"))
+    assert run.code == 0, run.stderr
+    assert run.stdout.decode().strip() == GOOD_IMAGE.digest
+    assert _methods(server, "head-moved", "manifests") == [("HEAD", "v1")]
+    assert _methods(server, "head-target", "manifests") == [("HEAD", "v1")]
 
 
 def test_head_404_is_not_found_without_a_get(server: BadServer) -> None:

@@ -387,15 +387,17 @@ def referrers_command(reference: str, **params: Any) -> None:
 @_options(DIFF_OPTIONS)
 def diff_command(a: str, b: str, **params: Any) -> None:
     """Compare two images (registry references or oci:/oci-archive: layouts): descriptor,
-    platforms added or removed, per platform digest and size. Exit 9 when they differ."""
+    platforms added or removed, per platform digest and size (--image-config: config fields
+    and layers changed). Exit 9 when they differ."""
     from imginspect import supplyout
     from imginspect.diff import compare_targets
     from imginspect.target import parse_target
 
     targets = parse_target(a), parse_target(b)
     as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
+    image_config = params.pop("image_config")
     with _tool_inspector(a, params) as inspector:
-        found = compare_targets(inspector, targets)
+        found = compare_targets(inspector, targets, image_config=image_config)
     _echo(supplyout.diff_output(found, a, b, as_json=as_json, no_trunc=no_trunc), nl=False)
     verdict = supplyout.differ_error(found, a, b)
     if verdict is not None:

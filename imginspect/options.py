@@ -376,6 +376,13 @@ REFERRERS_OPTIONS = (
 #: `imginspect diff A B`.
 DIFF_OPTIONS = (
     OptionSpec(("--json",), "as_json", "Print the comparison as JSON.", kind="flag"),
+    OptionSpec(
+        ("--image-config",),
+        "image_config",
+        "Per platform in both: the config fields and the layers that changed "
+        "(reads each image's manifest and config).",
+        kind="flag",
+    ),
     _NO_TRUNC,
     *TOOL_OPTIONS,
 )

@@ -12,7 +12,14 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from imginspect.diff import ImageDiff, ImagesDifferError
+from imginspect.diff import (
+    KEYED_FIELDS,
+    SET_FIELDS,
+    ConfigChange,
+    EntryDiff,
+    ImageDiff,
+    ImagesDifferError,
+)
 from imginspect.manifest import Descriptor
 from imginspect.referrers import Evidence, SubjectEvidence, SupplyChainReport
 from imginspect.tags import TagDigest
@@ -169,6 +176,14 @@ def diff_json(diff: ImageDiff, a_name: str, b_name: str) -> str:
         }
         if entry.a_compressed is not None or entry.b_compressed is not None:
             item["compressedSize"] = {"a": entry.a_compressed, "b": entry.b_compressed}
+        if entry.config is not None:
+            item["config"] = [_change_json(c) for c in entry.config]
+        if entry.layers is not None:
+            item["layers"] = {
+                "removed": [_descriptor_json(d) for d in entry.layers.removed],
+                "added": [_descriptor_json(d) for d in entry.layers.added],
+                "reordered": entry.layers.reordered,
+            }
         entries.append(item)
     document = {
         "A": {"name": a_name, **(_descriptor_json(diff.a) or {})},
@@ -178,6 +193,64 @@ def diff_json(diff: ImageDiff, a_name: str, b_name: str) -> str:
         "Platforms": entries,
     }
     return json.dumps(document, indent=2) + "\n"
+
+
+def _change_json(change: ConfigChange) -> dict[str, Any]:
+    if change.field in KEYED_FIELDS:
+        return {
+            "field": change.field,
+            "added": list(change.added),
+            "removed": list(change.removed),
+            "changed": [{"key": k, "a": a, "b": b} for k, a, b in change.changed],
+        }
+    if change.field in SET_FIELDS:
+        return {"field": change.field, "added": list(change.added), "removed": list(change.removed)}
+    return {"field": change.field, "a": change.a, "b": change.b}
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    return clean(value if isinstance(value, str) else json.dumps(value))
+
+
+def change_lines(change: ConfigChange) -> list[str]:
+    """One table line per difference of ``change``: ``A -> B``, ``+ added``, ``- removed``,
+    ``~ KEY: A -> B`` (control characters escaped)."""
+    if change.field not in KEYED_FIELDS and change.field not in SET_FIELDS:
+        return [f"{_value(change.a)} -> {_value(change.b)}"]
+    lines = [f"- {clean(x)}" for x in change.removed] + [f"+ {clean(x)}" for x in change.added]
+    lines += [f"~ {clean(k)}: {clean(a)} -> {clean(b)}" for k, a, b in change.changed]
+    return lines
+
+
+def _details_tables(entries: Sequence[EntryDiff], no_trunc: bool) -> str:
+    """With ``--image-config``: the config fields and the layers that changed, per platform
+    in both (one line per difference)."""
+    config_rows = []
+    layer_rows = []
+    for entry in entries:
+        for change in entry.config or ():
+            config_rows += [[entry.key, change.field, line] for line in change_lines(change)]
+        if entry.layers is not None:
+            layers_of = (("removed", entry.layers.removed), ("added", entry.layers.added))
+            for status, layers in layers_of:
+                layer_rows += [
+                    [entry.key, status, short(d.digest, no_trunc), str(d.size)] for d in layers
+                ]
+            if entry.layers.reordered:
+                layer_rows.append([entry.key, "reordered", "-", "-"])
+    out = "\nCONFIG (A -> B)\n"
+    if config_rows:
+        out += columns(["PLATFORM", "FIELD", "CHANGE"], config_rows)
+    else:
+        out += "no config field changed\n"
+    out += "\nLAYERS\n"
+    if layer_rows:
+        out += columns(["PLATFORM", "CHANGE", "DIGEST", "SIZE"], layer_rows)
+    else:
+        out += "no layer changed\n"
+    return out
 
 
 def diff_table(diff: ImageDiff, a_name: str, b_name: str, *, no_trunc: bool = False) -> str:
@@ -202,18 +275,25 @@ def diff_table(diff: ImageDiff, a_name: str, b_name: str, *, no_trunc: bool = Fa
             ]
         )
     table = columns(["PLATFORM", "STATUS", "A DIGEST", "B DIGEST", "A SIZE", "B SIZE"], rows)
+    if diff.compared:
+        table += _details_tables(diff.entries, no_trunc)
     return head + "\n" + table
 
 
 def diff_summary(diff: ImageDiff) -> str:
     """One line for CI: what changed, platforms first (``linux/arm64 removed``)."""
-    parts = [f"{e.key} {e.status}" for e in diff.entries if e.status != "same"]
+    parts = []
+    for entry in diff.entries:
+        if entry.status != "same":
+            inside = entry.details_summary()
+            parts.append(f"{entry.key} {entry.status}" + (f" ({inside})" if inside else ""))
     if diff.media_type_changed:
         parts.insert(0, f"media type {diff.a.media_type} -> {diff.b.media_type}")
     return "; ".join(parts) or "the digests differ"
 
 
 __all__ = [
+    "change_lines",
     "clean",
     "columns",
     "diff_json",

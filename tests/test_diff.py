@@ -4,16 +4,40 @@ verdict exit 9 (and 0 when the same), table and JSON, registry and layout target
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from imginspect.diff import ADDED, CHANGED, REMOVED, SAME, ImagesDifferError, compare
+from imginspect.diff import (
+    ADDED,
+    CHANGED,
+    REMOVED,
+    SAME,
+    ConfigChange,
+    ImagesDifferError,
+    LayerChanges,
+    compare,
+    compare_targets,
+    config_changes,
+    layer_changes,
+)
 from imginspect.errors import ExitCode
+from imginspect.imageconfig import ImageConfig
 from imginspect.inspector import Inspector
+from imginspect.manifest import Descriptor
 from imginspect.target import parse_target
 from tests.support.cli import run_imginspect
-from tests.support.corpus import Pusher, _Builder, _platform
+from tests.support.corpus import (
+    OCI_LAYER,
+    PushedImage,
+    Pusher,
+    _app_config,
+    _Builder,
+    _config_image,
+    _platform,
+    build_corpus,
+)
 from tests.support.registry import Registry
 from tests.support.supplychain import SupplyChain, push_to_registry
 
@@ -105,3 +129,177 @@ def test_cli_layouts() -> None:
     same = run_imginspect("diff", "oci:examples/multiarch", "oci:examples/multiarch")
     assert same.code == 0, same.stderr
     assert "linux/arm/v7" in same.text
+
+
+# --------------------------------------------------------------------------- --image-config
+
+
+def _app_v2_config() -> dict[str, Any]:
+    doc = _app_config("amd64", None, 0)
+    doc["created"] = "2024-05-01T00:00:00Z"
+    config = doc["config"]
+    config["User"] = "0"
+    config["Env"] = ["PATH=/usr/local/bin:/usr/bin:/bin", "APP_MODE=staging", "DEBUG=1"]
+    config["Entrypoint"] = ["/usr/local/bin/app"]
+    config["ExposedPorts"] = {"8080/tcp": {}, "7070/tcp": {}}
+    labels = dict(config["Labels"])
+    labels["org.opencontainers.image.version"] = "2.5.0"
+    del labels["org.opencontainers.image.source"]
+    labels["org.example.new"] = "yes\x1b[31m"
+    config["Labels"] = labels
+    config["Healthcheck"] = dict(config["Healthcheck"], Retries=5)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def app_releases(registry_plain: Registry) -> tuple[PushedImage, PushedImage, PushedImage]:
+    """v1: the config corpus's ``app``; v2: its linux/amd64 image rebuilt with another config
+    and layers (layer 0 kept, layer 1 rebuilt, one more), linux/arm64 kept."""
+    v1 = build_corpus(prefix="diffcfg", tags=["v1"], keys=["app"])["app"]
+    b = _Builder("diffcfg")
+    amd64, arm64 = v1.children[0], v1.children[1]
+    rebuilt = _config_image(
+        b,
+        "app/0",
+        v1.repo,
+        _app_v2_config(),
+        [(OCI_LAYER, 900), (OCI_LAYER, 301), (OCI_LAYER, 500)],
+    )
+    v2 = b.index(
+        "v2",
+        v1.repo,
+        [(rebuilt, _platform("linux/amd64"), None), (arm64, _platform("linux/arm64"), None)],
+    )
+    v2.tag, v2.tags = "v2", ["v2"]
+    with registry_plain.client() as client:
+        pusher = Pusher(client)
+        pusher.push(v1)
+        pusher.push(v2)
+    assert amd64.layers[0].digest == rebuilt.layers[0].digest
+    return v1, v2, rebuilt
+
+
+def test_image_config_changes(
+    registry_plain: Registry, app_releases: tuple[PushedImage, PushedImage, PushedImage]
+) -> None:
+    v1, _v2, rebuilt = app_releases
+    targets = [parse_target(registry_plain.ref(v1.repo, t)) for t in ("v1", "v2")]
+    with Inspector() as inspector:
+        plain = compare_targets(inspector, (targets[0], targets[1]))
+        found = compare_targets(inspector, (targets[0], targets[1]), image_config=True)
+    assert not plain.compared and all(e.config is None for e in plain.entries)
+    assert found.compared and found.differ
+    by_key = {e.key: e for e in found.entries}
+    amd = by_key["linux/amd64"]
+    assert amd.status == CHANGED and amd.config is not None and amd.layers is not None
+    changes = {c.field: c for c in amd.config}
+    assert list(changes) == [
+        "Created",
+        "User",
+        "Env",
+        "Entrypoint",
+        "Healthcheck",
+        "Labels",
+        "ExposedPorts",
+    ]
+    assert changes["User"].a == "10001:10001" and changes["User"].b == "0"
+    assert changes["Entrypoint"].b == ["/usr/local/bin/app"]
+    env = changes["Env"]
+    assert env.added == ("DEBUG=1",) and env.removed == ("GREETING=hello <world> & more",)
+    assert env.changed == (("APP_MODE", "production", "staging"),)
+    labels = changes["Labels"]
+    assert labels.removed == ("org.opencontainers.image.source=https://example.invalid/app",)
+    assert labels.changed == (("org.opencontainers.image.version", "2.4.1", "2.5.0"),)
+    assert changes["ExposedPorts"].added == ("7070/tcp",)
+    assert changes["ExposedPorts"].removed == ("9090/udp",)
+    assert changes["Healthcheck"].a["Retries"] == 3 and changes["Healthcheck"].b["Retries"] == 5
+    old_layers = v1.children[0].layers
+    assert [d.digest for d in amd.layers.removed] == [old_layers[1].digest]
+    assert [d.digest for d in amd.layers.added] == [b.digest for b in rebuilt.layers[1:]]
+    assert not amd.layers.reordered
+    arm = by_key["linux/arm64"]
+    assert arm.status == SAME and arm.config == () and arm.layers == LayerChanges()
+    # attestations are not images: not compared
+    assert by_key["attestation of linux/amd64"].config is None
+
+
+def test_cli_image_config(
+    registry_plain: Registry, app_releases: tuple[PushedImage, PushedImage, PushedImage]
+) -> None:
+    v1, _v2, rebuilt = app_releases
+    a, b = registry_plain.ref(v1.repo, "v1"), registry_plain.ref(v1.repo, "v2")
+    table = run_imginspect("diff", "--image-config", a, b)
+    assert table.code == 9, table.stderr
+    lines = table.text.splitlines()
+    assert "CONFIG (A -> B)" in lines and "LAYERS" in lines
+    assert any(re.fullmatch(r"linux/amd64\s+User\s+10001:10001 -> 0", x) for x in lines)
+    assert any(re.fullmatch(r"linux/amd64\s+Env\s+\+ DEBUG=1", x) for x in lines)
+    assert any(
+        re.fullmatch(r"linux/amd64\s+Env\s+~ APP_MODE: production -> staging", x) for x in lines
+    )
+    assert "\x1b" not in table.text and "yes\\x1b[31m" in table.text  # escaped, not a colour
+    added = rebuilt.layers[2]
+    assert any(
+        re.fullmatch(rf"linux/amd64\s+added\s+{added.digest[:19]}\s+{added.size}", x) for x in lines
+    )
+    assert "linux/arm64" not in table.text.split("CONFIG (A -> B)")[1]
+    assert (
+        "linux/amd64 changed (Created, User, Env, Entrypoint, Healthcheck, Labels, "
+        "ExposedPorts, layers +2 -1)" in table.stderr
+    )
+    document = json.loads(run_imginspect("diff", "--json", "--image-config", a, b).text)
+    amd = next(p for p in document["Platforms"] if p["platform"] == "linux/amd64")
+    fields = {c["field"]: c for c in amd["config"]}
+    assert fields["User"] == {"field": "User", "a": "10001:10001", "b": "0"}
+    assert fields["Env"]["changed"] == [{"key": "APP_MODE", "a": "production", "b": "staging"}]
+    assert fields["ExposedPorts"] == {
+        "field": "ExposedPorts",
+        "added": ["7070/tcp"],
+        "removed": ["9090/udp"],
+    }
+    assert [d["digest"] for d in amd["layers"]["added"]] == [x.digest for x in rebuilt.layers[1:]]
+    assert amd["layers"]["reordered"] is False
+    arm = next(p for p in document["Platforms"] if p["platform"] == "linux/arm64")
+    assert arm["config"] == [] and arm["layers"]["added"] == arm["layers"]["removed"] == []
+    same = run_imginspect("diff", "--image-config", a, a)
+    assert same.code == 0 and same.stderr == ""
+    assert "no config field changed" in same.text and "no layer changed" in same.text
+    # single images (by digest) compare their configs too
+    single = run_imginspect(
+        "diff",
+        "--image-config",
+        registry_plain.ref(v1.repo, v1.children[0].digest),
+        registry_plain.ref(v1.repo, rebuilt.digest),
+    )
+    assert single.code == 9
+    assert "linux/amd64 changed (Created, User, Env" in single.stderr
+
+
+def _layer(n: int) -> Descriptor:
+    return Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", f"sha256:{n:064x}", n)
+
+
+def test_layer_changes_in_order_with_duplicates_and_reordering() -> None:
+    one, two, three, four = (_layer(n) for n in (1, 2, 3, 4))
+    found = layer_changes([one, two, two, three], [two, four, one, one])
+    assert found.removed == (two, three) and found.added == (four, one)
+    assert found.reordered  # common: [1, 2] in A, [2, 1] in B
+    assert layer_changes([one, two], [one, two]) == LayerChanges()
+    assert not layer_changes([one, two], [one, two]).any
+    kept = layer_changes([one, two], [one, three, two])
+    assert kept.added == (three,) and not kept.reordered and kept.any
+
+
+def test_config_changes_artifact_and_unchanged() -> None:
+    config = ImageConfig(user="1", env=("A=1", "A=2"), labels={"x": "y"})
+    assert config_changes(config, config) == ()
+    assert config_changes(None, None) == ()
+    assert config_changes(config, None) == (ConfigChange("Config", "image", None),)
+    # the last of a key wins, as at run time
+    later = ImageConfig(user="1", env=("A=2",), labels={"x": "y"})
+    assert config_changes(config, later) == ()
+    unset = ImageConfig(env=("A=2",), labels={"x": "y"}, volumes=("/v",))
+    assert config_changes(config, unset) == (
+        ConfigChange("User", "1", None),
+        ConfigChange("Volumes", added=("/v",)),
+    )

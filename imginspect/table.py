@@ -117,14 +117,38 @@ def render(
         rows = [[cell for n, cell in enumerate(row) if n != 1] for row in rows]
 
     _print(console, Text())
+    _print_rows(console, columns, rows, width, blank_before_wrapped=True)
+    if sizes:
+        total = sum(s.compressed for s in sizes.values())
+        _print(console, Text(f"compressed total {human_size(total)} ({total} bytes)"))
+    # Every line is printed whole; the padding at the end of lines is noise.
+    file.write("".join(line.rstrip(" ") + "\n" for line in buffer.getvalue().splitlines()))
+
+
+def _print_rows(
+    console: Console,
+    columns: Sequence[_Column],
+    rows: Sequence[Sequence[_Cell]],
+    width: int | None,
+    *,
+    indent: str = "",
+    blank_before_wrapped: bool,
+) -> None:
+    """A header and rows at their natural column widths; where they do not fit ``width`` (a
+    terminal), each row wraps between cells into indented continuation lines, one block per
+    row, separated by a blank line (before each wrapped row of the platform table, after
+    each of a sub-table)."""
     header = [_Cell(c.header, "bold") for c in columns]
     widths = [max(len(cell.text) for cell in column) for column in zip(header, *rows, strict=True)]
-    bands = _bands(widths, width)
+    available = width
+    if width is not None and indent:
+        available = max(width - len(indent), 20)  # a narrow terminal still gets some room
+    bands = _bands(widths, available)
     for number, row in enumerate([header, *rows]):
-        if number and len(bands) > 1:
+        if blank_before_wrapped and number and len(bands) > 1:
             _print(console, Text())  # wrapped rows: one block each
         for band_number, band in enumerate(bands):
-            line = Text(CONTINUATION if band_number else "")
+            line = Text(indent + (CONTINUATION if band_number else ""))
             for position, n in enumerate(band):
                 cell = row[n]
                 pad = " " * (widths[n] - len(cell.text))
@@ -136,11 +160,8 @@ def render(
                 if not columns[n].right:
                     line.append(pad)
             _print(console, line)
-    if sizes:
-        total = sum(s.compressed for s in sizes.values())
-        _print(console, Text(f"compressed total {human_size(total)} ({total} bytes)"))
-    # Every line is printed whole; the padding at the end of lines is noise.
-    file.write("".join(line.rstrip(" ") + "\n" for line in buffer.getvalue().splitlines()))
+        if not blank_before_wrapped and number and len(bands) > 1:
+            _print(console, Text())
 
 
 def _print(console: Console, text: Text) -> None:
@@ -472,22 +493,4 @@ def _sub_table(
     table is when it does not fit a terminal."""
     _print(console, Text.assemble(INDENT, (title, "bold")))
     indent = INDENT * 2
-    header = [_Cell(c.header, "bold") for c in columns]
-    widths = [max(len(cell.text) for cell in column) for column in zip(header, *rows, strict=True)]
-    bands = _bands(widths, None if width is None else max(width - len(indent), 20))
-    for number, row in enumerate([header, *rows]):
-        for band_number, band in enumerate(bands):
-            line = Text(indent + (CONTINUATION if band_number else ""))
-            for position, n in enumerate(band):
-                cell = row[n]
-                pad = " " * (widths[n] - len(cell.text))
-                if position:
-                    line.append(GAP)
-                if columns[n].right:
-                    line.append(pad)
-                line.append(cell.text, style=cell.style)
-                if not columns[n].right:
-                    line.append(pad)
-            _print(console, line)
-        if number and len(bands) > 1:
-            _print(console, Text())
+    _print_rows(console, columns, rows, width, indent=indent, blank_before_wrapped=False)

@@ -360,25 +360,27 @@ def tags_command(repository: str, **params: Any) -> None:
 
 
 @cli.command("referrers", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("reference", metavar="REFERENCE")
+@click.argument("references", nargs=-1, metavar="REFERENCE...")
 @_options(REFERRERS_OPTIONS)
-def referrers_command(reference: str, **params: Any) -> None:
-    """Show the supply-chain evidence of REFERENCE and of each platform of it: OCI referrers
-    (API, else the sha256-<hex> tag schema), cosign .sig/.att/.sbom tags, and BuildKit
-    attestations (SBOM, provenance) in the index."""
+def referrers_command(references: tuple[str, ...], ref_file: IO[str] | None, **params: Any) -> None:
+    """Show the supply-chain evidence of each REFERENCE and of each platform of it: OCI
+    referrers (API, else the sha256-<hex> tag schema), cosign .sig/.att/.sbom tags, and
+    BuildKit attestations (SBOM, provenance) in the index."""
     from imginspect import options, referrers, supplyout
 
-    as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
-    query = options.referrers_query(reference, params)
-    with _tool_inspector(reference, params) as inspector:
-        report = referrers.supply_chain(
-            inspector, query.target, platform=query.platform, artifact_type=query.artifact_type
-        )
-    _echo(supplyout.referrers_output(report, as_json=as_json, no_trunc=no_trunc), nl=False)
-    if query.require is not None:
-        verdict = referrers.check_evidence(report, query.require, given=reference)
-        if verdict is not None:
-            raise verdict
+    shape = {"as_json": params.pop("as_json"), "no_trunc": params.pop("no_trunc")}
+    query, workers = options.referrers_query(params, ref_file), params.pop("concurrency")
+    first, given, batch, _counter = console.references_of_run(references, ref_file)
+    codes: set[int] = set()
+    with _tool_inspector(first, params) as inspector:
+        found = referrers.referrers_many(inspector, given, query, concurrency=workers)
+        for outcome, text in supplyout.referrers_writes(found, batch=batch, **shape):
+            _echo(text, nl=False)
+            if outcome.error is not None:
+                _report(outcome.error, outcome.given if batch else None)
+            codes.add(outcome.exit_code)
+    if code := batch_exit_code(codes):
+        sys.exit(code)
 
 
 @cli.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
@@ -395,12 +397,10 @@ def diff_command(a: str, b: str, **params: Any) -> None:
 
     targets = parse_target(a), parse_target(b)
     as_json, no_trunc = params.pop("as_json"), params.pop("no_trunc")
-    image_config = params.pop("image_config")
     with _tool_inspector(a, params) as inspector:
-        found = compare_targets(inspector, targets, image_config=image_config)
+        found = compare_targets(inspector, targets, image_config=params.pop("image_config"))
     _echo(supplyout.diff_output(found, a, b, as_json=as_json, no_trunc=no_trunc), nl=False)
-    verdict = supplyout.differ_error(found, a, b)
-    if verdict is not None:
+    if (verdict := supplyout.differ_error(found, a, b)) is not None:
         raise verdict
 
 

@@ -13,7 +13,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from imginspect.batch import InspectRequest
 from imginspect.errors import ImginspectError, UsageError
@@ -347,9 +347,20 @@ TAGS_OPTIONS = (
     *TOOL_OPTIONS,
 )
 
-#: `imginspect referrers REFERENCE`.
+#: `imginspect referrers REFERENCE...`.
 REFERRERS_OPTIONS = (
-    OptionSpec(("--json",), "as_json", "Print the report as one JSON document.", kind="flag"),
+    OptionSpec(
+        ("-f", "--file"),
+        "ref_file",
+        "Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
+        kind="open_file",
+    ),
+    OptionSpec(
+        ("--json",),
+        "as_json",
+        "Print the report as one JSON document (a batch: one line per reference).",
+        kind="flag",
+    ),
     OptionSpec(
         ("--platform",),
         "platform_text",
@@ -368,6 +379,15 @@ REFERRERS_OPTIONS = (
         "Exit 7 unless every image platform has these kinds of evidence, comma-separated: "
         "sbom, provenance, signature, attestation (presence only; nothing is verified).",
         metavar="KINDS",
+    ),
+    OptionSpec(
+        ("--concurrency",),
+        "concurrency",
+        "References inspected at once in a batch.",
+        kind="int_range",
+        range=(1, 64),
+        default=4,
+        show_default=True,
     ),
     _NO_TRUNC,
     *TOOL_OPTIONS,
@@ -707,18 +727,19 @@ def tags_query(repository: str, params: dict[str, Any]) -> TagsQuery:
     )
 
 
-def referrers_query(reference: str, params: dict[str, Any]) -> ReferrersQuery:
-    """The `referrers` command's query (its options are taken out of ``params``)."""
+def referrers_query(params: dict[str, Any], ref_file: IO[str] | None = None) -> ReferrersQuery:
+    """The `referrers` command's query for each reference (its options are taken out of
+    ``params``), validated; ``ref_file`` is ``-f``'s (stdin cannot also be a password)."""
     from imginspect import platforms, referrers
-    from imginspect.target import parse_target
 
-    target = parse_target(reference)
+    if params.get("password_stdin") and getattr(ref_file, "name", "") == "<stdin>":
+        raise UsageError("--password-stdin and -f - cannot both read standard input")
+
     required = params.pop("require_evidence")
     platform_text = params.pop("platform_text")
     from imginspect.referrers import ReferrersQuery
 
     return ReferrersQuery(
-        target=target,
         platform=platforms.parse_platform(platform_text) if platform_text else None,
         artifact_type=params.pop("artifact_type"),
         require=referrers.parse_required(required) if required is not None else None,

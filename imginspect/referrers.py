@@ -21,13 +21,14 @@ No click, rich or httpx: requests go through :class:`~imginspect.sources.Source`
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from imginspect import platforms
 from imginspect.errors import (
+    ImginspectError,
     MalformedDocumentError,
     MissingPlatformError,
     NotFoundError,
@@ -438,9 +439,63 @@ def supply_chain(
 
 @dataclass(frozen=True)
 class ReferrersQuery:
-    """What `imginspect referrers` reports, and the evidence it requires (None: no check)."""
+    """What `imginspect referrers` reports for each reference, and the evidence it requires
+    (None: no check)."""
 
-    target: Target
     platform: Platform | None = None
     artifact_type: str | None = None
     require: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ReferrersOutcome:
+    """What one reference of `imginspect referrers` gave: a report, and/or an error (an
+    operational failure, 1-6, without a report; or the ``--require-evidence`` verdict, 7,
+    with the report it judged)."""
+
+    given: str
+    report: SupplyChainReport | None = None
+    error: ImginspectError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.error.exit_code) if self.error else 0
+
+
+def referrers_one(inspector: Inspector, given: str, query: ReferrersQuery) -> ReferrersOutcome:
+    """:func:`supply_chain` of the target ``given`` (a reference or a layout) and the verdict
+    of ``query.require``. Never raises ImginspectError: the failure is the outcome's."""
+    from imginspect.target import parse_target
+
+    try:
+        report = supply_chain(
+            inspector,
+            parse_target(given),
+            platform=query.platform,
+            artifact_type=query.artifact_type,
+        )
+    except ImginspectError as error:
+        return ReferrersOutcome(given, error=error)
+    verdict = None
+    if query.require is not None:
+        verdict = check_evidence(report, query.require, given=given)
+    return ReferrersOutcome(given, report, verdict)
+
+
+def referrers_many(
+    inspector: Inspector,
+    references: Iterable[str],
+    query: ReferrersQuery,
+    *,
+    concurrency: int = 4,
+) -> Iterator[ReferrersOutcome]:
+    """:func:`referrers_one` for each reference, ``concurrency`` at a time, yielded in input
+    order as each is ready (``references`` read lazily; a bounded window held, as
+    :func:`~imginspect.batch.inspect_many` does). The batch's exit code is
+    :func:`~imginspect.batch.batch_exit_code` of the outcomes'."""
+    from imginspect.batch import ordered_map
+
+    def one(given: str) -> ReferrersOutcome:
+        return contextvars.copy_context().run(referrers_one, inspector, given, query)
+
+    return ordered_map(one, references, workers=concurrency)

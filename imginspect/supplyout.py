@@ -21,7 +21,7 @@ from imginspect.diff import (
     ImagesDifferError,
 )
 from imginspect.manifest import Descriptor
-from imginspect.referrers import Evidence, SubjectEvidence, SupplyChainReport
+from imginspect.referrers import Evidence, ReferrersOutcome, SubjectEvidence, SupplyChainReport
 from imginspect.tags import TagDigest
 
 
@@ -99,7 +99,7 @@ def _subject_json(report: SupplyChainReport, subject: SubjectEvidence) -> dict[s
     }
 
 
-def referrers_json(report: SupplyChainReport) -> str:
+def referrers_json(report: SupplyChainReport, *, one_line: bool = False) -> str:
     result = report.result
     document = {
         "Name": str(result.reference),
@@ -110,7 +110,7 @@ def referrers_json(report: SupplyChainReport) -> str:
         },
         "Subjects": [_subject_json(report, s) for s in report.subjects],
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json.dumps(document, indent=None if one_line else 2) + "\n"
 
 
 def _what(evidence: Evidence) -> str:
@@ -324,11 +324,37 @@ def tag_writes(
         yield "\n".join(chunk)
 
 
-def referrers_output(report: SupplyChainReport, *, as_json: bool, no_trunc: bool) -> str:
-    """What ``imginspect referrers`` prints: the JSON document or the table."""
+def referrers_output(
+    report: SupplyChainReport,
+    *,
+    as_json: bool,
+    no_trunc: bool,
+    batch: bool = False,
+    first: bool = True,
+) -> str:
+    """What ``imginspect referrers`` prints for one reference: the JSON document (in a
+    ``batch``, on one line: NDJSON) or the table (in a batch, after a blank line unless
+    ``first``)."""
     if as_json:
-        return referrers_json(report)
-    return referrers_table(report, no_trunc=no_trunc)
+        return referrers_json(report, one_line=batch)
+    table = referrers_table(report, no_trunc=no_trunc)
+    return table if first else "\n" + table
+
+
+def referrers_writes(
+    outcomes: Iterable[ReferrersOutcome], *, as_json: bool, no_trunc: bool, batch: bool
+) -> Iterator[tuple[ReferrersOutcome, str]]:
+    """Each outcome of ``imginspect referrers`` with what to print for it (nothing for a
+    failure): tables a blank line apart, JSON one line per reference in a ``batch``."""
+    first = True
+    for outcome in outcomes:
+        text = ""
+        if outcome.report is not None:
+            text = referrers_output(
+                outcome.report, as_json=as_json, no_trunc=no_trunc, batch=batch, first=first
+            )
+            first = False
+        yield outcome, text
 
 
 def diff_output(diff: ImageDiff, a_name: str, b_name: str, *, as_json: bool, no_trunc: bool) -> str:

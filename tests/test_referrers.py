@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,10 +23,12 @@ from imginspect.referrers import (
     FOUND_BUILDKIT,
     FOUND_COSIGN_TAG,
     FOUND_TAG_SCHEMA,
+    ReferrersQuery,
     check_evidence,
     classify,
     parse_required,
     predicate_kind,
+    referrers_many,
     supply_chain,
 )
 from imginspect.target import parse_target
@@ -223,3 +226,59 @@ def test_parse_required() -> None:
         parse_required("")
     with pytest.raises(UsageError):
         parse_required("sbom,signatures")
+
+
+def test_cli_batch_of_references_and_file(
+    chains: dict[str, tuple[Registry, SupplyChain]], tmp_path: Path
+) -> None:
+    registry, chain = chains["plain"]
+    app, bare = registry.ref(chain.app.repo, "v1"), registry.ref(chain.bare.repo, "v1")
+    gone = registry.ref(chain.bare.repo, "no-such-tag")
+    required = ("--require-evidence", "sbom,signature")
+    # NDJSON in input order, one error line per reference; a failure (4) outranks a verdict (7)
+    listed = tmp_path / "refs.txt"
+    listed.write_text(f"# release images\n{bare}\n\n{gone}  # typo\n")
+    batch = run_imginspect("referrers", "--json", *required, app, "-f", str(listed))
+    assert batch.code == 4, batch.stderr
+    documents = [json.loads(line) for line in batch.text.splitlines()]
+    assert [d["Descriptor"]["digest"] for d in documents] == [chain.app.digest, chain.bare.digest]
+    errors = [x for x in batch.stderr.splitlines() if x.startswith("error: ")]
+    assert errors[0] == f"error: {bare}: linux/amd64 has no sbom, signature"
+    assert errors[1] == f"error: tag not found: {gone}" and len(errors) == 2
+    # verdicts only: exit 7; tables one block per reference, a blank line apart
+    verdicts = run_imginspect("referrers", *required, "--concurrency", "2", app, bare, app)
+    assert verdicts.code == 7, verdicts.stderr
+    blocks = verdicts.text.split("\n\nName      ")
+    assert len(blocks) == 3 and blocks[0].startswith(f"Name      {app}\n")
+    assert blocks[1].startswith(f"{bare}\n") and blocks[2].startswith(f"{app}\n")
+    assert verdicts.stderr.count("error: ") == 1
+    ok = run_imginspect("referrers", *required, app, app)
+    assert ok.code == 0 and ok.stderr == ""
+    # one reference keeps its indented document
+    single = run_imginspect("referrers", "--json", app)
+    assert single.text.startswith("{\n") and json.loads(single.text)["Name"] == app
+    none = run_imginspect("referrers")
+    assert none.code == 2 and "no reference given" in none.stderr
+    both = run_imginspect(
+        "referrers", "--password-stdin", "--username", "x", "-f", "-", input=b"pw\n"
+    )
+    assert both.code == 2 and "cannot both read standard input" in both.stderr
+
+
+def test_referrers_many_in_order(chains: dict[str, tuple[Registry, SupplyChain]]) -> None:
+    registry, chain = chains["plain"]
+    refs = [
+        registry.ref(chain.bare.repo, "v1"),
+        "Not A Reference",
+        registry.ref(chain.app.repo, "v1"),
+    ]
+    with Inspector() as inspector:
+        found = list(
+            referrers_many(inspector, iter(refs), ReferrersQuery(require=("sbom",)), concurrency=3)
+        )
+    assert [o.given for o in found] == refs
+    assert found[0].exit_code == 7 and found[0].report is not None
+    assert found[1].exit_code == 2 and found[1].report is None
+    assert found[2].exit_code == 0 and found[2].error is None
+    assert found[2].report is not None
+    assert found[2].report.result.descriptor.digest == chain.app.digest

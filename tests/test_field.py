@@ -53,6 +53,34 @@ from tests.test_faults import cli_env, run_cli
 # --------------------------------------------------------------------------- a raw server
 
 
+def _listen(handle: Callable[[socket.socket], None]) -> socket.socket:
+    """A listening socket on 127.0.0.1 whose connections are each handled by ``handle`` in a
+    thread of their own (the small servers below); close it to stop accepting."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener
+
+
+def _read_head(conn: socket.socket) -> bytes | None:
+    """The request head and whatever followed it, or None if the peer closed first."""
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        buffer += data
+    return buffer
+
+
 @dataclass
 class _Served:
     """What a :class:`_KeepAliveServer` connection saw."""
@@ -70,10 +98,8 @@ class _KeepAliveServer:
         self.drop = drop
         self.connections: list[_Served] = []
         self._lock = threading.Lock()
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock = _listen(self._serve)
         self.port = self._sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
 
     @property
     def host(self) -> str:
@@ -81,14 +107,6 @@ class _KeepAliveServer:
 
     def close(self) -> None:
         self._sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         served = _Served()
@@ -406,20 +424,11 @@ class _DualServer:
         self.seen: list[tuple[str, str, str | None]] = []
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert("127.0.0.1").configure_cert(self._context)
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock = _listen(self._serve)
         self.port = self._sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
         self._sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
         scheme = "http"
@@ -428,12 +437,9 @@ class _DualServer:
             if raw.recv(1, socket.MSG_PEEK) == b"\x16":
                 conn = self._context.wrap_socket(raw, server_side=True)
                 scheme = "https"
-            buffer = b""
-            while b"\r\n\r\n" not in buffer:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buffer += data
+            buffer = _read_head(conn)
+            if buffer is None:
+                return
             head = buffer.partition(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
             path = head[0].split()[1]
             auth = next(
@@ -569,38 +575,22 @@ class _BlobServer:
         self.blob_served = False
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert("127.0.0.1").configure_cert(self._context)
-        self._registry = socket.create_server(("127.0.0.1", 0))
-        self._storage = socket.create_server(("127.0.0.1", 0))
+        self._registry = _listen(lambda raw: self._serve(raw, self._registry_reply))
+        self._storage = _listen(lambda raw: self._serve(raw, self._storage_reply))
         self.registry_port = self._registry.getsockname()[1]
         self.storage_port = self._storage.getsockname()[1]
-        for sock, handler in (
-            (self._registry, self._registry_reply),
-            (self._storage, self._storage_reply),
-        ):
-            threading.Thread(target=self._accept, args=(sock, handler), daemon=True).start()
 
     def close(self) -> None:
         self._registry.close()
         self._storage.close()
 
-    def _accept(self, sock: socket.socket, handler: Callable[[str], bytes]) -> None:
-        while True:
-            try:
-                raw, _ = sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw, handler), daemon=True).start()
-
     def _serve(self, raw: socket.socket, handler: Callable[[str], bytes]) -> None:
         with contextlib.suppress(OSError, ssl.SSLError):
             conn = self._context.wrap_socket(raw, server_side=True)
             with conn:
-                buffer = b""
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
+                buffer = _read_head(conn)
+                if buffer is None:
+                    return
                 line = buffer.split(b"\r\n", 1)[0].decode()
                 conn.sendall(handler(line.split()[1]))
 
@@ -678,32 +668,20 @@ class _TlsManifestServer:
     def __init__(self, ca: trustme.CA, name: str) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ca.issue_cert(name).configure_cert(self._context)
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock = _listen(self._serve)
         self.port = self._sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self) -> None:
         self._sock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                raw, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
     def _serve(self, raw: socket.socket) -> None:
         with (
             contextlib.suppress(OSError, ssl.SSLError),
             self._context.wrap_socket(raw, server_side=True) as conn,
         ):
-            buffer = b""
-            while b"\r\n\r\n" not in buffer:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buffer += data
+            buffer = _read_head(conn)
+            if buffer is None:
+                return
             body = GOOD_IMAGE.manifest
             head = (
                 f"HTTP/1.1 200 OK\r\nContent-Type: {GOOD_IMAGE.media_type}\r\n"

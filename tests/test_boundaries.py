@@ -4,6 +4,7 @@ only cli.py imports click, and the --json path never imports rich."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,9 @@ def _imported_modules(code: str) -> set[str]:
         check=True,
         capture_output=True,
         text=True,
+        # coverage's subprocess hook (CI measures coverage) imports socket and more into
+        # every Python process: measure the module alone, as a user's process loads it
+        env={k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")},
     )
     return set(result.stdout.split())
 

@@ -677,7 +677,7 @@ def test_property(name: str) -> None:
     _run_property(name, EXAMPLES)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("name", sorted(PROPERTIES))
 def test_property_long(name: str) -> None:
     _run_property(name, LONG_EXAMPLES)

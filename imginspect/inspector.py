@@ -341,6 +341,18 @@ class Inspector:
             tree[digest] = nested.children
             self._walk(nested, tree, depth=depth + 1, seen=seen | {digest})
 
+    def _fetch_entry(
+        self, source: Source, parent: Target, descriptor: Descriptor
+    ) -> FetchedManifest:
+        """The manifest an index entry names, by digest, checked against the entry's size."""
+        fetched = self._fetch_manifest(source, parent.with_digest(descriptor.digest))
+        if fetched.size != descriptor.size:
+            raise MalformedDocumentError(
+                f"index entry {descriptor.digest} says {descriptor.size} bytes, "
+                f"the manifest is {fetched.size}"
+            )
+        return fetched
+
     def image_sizes(
         self,
         result: InspectResult,
@@ -355,7 +367,7 @@ class Inspector:
 
         def one(child: Child) -> tuple[str, ImageSize]:
             digest = child.descriptor.digest
-            fetched = self._fetch_manifest(client, result.reference.with_digest(digest))
+            fetched = self._fetch_entry(client, result.reference, child.descriptor)
             document = decode_document(fetched.raw, fetched.content_type)
             if not isinstance(document, ImageManifest):
                 raise MalformedDocumentError(f"index entry {digest} is not an image manifest")
@@ -426,12 +438,7 @@ class Inspector:
 
         def one(child: Child) -> ImageDetails:
             digest = child.descriptor.digest
-            fetched = self._fetch_manifest(client, result.reference.with_digest(digest))
-            if fetched.size != child.descriptor.size:
-                raise MalformedDocumentError(
-                    f"index entry {digest} says {child.descriptor.size} bytes, "
-                    f"the manifest is {fetched.size}"
-                )
+            fetched = self._fetch_entry(client, result.reference, child.descriptor)
             manifest = decode_document(fetched.raw, fetched.content_type)
             if not isinstance(manifest, ImageManifest):
                 raise MalformedDocumentError(f"index entry {digest} is not an image manifest")

@@ -206,7 +206,7 @@ def _index_of(image: Image, size: int) -> bytes:
     return json.dumps(document, indent=2).encode()
 
 
-@pytest.mark.parametrize("option", ["--platform", "--image-config"])
+@pytest.mark.parametrize("option", ["--platform", "--image-config", "--sizes"])
 def test_index_entry_size_differs_from_the_manifest(server: BadServer, option: str) -> None:
     wrong = len(GOOD_IMAGE.manifest) + 1
     documents = [
@@ -215,7 +215,9 @@ def test_index_entry_size_differs_from_the_manifest(server: BadServer, option: s
     ]
     server.add(Scenario("entry-size", image=GOOD_IMAGE, manifest=serve_documents(documents)))
     if option == "--platform":
-        args = ("--json", "--platform", "linux/amd64")
+        args: tuple[str, ...] = ("--json", "--platform", "linux/amd64")
+    elif option == "--sizes":
+        args = ("--format", "extended-json", "--sizes")
     else:
         args = ("--image-config",)
     run = cli(*args, server.ref("entry-size"))

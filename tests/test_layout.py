@@ -817,7 +817,8 @@ def test_example_is_a_consistent_layout(example: Example) -> None:
 # ================================================================================ skopeo
 
 
-needs_skopeo = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo not installed")
+# required in CI, skipped with the reason elsewhere (tests/support/tools.py)
+needs_skopeo = pytest.mark.needs_tool("skopeo")
 
 
 @needs_skopeo

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +34,6 @@ from tests.support.dockerd import (
     Dockerd,
     api_path,
     child_subreaper,
-    dockerd_available,
     encode_registry_auth,
     go_path_clean,
     start_dockerd,
@@ -54,10 +52,8 @@ ARTIFACT_TYPE = "application/vnd.example.sbom.v1"
 
 REPO = "corpus/dkd"
 
-needs_engine = pytest.mark.skipif(
-    not dockerd_available() or shutil.which("docker-registry") is None,
-    reason="needs root, dockerd, containerd and docker-registry",
-)
+# required in CI, skipped with the reason elsewhere (tests/support/tools.py)
+needs_engine = pytest.mark.needs_tool("dockerd", "docker-registry")
 
 
 # ---------------------------------------------------------------------------------------------

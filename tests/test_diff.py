@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from imginspect.auth import Credential
 from imginspect.diff import (
     ADDED,
     CHANGED,
@@ -23,6 +24,7 @@ from imginspect.diff import (
     layer_changes,
 )
 from imginspect.errors import ExitCode
+from imginspect.hosts import HostResolver
 from imginspect.imageconfig import ImageConfig
 from imginspect.inspector import Inspector
 from imginspect.manifest import Descriptor
@@ -303,3 +305,31 @@ def test_config_changes_artifact_and_unchanged() -> None:
         ConfigChange("User", "1", None),
         ConfigChange("Volumes", added=("/v",)),
     )
+
+
+@pytest.mark.parametrize("variant", ["plain", "tls", "basic", "token"])
+def test_diff_on_every_registry(request: pytest.FixtureRequest, variant: str) -> None:
+    """Two images of the corpus, on each registry of the suite (plain, TLS, Basic, token),
+    with the per-platform configs: an index against itself is the same, against another
+    index its platforms differ."""
+    registry: Registry = request.getfixturevalue(f"registry_{variant}")
+    corpus: dict[str, PushedImage] = request.getfixturevalue(f"corpus_{variant}")
+    oci_index, buildkit = corpus["oci-index"], corpus["buildkit"]
+
+    def credentials(host: str, repository: str) -> Credential | None:
+        if registry.username and registry.password and host == registry.host:
+            return Credential(registry.username, registry.password, source="test")
+        return None
+
+    a = parse_target(registry.ref(oci_index.repo, oci_index.tag))
+    b = parse_target(registry.ref(buildkit.repo, buildkit.tag))
+    with Inspector(HostResolver(credentials=credentials)) as inspector:
+        same = compare_targets(inspector, (a, a), image_config=True)
+        other = compare_targets(inspector, (a, b))
+    assert not same.differ and same.compared
+    assert all(
+        e.status == SAME and not e.config and not e.layers.any for e in same.entries if e.layers
+    )
+    assert other.differ
+    statuses = {e.key: e.status for e in other.entries}
+    assert statuses["linux/arm/v7"] == REMOVED, statuses  # oci-index has it, buildkit not

@@ -399,7 +399,8 @@ def token_error_reason(body: bytes) -> str:
     except (ValueError, RecursionError):
         document = None
         if body and not body.lstrip().startswith((b"<", b"{", b"[")):
-            text = body.decode("utf-8", "replace").strip().splitlines()[0] if body.strip() else ""
+            lines = body.decode("utf-8", "replace").strip().splitlines()
+            text = lines[0] if lines else ""
     if isinstance(document, dict):
         errors = document.get("errors")
         first = errors[0] if isinstance(errors, list) and errors else None

@@ -792,3 +792,23 @@ def test_cli_broken_helper_warns_and_inspects_public_image(
     lines = _stderr(result).splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: ") and warning in lines[0]
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"details": "incorrect username or password"}', "incorrect username or password"),
+        (b'{"errors": [{"code": "DENIED", "message": "denied"}]}', "denied"),
+        (b'{"error": "invalid_grant", "error_description": "bad token"}', "bad token"),
+        (b"plain text reason\nsecond line", "plain text reason"),
+        (b"\x1c", ""),  # Unicode whitespace to str.strip(), not to bytes.strip()
+        (b"\x1c\x1dreason", "reason"),
+        (b"", ""),
+        (b"<html>nope</html>", ""),
+        (b'{"details": "a\\u001b[31mred"}', "a[31mred"),
+    ],
+)
+def test_token_error_reason(body: bytes, reason: str) -> None:
+    from imginspect.auth import token_error_reason
+
+    assert token_error_reason(body) == reason

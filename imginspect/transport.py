@@ -654,10 +654,18 @@ def _capped(timeout: float | None) -> float | None:
     return left if timeout is None else min(timeout, left)
 
 
-#: Keep-alive limit = connection limit: httpcore closes "surplus" idle connections outside
-#: its lock, possibly after another thread has been handed the same connection ([Errno 9]
-#: Bad file descriptor); with the two limits equal there is never a surplus.
-_LIMITS = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS)
+#: httpcore closes idle connections it judges surplus (more than the keep-alive limit) or
+#: expired (idle longer than the keep-alive expiry) outside its lock, possibly after another
+#: thread has been handed one of them: that thread then fails with [Errno 9] Bad file
+#: descriptor, or, when the close lands while it waits for the answer, blocks until its read
+#: timeout. So: keep-alive limit = connection limit (never a surplus), and no client-side
+#: expiry (a connection the server closed is still detected, and a reused one that fails
+#: before any response byte is sent once more: see _send_on_connection).
+_LIMITS = httpx.Limits(
+    max_connections=MAX_CONNECTIONS,
+    max_keepalive_connections=MAX_CONNECTIONS,
+    keepalive_expiry=None,
+)
 
 
 def _new_client(context: ssl.SSLContext, timeouts: Timeouts) -> httpx.Client:

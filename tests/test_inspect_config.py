@@ -339,3 +339,29 @@ def test_configs_and_layers_agree_with_skopeo(
         assert [layer.digest for layer in details.manifest.layers] == [
             layer["digest"] for layer in manifest["layers"]
         ]
+
+
+def test_extended_json_v2_validates_for_the_whole_corpus(
+    registry_plain: Registry, corpus_plain: dict[str, PushedImage], configs: Corpus
+) -> None:
+    """Every document the test corpus produces in v2 (the original corpus and the config
+    corpus, with and without image configs, attestations included) validates against the
+    schema that ships in the package."""
+    import jsonschema
+
+    from tests.support.cli import run_imginspect
+
+    tops = [*corpus_plain.values(), *configs.values()]
+    refs = "".join(f"{registry_plain.ref(top.repo, top.tag)}\n" for top in tops)
+    checked = 0
+    for extra in ((), ("--image-config", "--with-attestations")):
+        run = run_imginspect("--format", "extended-json-v2", *extra, "-f", "-", input=refs.encode())
+        lines = run.stdout.splitlines()
+        assert len(lines) == len(tops), run.stderr
+        for line in lines:
+            document = json.loads(line)
+            assert "error" not in document, document
+            jsonschema.validate(document, SCHEMA_V2)
+            checked += 1
+        assert run.code == 0, run.stderr
+    assert checked == 2 * len(tops)

@@ -277,6 +277,8 @@ class Template:
                 nodes.append(self._parse_branch(item, depth=depth, variables=variables))
                 continue
             pipeline = self._parse_pipeline(item.tokens, item.pos, variables, allow_declare=True)
+            if not pipeline.commands:  # `{{$x := }}`
+                raise self._err(item.pos, "missing value for command")
             variables.update(pipeline.declare)
             nodes.append(_PrintNode(item.pos, pipeline))
         return nodes, None
@@ -306,8 +308,10 @@ class Template:
             if rest:
                 raise self._err(rest[0].pos, f"unexpected {rest[0].text!r} after else")
             branch.otherwise, stop = self._parse_list(depth=depth + 1, variables=set(variables))
-            if stop is None or stop.tokens[0].text != "end":
+            if stop is None:
                 raise self._err(item.pos, f"unexpected EOF: {{{{{keyword}}}}} without {{{{end}}}}")
+            if stop.tokens[0].text != "end":
+                raise self._err(stop.pos, "expected {{end}}; found {{else}}")
         if len(stop.tokens) > 1:
             raise self._err(stop.tokens[1].pos, "unexpected token after end")
         return branch

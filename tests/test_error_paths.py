@@ -1,0 +1,389 @@
+"""Error and edge paths of the core modules, exercised for real (files on disk, tar archives,
+loopback servers), each asserting the behaviour a user sees: files.read_bounded, hosts,
+mirrors, settings (daemon.json, insecure entries, certs.d) and layout (corrupt archives,
+odd index.json)."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from imginspect import layout as layout_module
+from imginspect.errors import ConfigError, MalformedDocumentError
+from imginspect.files import read_bounded
+from imginspect.hosts import HostResolver
+from imginspect.layout import LayoutSource
+from imginspect.mirrors import MirrorChain
+from imginspect.settings import Mirror, RegistrySettings
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "multiarch"
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def test_read_bounded_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError):
+        read_bounded(tmp_path, 10)
+
+
+def test_read_bounded_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError) as caught:
+        read_bounded(fifo, 10)
+    assert caught.value.errno == errno.EINVAL
+
+
+def test_read_bounded_refuses_a_file_over_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(OSError) as caught:
+        read_bounded(path, 10)
+    assert caught.value.errno == errno.EFBIG
+    assert read_bounded(path, 11) == b"x" * 11
+
+
+def test_read_bounded_stops_at_the_limit_when_the_size_lies() -> None:
+    # /proc files report size 0 but have content: the read loop itself enforces the bound.
+    proc = Path("/proc/self/status")
+    assert proc.stat().st_size == 0
+    with pytest.raises(OSError) as caught:
+        read_bounded(proc, 16)
+    assert caught.value.errno == errno.EFBIG
+    assert read_bounded(proc, 1 << 20).startswith(b"Name:")
+
+
+def test_read_bounded_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty"
+    path.write_bytes(b"")
+    assert read_bounded(path, 0) == b""
+
+
+# ------------------------------------------------------------------------------ hosts
+
+
+def test_host_resolver_explain_with_insecure_flag() -> None:
+    resolver = HostResolver(insecure=True)
+    (line,) = resolver.explain("registry.example.com")
+    assert line.startswith("tls: insecure (https without verification, then http)")
+    assert "--insecure" in line
+    assert resolver.is_insecure("registry.example.com")
+
+
+def test_host_resolver_explain_without_insecure_flag() -> None:
+    resolver = HostResolver()
+    lines = resolver.explain("registry.example.com")
+    assert lines[0].startswith("tls: verified against")
+    assert not resolver.is_insecure("registry.example.com")
+    assert resolver.is_insecure("127.0.0.1:5000")
+
+
+def test_host_resolver_config_is_resolved_once() -> None:
+    resolver = HostResolver(insecure=True)
+    first = resolver.config("registry.example.com")
+    assert first.insecure and first.insecure_reason is not None
+    assert resolver.config("registry.example.com") is first
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def _settings(tmp_path: Path, document: object, **kwargs: object) -> RegistrySettings:
+    path = tmp_path / "daemon.json"
+    path.write_text(json.dumps(document))
+    return RegistrySettings(certs_dirs=(), daemon_config=path, environ={}, **kwargs)  # type: ignore[arg-type]
+
+
+def test_daemon_json_insecure_registries_not_a_list(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, {"insecure-registries": "myregistry:5000"})
+    with pytest.raises(ConfigError, match="insecure-registries must be a list of strings"):
+        settings.is_insecure("myregistry:5000")
+
+
+def test_daemon_json_registry_mirrors_not_strings(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, {"registry-mirrors": [1, 2]})
+    with pytest.raises(ConfigError, match="registry-mirrors must be a list of strings"):
+        _ = settings.mirrors
+
+
+def test_daemon_json_not_an_object(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, ["insecure-registries"])
+    with pytest.raises(ConfigError, match="is not a JSON object"):
+        _ = settings.mirrors
+    # the error sticks: asked again, the same error
+    with pytest.raises(ConfigError, match="is not a JSON object"):
+        settings.is_insecure("example.com")
+
+
+def test_default_daemon_json_problems_only_warn(tmp_path: Path) -> None:
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    (docker / "daemon.json").write_text(
+        json.dumps(
+            {
+                "registry-mirrors": [
+                    "ftp://mirror.example",
+                    "https://m.example",
+                    "https://m.example/",
+                ],
+                "insecure-registries": ["a://b", "10.0.0.0/8", "not a cidr/8", " ", "http://x:1/"],
+            }
+        )
+    )
+    warnings: list[str] = []
+    settings = RegistrySettings(
+        certs_dirs=(), environ={"XDG_CONFIG_HOME": str(tmp_path)}, warn=warnings.append
+    )
+    # a duplicate mirror (with and without the trailing slash) is kept once
+    assert settings.mirrors == (Mirror("https://m.example/"),)
+    assert settings.daemon_config_path == docker / "daemon.json"
+    assert any("invalid registry mirror" in w and "ftp" in w for w in warnings)
+    assert any("must not contain '://'" in w for w in warnings)
+    assert any("neither host[:port] nor a CIDR" in w for w in warnings)
+    assert any("is not valid" in w for w in warnings)
+    assert all(w.endswith("; ignoring it") for w in warnings)
+    # the valid entries still apply: a CIDR and an http:// prefixed host
+    assert settings.is_insecure("10.1.2.3:5000")
+    assert settings.is_insecure("x:1")
+    assert settings.insecure_reason("10.1.2.3") == (
+        f"in an insecure-registries CIDR range ({docker / 'daemon.json'})"
+    )
+    assert not settings.is_insecure("11.0.0.1")
+
+
+def test_default_daemon_json_that_cannot_be_read_warns(tmp_path: Path) -> None:
+    (tmp_path / "docker" / "daemon.json").mkdir(parents=True)  # a directory, not a file
+    warnings: list[str] = []
+    settings = RegistrySettings(
+        certs_dirs=(), environ={"XDG_CONFIG_HOME": str(tmp_path)}, warn=warnings.append
+    )
+    assert settings.mirrors == ()
+    assert len(warnings) == 1 and "cannot read daemon config" in warnings[0]
+
+
+def test_insecure_cidr_https_prefix_and_v6(tmp_path: Path) -> None:
+    settings = RegistrySettings(
+        certs_dirs=(),
+        environ={},
+        read_daemon_config=False,
+        insecure_registries=["https://Registry.Example:443", "fd00::/8", "192.0.2.0/24"],
+    )
+    assert settings.insecure_reason("registry.example:443") == (
+        "listed in insecure-registries (settings)"
+    )
+    assert settings.is_insecure("[fd00::1]:5000")
+    # an IPv6 address never matches an IPv4 network (and vice versa)
+    assert not settings.is_insecure("[fe80::1]")
+    assert settings.is_insecure("192.0.2.7")
+    # a name is resolved to match CIDR entries; an unresolvable one matches nothing
+    assert not settings.is_insecure("no-such-host.invalid")
+    assert not settings.is_insecure("no-such-host.invalid")  # cached
+
+
+def test_insecure_entry_explicit_problem_raises() -> None:
+    settings = RegistrySettings(
+        certs_dirs=(), environ={}, read_daemon_config=False, insecure_registries=["a b"]
+    )
+    with pytest.raises(ConfigError, match="insecure registry 'a b' is not valid"):
+        settings.is_insecure("example.com")
+
+
+def test_explain_host_with_certs_dir_client_certificate(tmp_path: Path) -> None:
+    host = "registry.example:5000"
+    directory = tmp_path / host
+    directory.mkdir()
+    (directory / "client.cert").write_text("not used by explain")
+    (directory / "client.key").write_text("not used by explain")
+    settings = RegistrySettings(certs_dirs=[tmp_path], environ={}, read_daemon_config=False)
+    (line,) = settings.explain_host(host)
+    assert "no extra CA" in line
+    assert "client certificate client.cert" in line
+    assert str(directory) in line
+
+
+def test_explain_host_lists_hub_mirrors(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, {"registry-mirrors": ["https://mirror.example"]})
+    lines = settings.explain_host("docker.io")
+    assert lines[-1] == "mirror: https://mirror.example (tried first; then the registry itself)"
+    assert settings.explain_host("quay.io") == settings.explain_host("quay.io")[:1]
+
+
+# ------------------------------------------------------------------------------ mirrors
+
+
+def _layout_copy(tmp_path: Path, name: str, tag: str) -> LayoutSource:
+    root = tmp_path / name
+    shutil.copytree(EXAMPLE, root)
+    index = json.loads((root / "index.json").read_bytes())
+    for entry in index["manifests"]:
+        entry["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    (root / "index.json").write_text(json.dumps(index))
+    return LayoutSource(str(root), archive=False)
+
+
+def test_mirror_chain_tags_and_referrers_come_from_upstream(tmp_path: Path) -> None:
+    upstream = _layout_copy(tmp_path, "upstream", "from-upstream")
+    mirror = _layout_copy(tmp_path, "mirror", "from-mirror")
+    logged: list[str] = []
+    chain = MirrorChain(upstream, [("https://mirror.example/", mirror)], log=logged.append)
+    try:
+        # list_tags asks the first mirror that answers
+        assert chain.list_tags("x", limit=10) == ["from-mirror"]
+        # paging through all tags and referrers asks the registry itself
+        assert list(chain.iter_tag_pages("x", page_size=5, limit=10)) == [["from-upstream"]]
+        head = chain.head_manifest("x", "from-mirror")
+        assert head is not None
+        assert chain.get_referrers("x", head.digest) is None
+        # a mirror that fails is skipped, with a log line
+        missing = tmp_path / "missing"
+        broken = MirrorChain(
+            upstream,
+            [("https://broken.example/", LayoutSource(str(missing), archive=False))],
+            log=logged.append,
+        )
+        assert broken.list_tags("x", limit=10) == ["from-upstream"]
+        assert logged and logged[-1].startswith("mirror https://broken.example/ failed (")
+    finally:
+        chain.close()
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _tar_of_example(path: Path, extra: list[tuple[str, bytes]] = ()) -> Path:  # type: ignore[assignment]
+    files = [
+        (p.relative_to(EXAMPLE).as_posix(), p.read_bytes())
+        for p in sorted(EXAMPLE.rglob("*"))
+        if p.is_file()
+    ]
+    return _tar(path, [*files, *extra])
+
+
+def test_layout_sources_without_tag_listing_or_referrers(tmp_path: Path) -> None:
+    with LayoutSource(str(EXAMPLE), archive=False) as source:
+        tags = source.tags()
+        assert source.list_tags("ignored", limit=0) == []
+        assert source.list_tags("ignored", limit=100) == tags
+        pages = list(source.iter_tag_pages("ignored", page_size=0, limit=100))
+        assert [t for page in pages for t in page] == tags
+        assert all(len(page) == 1 for page in pages)
+        assert source.get_referrers("ignored", "sha256:" + "0" * 64) is None
+
+
+def test_layout_archive_with_too_many_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _tar_of_example(tmp_path / "a.tar")
+    monkeypatch.setattr(layout_module, "MAX_ARCHIVE_MEMBERS", 2)
+    with pytest.raises(MalformedDocumentError, match="has more than 2 members"):
+        LayoutSource(str(archive), archive=True).tags()
+
+
+def test_layout_archive_that_ends_midway(tmp_path: Path) -> None:
+    archive = _tar_of_example(tmp_path / "a.tar")
+    with tarfile.open(archive) as tar:
+        second = tar.getmembers()[1]
+    # the archive ends in the middle of its second member's data
+    os.truncate(archive, second.offset_data + 1)
+    with pytest.raises(MalformedDocumentError, match="is a corrupt tar archive: unexpected end"):
+        LayoutSource(str(archive), archive=True).tags()
+
+
+def test_layout_archive_with_a_truncated_member(tmp_path: Path) -> None:
+    files = sorted(
+        (p.relative_to(EXAMPLE).as_posix(), p.read_bytes())
+        for p in EXAMPLE.rglob("*")
+        if p.is_file()
+    )
+    blobs = [f for f in files if f[0].startswith("blobs/")]
+    others = [f for f in files if not f[0].startswith("blobs/")]
+    biggest = max(blobs, key=lambda f: len(f[1]))
+    archive = _tar(tmp_path / "a.tar", [*others, *(b for b in blobs if b != biggest), biggest])
+    with tarfile.open(archive) as tar:
+        last = tar.getmembers()[-1]
+    assert last.name == biggest[0] and last.size > 2
+    _, algorithm, encoded = last.name.split("/")
+    with LayoutSource(str(archive), archive=True) as source:
+        assert source.tags()  # scanned whole
+        # the archive shrinks while open: cut in the middle of its last member's data
+        os.truncate(archive, last.offset_data + last.size // 2)
+        with pytest.raises(
+            MalformedDocumentError, match="from the archive: unexpected end of data"
+        ):
+            source.get_blob("x", f"{algorithm}:{encoded}", max_bytes=1 << 20, what="blob")
+
+
+def test_layout_archive_that_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.tar"
+    os.mkfifo(fifo)
+    with pytest.raises(MalformedDocumentError, match="not a regular file"):
+        LayoutSource(str(fifo), archive=True).tags()
+
+
+def test_layout_location_that_cannot_be_stat(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(MalformedDocumentError, match="cannot read"):
+        LayoutSource(str(loop), archive=False).tags()
+
+
+def test_layout_blob_that_cannot_be_stat(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    shutil.copytree(EXAMPLE, root)
+    index = json.loads((root / "index.json").read_bytes())
+    digest = index["manifests"][0]["digest"]
+    algorithm, _, encoded = digest.partition(":")
+    blob = root / "blobs" / algorithm / encoded
+    blob.unlink()
+    blob.symlink_to(blob)  # ELOOP: neither missing nor readable
+    with (
+        LayoutSource(str(root), archive=False) as source,
+        pytest.raises(MalformedDocumentError, match="cannot read manifest"),
+    ):
+        source.get_manifest("x", digest)
+
+
+def test_layout_index_json_that_is_a_manifest(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    shutil.copytree(EXAMPLE, root)
+    index = json.loads((root / "index.json").read_bytes())
+    top = json.loads(
+        (root / "blobs" / "sha256" / index["manifests"][0]["digest"].split(":")[1]).read_bytes()
+    )
+    platform_digest = top["manifests"][0]["digest"]
+    manifest = (root / "blobs" / "sha256" / platform_digest.split(":")[1]).read_bytes()
+    (root / "index.json").write_bytes(manifest)
+    with pytest.raises(MalformedDocumentError, match=r"index\.json is not an image index"):
+        LayoutSource(str(root), archive=False).tags()
+
+
+def test_layout_tags_skip_entries_without_names(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    shutil.copytree(EXAMPLE, root)
+    index = json.loads((root / "index.json").read_bytes())
+    entry = index["manifests"][0]
+    unnamed = {k: entry[k] for k in ("mediaType", "digest", "size")}
+    named = dict(unnamed, annotations={"io.containerd.image.name": "example.com/app:v1"})
+    index["manifests"] = [unnamed, named, named]
+    (root / "index.json").write_text(json.dumps(index))
+    with LayoutSource(str(root), archive=False) as source:
+        assert source.tags() == ["example.com/app:v1"]
+        assert source.get_manifest("x", "v1").digest == entry["digest"]

@@ -11,17 +11,28 @@ import json
 import os
 import shutil
 import tarfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from imginspect import layout as layout_module
-from imginspect.errors import ConfigError, MalformedDocumentError
+from imginspect.errors import (
+    AuthError,
+    ConfigError,
+    MalformedDocumentError,
+    NotFoundError,
+    RegistryError,
+)
 from imginspect.files import read_bounded
 from imginspect.hosts import HostResolver
 from imginspect.layout import LayoutSource
 from imginspect.mirrors import MirrorChain
+from imginspect.registry import RegistryClient
 from imginspect.settings import Mirror, RegistrySettings
+from imginspect.transport import HttpTransport
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "multiarch"
@@ -387,3 +398,163 @@ def test_layout_tags_skip_entries_without_names(tmp_path: Path) -> None:
     with LayoutSource(str(root), archive=False) as source:
         assert source.tags() == ["example.com/app:v1"]
         assert source.get_manifest("x", "v1").digest == entry["digest"]
+
+
+# ------------------------------------------------------------------------------ registry
+
+
+class _ListingServer:
+    """A loopback HTTP registry whose answers per path (query included) are set by a test:
+    ``answers[path] = (status, headers, body)``; anything else is a 404 NAME_UNKNOWN."""
+
+    def __init__(self) -> None:
+        answers: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.answers = answers
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                paths.append(self.path)
+                status, headers, body = answers.get(
+                    self.path,
+                    (404, {}, b'{"errors":[{"code":"NAME_UNKNOWN","message":"unknown"}]}'),
+                )
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.host = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def listing() -> Iterator[tuple[_ListingServer, RegistryClient]]:
+    server = _ListingServer()
+    with HttpTransport() as transport:
+        yield server, RegistryClient(server.host, transport, insecure=True)
+    server.close()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_list_tags_malformed_and_empty(listing: tuple[_ListingServer, RegistryClient]) -> None:
+    server, client = listing
+    server.answers["/v2/notjson/tags/list?n=5"] = (200, JSON, b"<html>")
+    server.answers["/v2/numbers/tags/list?n=5"] = (200, JSON, b'{"tags": [1, 2]}')
+    server.answers["/v2/none/tags/list?n=5"] = (200, JSON, b'{"name": "none", "tags": null}')
+    server.answers["/v2/many/tags/list?n=2"] = (200, JSON, b'{"tags": ["a", "b", "c"]}')
+    for name in ("notjson", "numbers"):
+        with pytest.raises(RegistryError, match=f"malformed tag list for {name}"):
+            client.list_tags(name, limit=5)
+    assert client.list_tags("none", limit=5) == []
+    # a registry that ignores n: the client keeps its own bound
+    assert client.list_tags("many", limit=2) == ["a", "b"]
+
+
+def test_tag_pages_unsupported_and_refused(listing: tuple[_ListingServer, RegistryClient]) -> None:
+    server, client = listing
+    error = b'{"errors":[{"code":"UNSUPPORTED","message":"no listing here"}]}'
+    server.answers["/v2/unsupported/tags/list?n=10"] = (405, JSON, error)
+    server.answers["/v2/teapot/tags/list?n=10"] = (418, JSON, b"short and stout")
+    server.answers["/v2/denied/tags/list?n=10"] = (
+        403,
+        JSON,
+        b'{"errors":[{"code":"DENIED","message":"listing denied"}]}',
+    )
+    with pytest.raises(RegistryError) as caught:
+        list(client.iter_tag_pages("unsupported", page_size=10, limit=10))
+    assert caught.value.hint is not None and "does not support listing tags" in caught.value.hint
+    with pytest.raises(RegistryError) as teapot:
+        list(client.iter_tag_pages("teapot", page_size=10, limit=10))
+    assert "does not support listing" not in (teapot.value.hint or "")
+    with pytest.raises(AuthError) as denied:
+        list(client.iter_tag_pages("denied", page_size=10, limit=10))
+    assert denied.value.hint is not None and "refuses to list the tags" in denied.value.hint
+    with pytest.raises(NotFoundError):
+        list(client.iter_tag_pages("unknown", page_size=10, limit=10))
+
+
+def test_tag_pages_links(listing: tuple[_ListingServer, RegistryClient]) -> None:
+    server, client = listing
+    base = "/v2/app/tags/list"
+    server.answers[f"{base}?n=2"] = (
+        200,
+        {**JSON, "Link": f'<{base}?n=2&last=b>; rel="next"'},
+        b'{"tags": ["a", "b"]}',
+    )
+    # an empty page that still links on: the listing ends there
+    server.answers[f"{base}?n=2&last=b"] = (
+        200,
+        {**JSON, "Link": f'<{base}?n=2&last=c>; rel="next"'},
+        b'{"tags": []}',
+    )
+    assert list(client.iter_tag_pages("app", page_size=2, limit=10)) == [["a", "b"]]
+
+    # a link that repeats itself is a protocol error, not an endless loop
+    loop = "/v2/loop/tags/list"
+    server.answers[f"{loop}?n=2"] = (
+        200,
+        {**JSON, "Link": f'<{loop}?n=2&last=a>; rel="next"'},
+        b'{"tags": ["a"]}',
+    )
+    server.answers[f"{loop}?n=2&last=a"] = (
+        200,
+        {**JSON, "Link": f'<{loop}?n=2>; rel="next"'},
+        b'{"tags": ["b"]}',
+    )
+    with pytest.raises(RegistryError, match="Link that repeats itself"):
+        list(client.iter_tag_pages("loop", page_size=2, limit=10))
+
+    # links that are not "next", lead to another host or another path are not followed
+    for name, link in (
+        ("prev", '</v2/prev/tags/list?n=2&last=x>; rel="prev"'),
+        ("away", '<https://elsewhere.example/v2/away/tags/list?n=2&last=x>; rel="next"'),
+        ("other", '</v2/somewhere/else?n=2&last=x>; rel="next"'),
+        ("noquery", '</v2/noquery/tags/list>; rel="next"'),
+    ):
+        server.answers[f"/v2/{name}/tags/list?n=2"] = (
+            200,
+            {**JSON, "Link": link},
+            b'{"tags": ["x"]}',
+        )
+        assert list(client.iter_tag_pages(name, page_size=2, limit=10)) == [["x"]]
+    assert not any("last=x" in p for p in server.paths)
+
+
+def test_tag_pages_null_tags(listing: tuple[_ListingServer, RegistryClient]) -> None:
+    server, client = listing
+    server.answers["/v2/empty/tags/list?n=3"] = (200, JSON, b'{"name":"empty","tags":null}')
+    server.answers["/v2/bad/tags/list?n=3"] = (200, JSON, b'{"tags":["not a tag!"]}')
+    assert list(client.iter_tag_pages("empty", page_size=3, limit=3)) == []
+    with pytest.raises(RegistryError, match="malformed tag list for bad"):
+        list(client.iter_tag_pages("bad", page_size=3, limit=3))
+
+
+def test_referrers_unsupported_and_errors(listing: tuple[_ListingServer, RegistryClient]) -> None:
+    server, client = listing
+    digest = "sha256:" + "a" * 64
+    server.answers[f"/v2/old/referrers/{digest}"] = (405, {}, b"")
+    server.answers[f"/v2/broken/referrers/{digest}"] = (500, {}, b"[1, 2]")
+    assert client.get_referrers("old", digest) is None
+    assert client.get_referrers("unknown", digest) is None
+    with pytest.raises(RegistryError):
+        client.get_referrers("broken", digest)
+    with pytest.raises(RegistryError, match="not a digest"):
+        client.get_referrers("old", "sha256:short")

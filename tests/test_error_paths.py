@@ -25,6 +25,7 @@ from imginspect.errors import (
     MalformedDocumentError,
     NotFoundError,
     RegistryError,
+    UsageError,
 )
 from imginspect.files import read_bounded
 from imginspect.hosts import HostResolver
@@ -32,6 +33,7 @@ from imginspect.layout import LayoutSource
 from imginspect.mirrors import MirrorChain
 from imginspect.registry import RegistryClient
 from imginspect.settings import Mirror, RegistrySettings
+from imginspect.tags import MAX_PATTERN, sort_by_version, tag_digests, tag_filter, version_key
 from imginspect.transport import HttpTransport
 
 REPO = Path(__file__).resolve().parent.parent
@@ -558,3 +560,39 @@ def test_referrers_unsupported_and_errors(listing: tuple[_ListingServer, Registr
         client.get_referrers("broken", digest)
     with pytest.raises(RegistryError, match="not a digest"):
         client.get_referrers("old", "sha256:short")
+
+
+# ------------------------------------------------------------------------------ tags
+
+
+def test_tag_filter_refuses_an_oversized_regex() -> None:
+    with pytest.raises(UsageError, match="--regex is longer than"):
+        tag_filter(regex="a" * (MAX_PATTERN + 1))
+    assert tag_filter(regex="a" * MAX_PATTERN)("a" * MAX_PATTERN)
+
+
+def test_version_key_puts_other_tags_after_versions() -> None:
+    assert version_key("latest") == (1, "latest")
+    assert sort_by_version(["latest", "1.10", "1.2", "stable"]) == [
+        "1.2",
+        "1.10",
+        "latest",
+        "stable",
+    ]
+
+
+def test_tag_digests_with_a_full_window(tmp_path: Path) -> None:
+    root = tmp_path / "layout"
+    shutil.copytree(EXAMPLE, root)
+    index = json.loads((root / "index.json").read_bytes())
+    entry = index["manifests"][0]
+    names = [f"t{i}" for i in range(7)]
+    index["manifests"] = [
+        dict(entry, annotations={"org.opencontainers.image.ref.name": n}) for n in names
+    ]
+    (root / "index.json").write_text(json.dumps(index))
+    with LayoutSource(str(root), archive=False) as source:
+        found = list(tag_digests(source, "x", names, workers=1))
+    # in order, bounded window of 2 * workers in flight
+    assert [f.tag for f in found] == names
+    assert {f.digest for f in found} == {entry["digest"]}

@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from imginspect.cache import Cache
-from imginspect.challenge import Challenge, parse_challenges, preferred_challenge
+from imginspect.challenge import (
+    MAX_TOKEN_LIFETIME,
+    Challenge,
+    parse_challenges,
+    preferred_challenge,
+    usable_token,
+)
 from imginspect.errors import AuthError, ImginspectError, MalformedDocumentError, RegistryError
 
 if TYPE_CHECKING:
@@ -33,8 +39,6 @@ MAX_TOKEN_RESPONSE = 256 * 1024
 TOKEN_EXPIRY_MARGIN = 10.0
 #: Docker's default when a token response gives no expires_in (distribution's spec says 60 s).
 DEFAULT_TOKEN_LIFETIME = 60.0
-#: An ``expires_in`` beyond this (about 31 years) is not believed.
-MAX_TOKEN_LIFETIME = 1e9
 CLIENT_ID = "imginspect"
 
 
@@ -371,21 +375,6 @@ def _parse_token_response(
     # Wall-clock time: tokens outlive this process in the cache.
     expires_at = time.time() + max(float(lifetime) - TOKEN_EXPIRY_MARGIN, 1.0)
     return _Token(value, expires_at)
-
-
-#: A bearer token longer than this is not a token (JWTs are a few KiB).
-MAX_TOKEN_LENGTH = 64 * 1024
-
-
-def usable_token(value: str) -> bool:
-    """Whether ``value`` can go into an ``Authorization: Bearer`` header as is: printable
-    ASCII without spaces, bounded. Fresh and cached tokens are both checked with this."""
-    return (
-        0 < len(value) <= MAX_TOKEN_LENGTH
-        and value.isascii()
-        and value.isprintable()
-        and " " not in value
-    )
 
 
 def token_error_reason(body: bytes) -> str:

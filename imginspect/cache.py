@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from imginspect import sources
+from imginspect.challenge import MAX_TOKEN_LIFETIME, usable_token
 from imginspect.digest import compute_digest, is_valid_digest
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
@@ -72,10 +73,6 @@ MAX_TAG_BYTES = 256
 MAX_TYPE_BYTES = 256
 #: Host and token files are small JSON documents.
 MAX_JSON_BYTES = 64 * 1024
-#: A cached token longer than this is not used (nor stored).
-MAX_TOKEN_CHARS = 16 * 1024
-#: As in auth.py: a token expiring further away than this (about 31 years) is not believed.
-MAX_TOKEN_LIFETIME = 1e9
 #: A cached challenge has at most this many parameters, each value at most this long.
 MAX_CHALLENGE_PARAMS = 16
 MAX_CHALLENGE_VALUE_CHARS = 4096
@@ -114,21 +111,6 @@ def default_cache_dir() -> Path:
 
 def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
-
-
-def usable_token(value: object) -> TypeGuard[str]:
-    """True if ``value`` can go into an ``Authorization: Bearer`` header.
-
-    The rule auth.py applies to a fresh token (printable ASCII, no space), plus a length
-    bound; a cached token must pass it too.
-    """
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= MAX_TOKEN_CHARS
-        and value.isascii()
-        and value.isprintable()
-        and " " not in value
-    )
 
 
 def usable_challenge(value: object) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 # RFC 7230 token characters.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -126,3 +127,24 @@ def preferred_challenge(challenges: list[Challenge]) -> Challenge | None:
             if challenge.scheme == scheme:
                 return challenge
     return None
+
+
+#: A token expiring further away than this (about 31 years) is not believed (fresh or cached).
+MAX_TOKEN_LIFETIME = 1e9
+
+#: A bearer token longer than this is not a token (JWTs are a few KiB); it must also fit a
+#: cached token file (imginspect.cache).
+MAX_TOKEN_CHARS = 32 * 1024
+
+
+def usable_token(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can go into an ``Authorization: Bearer`` header as is: printable
+    ASCII without spaces, bounded. Fresh tokens (auth) and cached ones (cache) both pass
+    through this one rule."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_TOKEN_CHARS
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )

@@ -774,3 +774,19 @@ def test_config_file_over_its_bound_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="larger than 2048 bytes"):
         read_bounded(big, 2048)
     assert read_bounded(big, 4096) == b" " * 2049
+
+
+def test_auth_names_the_trust_store() -> None:
+    """`imginspect auth` says what verified connections trust: the operating system's store,
+    or the CA files OpenSSL is pointed at."""
+    from imginspect.trust import describe_trust_store, system_trust_context
+
+    assert describe_trust_store({}) == "the operating system's trust store"
+    assert describe_trust_store({"SSL_CERT_FILE": "/corp/ca.pem"}) == (
+        "the CAs in SSL_CERT_FILE=/corp/ca.pem (as OpenSSL reads them)"
+    )
+    both = describe_trust_store({"SSL_CERT_FILE": "/a.pem", "SSL_CERT_DIR": "/certs"})
+    assert "SSL_CERT_FILE=/a.pem" in both and "SSL_CERT_DIR=/certs" in both
+    context = system_trust_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert type(context).__module__.startswith("truststore")  # not certifi's bundle

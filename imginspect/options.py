@@ -130,14 +130,16 @@ _NO_TRUNC = OptionSpec(
     ("--no-trunc",), "no_trunc", "Do not shorten digests in the table.", kind="flag"
 )
 
+_REF_FILE = OptionSpec(
+    ("-f", "--file"),
+    "ref_file",
+    "Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
+    kind="open_file",
+)
+
 #: `imginspect inspect` (and `imginspect REFERENCE...`), in --help order.
 INSPECT_OPTIONS = (
-    OptionSpec(
-        ("-f", "--file"),
-        "ref_file",
-        "Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
-        kind="open_file",
-    ),
+    _REF_FILE,
     OptionSpec(
         ("--json",),
         "as_json",
@@ -349,12 +351,7 @@ TAGS_OPTIONS = (
 
 #: `imginspect referrers REFERENCE...`.
 REFERRERS_OPTIONS = (
-    OptionSpec(
-        ("-f", "--file"),
-        "ref_file",
-        "Read references from FILE, one per line ('#' starts a comment); '-' reads stdin.",
-        kind="open_file",
-    ),
+    _REF_FILE,
     OptionSpec(
         ("--json",),
         "as_json",

@@ -507,6 +507,20 @@ def test_redirect_policy_keeps_authorization_only_on_the_same_host_and_never_in_
         server.close()
 
 
+def _redirect_failure(server: _DualServer) -> ImginspectError:
+    """The error of a GET of /start on ``server``, following its redirects."""
+    with HttpTransport() as transport, pytest.raises(ImginspectError) as failure:
+        transport.request(
+            "GET",
+            f"http://127.0.0.1:{server.port}/start",
+            max_bytes=1024,
+            what="manifest",
+            verify=False,
+            follow_redirects=True,
+        )
+    return failure.value
+
+
 @pytest.mark.parametrize(
     ("location", "message"),
     [
@@ -520,16 +534,7 @@ def test_redirect_policy_refuses_what_is_not_http(
 ) -> None:
     server = _DualServer(test_ca, {"/start": (307, {"Location": location})})
     try:
-        with HttpTransport() as transport, pytest.raises(ImginspectError) as failure:
-            transport.request(
-                "GET",
-                f"http://127.0.0.1:{server.port}/start",
-                max_bytes=1024,
-                what="manifest",
-                verify=False,
-                follow_redirects=True,
-            )
-        assert message in failure.value.message
+        assert message in _redirect_failure(server).message
     finally:
         server.close()
 
@@ -537,16 +542,7 @@ def test_redirect_policy_refuses_what_is_not_http(
 def test_redirect_loop_is_cut_off(test_ca: trustme.CA) -> None:
     server = _DualServer(test_ca, {"/start": (307, {"Location": "/start"})})
     try:
-        with HttpTransport() as transport, pytest.raises(ImginspectError) as failure:
-            transport.request(
-                "GET",
-                f"http://127.0.0.1:{server.port}/start",
-                max_bytes=1024,
-                what="manifest",
-                verify=False,
-                follow_redirects=True,
-            )
-        assert "too many redirects" in failure.value.message
+        assert "too many redirects" in _redirect_failure(server).message
         assert len(server.seen) == 11
     finally:
         server.close()

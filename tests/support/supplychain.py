@@ -131,6 +131,13 @@ def _referrer(
         },
         "annotations": {"org.opencontainers.image.created": created},
     }
+    return _artifact_image(key, repo, doc, EMPTY_JSON, blob)
+
+
+def _artifact_image(
+    key: str, repo: str, doc: dict[str, Any], config: PushedBlob, blob: PushedBlob
+) -> PushedImage:
+    """An OCI manifest of one layer, pushed by digest only (referrers and cosign tags)."""
     raw = dumps(doc, "compact")
     return PushedImage(
         key=key,
@@ -141,7 +148,7 @@ def _referrer(
         size=len(raw),
         raw=raw,
         document=json.loads(raw),
-        config=EMPTY_JSON,
+        config=config,
         layers=[blob],
         children=[],
         config_platform=None,
@@ -166,22 +173,7 @@ def _cosign_signature(key: str, repo: str, subject: PushedImage) -> PushedImage:
             }
         ],
     }
-    raw = dumps(doc, "compact")
-    return PushedImage(
-        key=key,
-        repo=repo,
-        tag="",
-        digest=sha256_digest(raw),
-        media_type=OCI_MANIFEST,
-        size=len(raw),
-        raw=raw,
-        document=json.loads(raw),
-        config=config,
-        layers=[blob],
-        children=[],
-        config_platform=None,
-        compressed_size=None,
-    )
+    return _artifact_image(key, repo, doc, config, blob)
 
 
 def cosign_tag(digest: str, suffix: str) -> str:

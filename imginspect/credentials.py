@@ -541,42 +541,39 @@ class CredentialResolver:
     def _from_docker_file(self, file: _File, domain: str, checked: list[str]) -> _Found | None:
         label = file.location.label
         server_url = server_url_for(domain)
-        if file.location.kind == "env":
+        from_env = file.location.kind == "env"
+        if from_env:
             # docker's memory store: the exact key only (no ConvertToHostname fallback)
-            if server_url not in file.auths:
-                checked.append(f'{label}: no auths entry for "{server_url}"')
-                return None
-            credential = self._entry_credential(file, server_url)
-            if credential is None:
-                checked.append(f'{label}: auths["{server_url}"] holds no usable credential')
-                return None
-            checked.append(f'{label}: auths["{server_url}"] -> used ({flow_of(credential)})')
-            return _Found(credential, "env", key=server_url, env_var="DOCKER_AUTH_CONFIG")
-        # docker's getConfiguredCredentialStore: credHelpers[exact key], else credsStore. The
-        # key is the server URL (Docker Hub: https://index.docker.io/v1/, never "docker.io").
-        helper, via = "", ""
-        if server_url in file.cred_helpers:
-            helper, via = file.cred_helpers[server_url], f'credHelpers["{server_url}"]'
-        elif file.creds_store:
-            helper, via = file.creds_store, "credsStore"
-        if helper:
-            program = HELPER_PREFIX + helper
-            origin = f"{via} in {label}"
-            credential, status = self._helper(helper, server_url, origin)
-            checked.append(f"{label}: {via} -> {program} get {server_url}: {status}")
-            if credential is None:
-                return None  # docker uses that one store for the registry, nothing else
-            return _Found(credential, "credential-helper", program, label, via)
-        key = _find_docker_entry(file.auths, domain)
+            key: str | None = server_url if server_url in file.auths else None
+        else:
+            # docker's getConfiguredCredentialStore: credHelpers[exact key], else credsStore.
+            # The key is the server URL (Docker Hub: https://index.docker.io/v1/, never
+            # "docker.io").
+            helper, via = "", ""
+            if server_url in file.cred_helpers:
+                helper, via = file.cred_helpers[server_url], f'credHelpers["{server_url}"]'
+            elif file.creds_store:
+                helper, via = file.creds_store, "credsStore"
+            if helper:
+                program = HELPER_PREFIX + helper
+                origin = f"{via} in {label}"
+                credential, status = self._helper(helper, server_url, origin)
+                checked.append(f"{label}: {via} -> {program} get {server_url}: {status}")
+                if credential is None:
+                    return None  # docker uses that one store for the registry, nothing else
+                return _Found(credential, "credential-helper", program, label, via)
+            key = _find_docker_entry(file.auths, domain)
         if key is None:
             checked.append(f'{label}: no auths entry for "{server_url}"')
             return None
-        credential = self._entry_credential(file, key)
-        if credential is None:
+        found = self._entry_credential(file, key)
+        if found is None:
             checked.append(f'{label}: auths["{key}"] holds no usable credential')
             return None
-        checked.append(f'{label}: auths["{key}"] -> used ({flow_of(credential)})')
-        return _Found(credential, "docker-config", path=label, key=key)
+        checked.append(f'{label}: auths["{key}"] -> used ({flow_of(found)})')
+        if from_env:
+            return _Found(found, "env", key=key, env_var="DOCKER_AUTH_CONFIG")
+        return _Found(found, "docker-config", path=label, key=key)
 
     # ------------------------------------------------------------------ containers auth.json
 

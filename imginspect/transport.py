@@ -1,35 +1,43 @@
-"""HTTP transport: connections, TLS, redirects, bounded reads, and network errors.
+"""HTTP transport: TLS modes, retries, redirects, bounded reads, and network errors.
 
-This is the only module that talks to httpx (through :mod:`imginspect._httpx_compat`, which
-holds every use of httpx beyond its documented API). It owns one connection pool per TLS mode,
-built lazily (so a plain-HTTP run never builds a verifying TLS context), follows redirects
-itself so that an ``Authorization`` header never reaches another host, reads every body
-with a size bound (refusing by ``Content-Length`` before reading when it can), and turns
-httpx exceptions into :class:`NetworkError`. It knows nothing about registries or auth.
+Requests go out through :mod:`imginspect.connections` (httpcore connections, reused per origin
+and TLS mode; proxies from the environment). This module picks the TLS context per request
+(built lazily: a plain-HTTP run never builds a verifying one), retries what may be retried,
+follows redirects itself so that an ``Authorization`` header never reaches another host,
+reads every body with a size bound (refusing by ``Content-Length`` before reading when it
+can; compressed bodies are bounded after decoding), and turns network exceptions into
+:class:`NetworkError`. It knows nothing about registries or auth.
 """
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import email.utils
-import http.cookiejar
 import random
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import httpcore
 
 from imginspect import __version__
-from imginspect import _httpx_compat as compat
-
-# Through the compatibility module, which imports them trimmed (see there).
-from imginspect._httpx_compat import httpcore, httpx
+from imginspect.connections import (
+    Connections,
+    InvalidURLError,
+    Release,
+    Target,
+    build_request,
+    deadline,
+    decode_headers,
+    opened_since_reset,
+    remaining_time,
+    reset_opened,
+)
 from imginspect.errors import (
     ConnectionFailedError,
     ImginspectError,
@@ -39,10 +47,10 @@ from imginspect.errors import (
 )
 from imginspect.reference import is_docker_hub
 
+__all__ = ["HttpTransport", "Response", "RetryPolicy", "Timeouts", "deadline", "remaining_time"]
+
 USER_AGENT = f"imginspect/{__version__}"
 MAX_REDIRECTS = 10
-#: Connections per TLS mode (the CLI's --concurrency is at most 64).
-MAX_CONNECTIONS = 64
 #: After every try to connect to a host failed, further requests there fail at once for
 #: this long (seconds); then one more request may try again.
 UNREACHABLE_FOR = 30.0
@@ -57,12 +65,12 @@ class Timeouts:
     connect: float = 10.0
     read: float = 30.0
 
-    def as_httpx(self, limit: float | None = None) -> httpx.Timeout:
-        """httpx timeouts, each capped at ``limit`` seconds (what is left of a deadline)."""
+    def capped(self, limit: float | None = None) -> tuple[float, float]:
+        """``(connect, read)``, each capped at ``limit`` seconds (what is left of a deadline)."""
         read, connect = self.read, self.connect
         if limit is not None:
             read, connect = min(read, max(limit, 0.001)), min(connect, max(limit, 0.001))
-        return httpx.Timeout(read, connect=connect, pool=connect)
+        return connect, read
 
 
 @dataclass(frozen=True)
@@ -101,28 +109,6 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Only these are retried: repeating them cannot change anything on the server.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
-# The per-reference deadline (--timeout). A context variable, so that each worker thread of a
-# batch has its own; pools that fan out (e.g. --sizes) copy the context into their threads.
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
-    "imginspect_deadline", default=None
-)
-
-
-@contextmanager
-def deadline(seconds: float | None) -> Iterator[None]:
-    """Every request made inside this block must finish within ``seconds`` from now."""
-    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
-def remaining_time() -> float | None:
-    """Seconds left before the current deadline, or None if there is none."""
-    at = _deadline.get()
-    return None if at is None else at - time.monotonic()
-
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -155,23 +141,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
         when = when.replace(tzinfo=datetime.timezone.utc)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """A cookie jar that keeps nothing (httpx always has one)."""
-
-    def __init__(self) -> None:
-        super().__init__(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
-        return None
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-
-#: Per thread: connections opened since the current request started (see _DeadlineBackend).
-_connections = threading.local()
 
 
 def _host_port(url: str) -> str:
@@ -210,11 +179,12 @@ class HttpTransport:
         self._retry = retry or RetryPolicy()
         self._log = log
         self._ssl_context_for = ssl_context_for
-        # Keyed by TLS mode: True (default verification), False (none), or "host[:port]"
-        # for a host with its own context.
-        self._clients: dict[bool | str, httpx.Client] = {}
-        self._clients_lock = threading.Lock()
-        self._trust_context: ssl.SSLContext | None = None
+        self._connections: Connections | None = None
+        self._connections_lock = threading.Lock()
+        # TLS contexts by mode: True (default verification), False (none), or "host[:port]"
+        # for a host with its own context (certs.d).
+        self._contexts: dict[bool | str, ssl.SSLContext] = {}
+        self._contexts_lock = threading.Lock()
         #: per host[:port]: when connecting there last failed for good, and how (the breaker)
         self._unreachable: dict[str, tuple[float, ConnectionFailedError]] = {}
 
@@ -223,44 +193,67 @@ class HttpTransport:
         """Where ``--debug`` lines go (None: nowhere)."""
         return self._log
 
-    # ------------------------------------------------------------------ clients
+    # ------------------------------------------------------------------ connections
 
-    def _client(self, verify: bool, tls_host: str | None) -> httpx.Client:
-        """The client for a TLS mode: no verification, the system trust store, or the
-        context certs.d gives ``tls_host`` (``host[:port]`` of the registry the request is
-        for: its redirects, e.g. to blob storage, are verified the same way, as docker does)."""
-        key: bool | str = verify
-        context: ssl.SSLContext | None = None
+    def _tls_mode(
+        self, verify: bool, tls_host: str | None
+    ) -> tuple[bool | str, ssl.SSLContext | None]:
+        """The TLS mode of a request: no verification, the system trust store, or the context
+        certs.d gives ``tls_host`` (``host[:port]`` of the registry the request is for: its
+        redirects, e.g. to blob storage, are verified the same way, as docker does)."""
         if verify and tls_host is not None and self._ssl_context_for is not None:
             context = self._ssl_context_for(tls_host)
             if context is not None:
-                key = tls_host
-        client = self._clients.get(key)
-        if client is not None:
-            return client
-        with self._clients_lock:
-            client = self._clients.get(key)
-            if client is None:
-                if context is None:
-                    context = self._default_context() if verify else _unverified_context()
-                client = _new_client(context, self._timeouts)
-                self._clients[key] = client
-        return client
+                return tls_host, context
+        return verify, None
 
-    def _default_context(self) -> ssl.SSLContext:
-        """The system trust store, loaded once per run, when a verified connection needs it."""
-        if self._trust_context is None:
-            from imginspect.trust import system_trust_context
+    def _context(self, mode: bool | str, given: ssl.SSLContext | None) -> ssl.SSLContext:
+        """The TLS context of ``mode``, built once, when an https connection needs it."""
+        context = self._contexts.get(mode)
+        if context is not None:
+            return context
+        with self._contexts_lock:
+            context = self._contexts.get(mode)
+            if context is None:
+                if given is not None:
+                    context = given
+                elif mode is False:
+                    context = _unverified_context()
+                else:
+                    from imginspect.trust import system_trust_context
 
-            self._trust_context = system_trust_context()
-        return self._trust_context
+                    context = system_trust_context()
+                self._contexts[mode] = context
+        return context
+
+    def _pool(self) -> Connections:
+        connections = self._connections
+        if connections is not None:
+            return connections
+        with self._connections_lock:
+            if self._connections is None:
+                self._connections = _new_connections()
+            return self._connections
+
+    def _dispatch(
+        self, request: httpcore.Request, target: Target, *, verify: bool, tls_host: str
+    ) -> tuple[httpcore.Response, Release]:
+        """Send one request on a connection (the seam tests replace to see the wire)."""
+        mode, given = self._tls_mode(verify, tls_host)
+        connect_timeout = request.extensions["timeout"]["pool"]
+        return self._pool().send(
+            request,
+            target,
+            tls_mode=mode,
+            ssl_context=lambda: self._context(mode, given),
+            pool_timeout=connect_timeout,
+        )
 
     def close(self) -> None:
-        with self._clients_lock:
-            clients = list(self._clients.values())
-            self._clients.clear()
-        for client in clients:
-            client.close()
+        with self._connections_lock:
+            connections, self._connections = self._connections, None
+        if connections is not None:
+            connections.close()
 
     def __enter__(self) -> HttpTransport:
         return self
@@ -446,20 +439,39 @@ class HttpTransport:
         data: Mapping[str, str] | None,
         idempotent: bool,
     ) -> Response:
-        client = self._client(verify, tls_host)
         started = time.monotonic()
         left = remaining_time()
         if left is not None and left <= 0:
             raise _deadline_passed(what, url)
-        timeout = self._timeouts.as_httpx(limit=left)
+        connect_timeout, read_timeout = self._timeouts.capped(limit=left)
         try:
-            request = client.build_request(method, url, headers=headers, data=data, timeout=timeout)
-            response = self._send_on_connection(client, request, idempotent=idempotent)
+            target = Target(url)
+            request = build_request(
+                method,
+                target,
+                _request_headers(headers, form=data is not None),
+                body=urlencode(data).encode("ascii") if data is not None else None,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+            )
+        except InvalidURLError as exc:
+            raise RegistryError(f"invalid URL for {what}: {exc}") from None
+        except UnicodeEncodeError:
+            raise RegistryError(
+                f"cannot request {what} from {_origin(url)}: a header value is not ASCII"
+            ) from None
+        try:
+            response, release = self._send_on_connection(
+                request, target, verify=verify, tls_host=tls_host, idempotent=idempotent
+            )
             try:
-                body = self._read_bounded(response, max_bytes=max_bytes, what=what, url=url)
+                received = decode_headers(response.headers)
+                body = _read_bounded(
+                    response, received, method=method, max_bytes=max_bytes, what=what, url=url
+                )
             finally:
-                response.close()
-        except httpx.TimeoutException as exc:
+                release()
+        except httpcore.TimeoutException as exc:
             left = remaining_time()
             if left is not None and left <= 0.05:
                 raise _deadline_passed(what, url) from None
@@ -467,240 +479,234 @@ class HttpTransport:
                 f"timed out fetching {what} from {_origin(url)} ({type(exc).__name__})",
                 hint="the registry did not answer in time; check the network or retry later",
             ) from None
-        except httpx.ConnectError as exc:
+        except (httpcore.ConnectError, httpcore.ProxyError) as exc:
             failure = ConnectionFailedError(
                 f"cannot connect to {_origin(url)}: {_reason(exc)}",
                 hint=_connect_hint(exc, tls_host),
             )
             failure.permanent = _is_permanent_connect_failure(exc)
             raise failure from None
-        except httpx.RemoteProtocolError as exc:
-            if "location header" in str(exc).lower():
-                raise RegistryError(
-                    f"registry sent an invalid redirect for {what}: {_reason(exc)}"
-                ) from None
+        except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError) as exc:
             raise _connection_broke(what, url, exc) from None
-        except httpx.InvalidURL as exc:
+        except httpcore.UnsupportedProtocol as exc:
             raise RegistryError(f"invalid URL for {what}: {_reason(exc)}") from None
-        except (httpx.ReadError, httpx.WriteError) as exc:
-            raise _connection_broke(what, url, exc) from None
-        except httpx.DecodingError as exc:
-            raise RegistryError(
-                f"cannot decode {what} from {_origin(url)}: {_reason(exc)}"
-            ) from None
-        except httpx.HTTPError as exc:
+        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
             raise NetworkError(
                 f"HTTP error fetching {what} from {_origin(url)}: {_reason(exc)}"
             ) from None
         if self._log is not None:
             elapsed = (time.monotonic() - started) * 1000
             self._log(
-                f"{method} {url} -> {response.status_code} "
-                f"({len(body)} bytes, {elapsed:.1f} ms){_debug_headers(response.headers)}"
+                f"{method} {url} -> {response.status} "
+                f"({len(body)} bytes, {elapsed:.1f} ms){_debug_headers(received)}"
             )
-        received = Response.header_pairs(response.headers.multi_items())
-        return Response(response.status_code, received, body, url)
+        return Response(response.status, received, body, url)
 
     def _send_on_connection(
-        self, client: httpx.Client, request: httpx.Request, *, idempotent: bool
-    ) -> httpx.Response:
-        """``client.send``; a GET or HEAD whose *reused* keep-alive connection turns out to
-        be closed before any response byte (the server's or a load balancer's idle timeout
-        fired as we reused it) is sent once more, on a fresh connection, as Go's net/http,
-        urllib3 and curl do. A failure on a fresh connection is never retried here."""
-        _connections.opened = 0
+        self,
+        request: httpcore.Request,
+        target: Target,
+        *,
+        verify: bool,
+        tls_host: str,
+        idempotent: bool,
+    ) -> tuple[httpcore.Response, Release]:
+        """Send; a GET or HEAD whose *reused* keep-alive connection turns out to be closed
+        before any response byte (the server's or a load balancer's idle timeout fired as we
+        reused it) is sent once more, on a fresh connection, as Go's net/http, urllib3 and
+        curl do. A failure on a fresh connection is never retried here."""
+        reset_opened()
         try:
-            return client.send(request, stream=True)
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            reused = _connections.opened == 0
+            return self._dispatch(request, target, verify=verify, tls_host=tls_host)
+        except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError) as exc:
+            reused = opened_since_reset() == 0
             if not (idempotent and reused):
                 raise
             if self._log is not None:
                 self._log(
-                    f"{request.method} {request.url}: reused connection was closed "
+                    f"{request.method.decode()} {request.url}: reused connection was closed "
                     f"({_reason(exc)}); once more on a new connection"
                 )
-            return client.send(request, stream=True)
+            return self._dispatch(request, target, verify=verify, tls_host=tls_host)
 
-    @staticmethod
-    def _read_bounded(response: httpx.Response, *, max_bytes: int, what: str, url: str) -> bytes:
-        if response.request.method == "HEAD":
-            # Content-Length describes the body a GET would have sent; there is none to
-            # read, but reading the (empty) stream returns the connection to the pool.
-            response.read()
-            return b""
-        # Error and redirect bodies are only ever quoted: a few KiB, whatever the caller
-        # would accept for the document it asked for.
-        quoted_only = response.status_code >= 300
-        if quoted_only:
-            max_bytes = MAX_QUOTED_BODY_BYTES
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
-            if not quoted_only:
-                raise TooLargeError(
-                    f"{what} from {_origin(url)} is {int(length)} bytes, "
-                    f"more than the {max_bytes} bytes accepted"
-                )
-            return b""  # an oversized error body is not worth reading
-        chunks: list[bytes] = []
-        total = 0
 
-        def too_slow() -> NetworkError:
-            return NetworkError(
-                f"gave up reading {what} from {_origin(url)}: the --timeout deadline passed "
-                f"after {total} bytes",
-                hint="the registry is sending very slowly; raise --timeout or retry later",
+#: Sent with every request unless the caller sets them (httpx's defaults, less
+#: ``Connection: keep-alive``, which HTTP/1.1 implies).
+_DEFAULT_HEADERS = (
+    ("User-Agent", USER_AGENT),
+    ("Accept", "*/*"),
+    ("Accept-Encoding", "gzip, deflate"),
+)
+
+
+def _request_headers(headers: Mapping[str, str], *, form: bool) -> list[tuple[str, str]]:
+    given = {name.lower() for name in headers}
+    result = [(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in given]
+    if form and "content-type" not in given:
+        result.append(("Content-Type", "application/x-www-form-urlencoded"))
+    result.extend(headers.items())
+    return result
+
+
+def _read_bounded(
+    response: httpcore.Response,
+    headers: tuple[tuple[str, str], ...],
+    *,
+    method: str,
+    max_bytes: int,
+    what: str,
+    url: str,
+) -> bytes:
+    """The body, decoded (gzip, deflate) and bounded: at most ``max_bytes`` after decoding,
+    the deadline checked between reads."""
+    stream = response.stream
+    assert isinstance(stream, Iterable)
+    if method == "HEAD":
+        # Content-Length describes the body a GET would have sent; there is none to read,
+        # but reading the (empty) stream lets the connection be reused.
+        for _ in stream:
+            pass
+        return b""
+    # Error and redirect bodies are only ever quoted: a few KiB, whatever the caller would
+    # accept for the document it asked for.
+    quoted_only = response.status >= 300
+    if quoted_only:
+        max_bytes = MAX_QUOTED_BODY_BYTES
+    lengths = [value for name, value in headers if name == "content-length"]
+    length = lengths[0].strip() if lengths else None
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        if not quoted_only:
+            raise TooLargeError(
+                f"{what} from {_origin(url)} is {int(length)} bytes, "
+                f"more than the {max_bytes} bytes accepted"
             )
+        return b""  # an oversized error body is not worth reading
+    decoder = _Decoder.for_headers(headers)
+    chunks: list[bytes] = []
+    total = 0
 
-        body = response.iter_bytes()
+    def too_slow() -> NetworkError:
+        return NetworkError(
+            f"gave up reading {what} from {_origin(url)}: the --timeout deadline passed "
+            f"after {total} bytes",
+            hint="the registry is sending very slowly; raise --timeout or retry later",
+        )
+
+    def add(data: bytes) -> bool:
+        """Keep ``data``; False once the bound is reached (quoted bodies: enough)."""
+        nonlocal total
+        total += len(data)
+        if total > max_bytes:
+            if quoted_only:
+                chunks.append(data[: max(0, max_bytes - (total - len(data)))])
+                return False
+            raise TooLargeError(
+                f"{what} from {_origin(url)} exceeds the {max_bytes} bytes accepted"
+            )
+        chunks.append(data)
+        return True
+
+    body = iter(stream)
+    try:
         while True:
             try:
                 chunk = next(body, None)
-            except httpx.TimeoutException:
+            except httpcore.TimeoutException:
                 left = remaining_time()
                 if left is not None and left <= 0.05:  # the deadline, not a read timeout
                     raise too_slow() from None
                 raise
             if chunk is None:
+                if decoder is not None:
+                    add(decoder.flush(max_bytes - total + 1))
                 break
             left = remaining_time()
             if left is not None and left <= 0:
                 raise too_slow()
-            total += len(chunk)
-            if total > max_bytes:
-                if quoted_only:
-                    break
-                raise TooLargeError(
-                    f"{what} from {_origin(url)} exceeds the {max_bytes} bytes accepted"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+            data = chunk if decoder is None else decoder.decode(chunk, max_bytes - total + 1)
+            if not add(data):
+                break
+    except zlib.error as exc:
+        raise RegistryError(f"cannot decode {what} from {_origin(url)}: {exc}") from None
+    return b"".join(chunks)
 
 
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read, write and TLS handshake ends by the deadline.
+class _Decoder:
+    """Undoes ``Content-Encoding: gzip`` or ``deflate`` (zlib-wrapped, or raw as some servers
+    send it), with the output of each step bounded: a small compressed body cannot expand
+    into more memory than the caller accepts."""
 
-    httpcore applies the read timeout to each socket read, so a server that sends one byte
-    now and then (headers or body) is never timed out; here each operation's timeout is
-    capped by what is left of the current deadline (:func:`deadline`), which makes the
-    deadline hold whatever the server does.
-    """
+    def __init__(self, encodings: list[str]) -> None:
+        self._steps = [_Step(encoding) for encoding in reversed(encodings)]
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
+    @classmethod
+    def for_headers(cls, headers: Iterable[tuple[str, str]]) -> _Decoder | None:
+        encodings = [
+            token.strip().lower()
+            for name, value in headers
+            if name == "content-encoding"
+            for token in value.split(",")
+        ]
+        # Like httpx: identity and encodings we did not ask for are left as they are (the
+        # digest check then tells a body that was not what it claims).
+        known = [e for e in encodings if e in ("gzip", "x-gzip", "deflate")]
+        return cls(known) if known else None
 
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _capped(timeout))
+    def decode(self, data: bytes, limit: int) -> bytes:
+        for step in self._steps:
+            data = step.decode(data, limit)
+        return data
 
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _capped(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(
-            self._inner.start_tls(ssl_context, server_hostname, _capped(timeout))
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
+    def flush(self, limit: int) -> bytes:
+        data = b""
+        for step in self._steps:
+            data = step.decode(data, limit) + step.flush(limit)
+        return data
 
 
-class _DeadlineBackend(httpcore.NetworkBackend):
-    """Opens :class:`_DeadlineStream` connections (the connect itself is capped too)."""
+class _Step:
+    def __init__(self, encoding: str) -> None:
+        self._deflate = encoding == "deflate"
+        # gzip: wbits 16+; deflate: the zlib wrapper first (32+ auto-detects it), raw below
+        self._inflate = zlib.decompressobj(zlib.MAX_WBITS | (32 if self._deflate else 16))
+        self._first = True
 
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
+    def decode(self, data: bytes, limit: int) -> bytes:
+        if self._first and data and self._deflate:
+            self._first = False
+            try:
+                return self._bounded(data, limit)
+            except zlib.error:
+                self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+        return self._bounded(data, limit)
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_tcp(
-            host, port, _capped(timeout), local_address, socket_options
-        )
-        _connections.opened = getattr(_connections, "opened", 0) + 1
-        return _DeadlineStream(stream)
+    def _bounded(self, data: bytes, limit: int) -> bytes:
+        limit = max(limit, 1)
+        out = [self._inflate.decompress(data, limit)]
+        size = len(out[0])
+        # Input the bound held back is decoded only while the output stays within it: past
+        # it the caller refuses the body anyway.
+        while self._inflate.unconsumed_tail and size <= limit:
+            more = self._inflate.decompress(self._inflate.unconsumed_tail, limit - size + 1)
+            out.append(more)
+            size += len(more)
+        return b"".join(out)
 
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_unix_socket(path, _capped(timeout), socket_options)
-        _connections.opened = getattr(_connections, "opened", 0) + 1
-        return _DeadlineStream(stream)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
+    def flush(self, limit: int) -> bytes:
+        return self._inflate.flush(max(limit, 1))
 
 
-def _capped(timeout: float | None) -> float | None:
-    left = remaining_time()
-    if left is None:
-        return timeout
-    left = max(left, 0.001)  # 0 would mean "non-blocking" to the socket layer
-    return left if timeout is None else min(timeout, left)
+def _new_connections() -> Connections:
+    """The run's connections, with the proxies the environment names."""
+    from imginspect._httpx_compat import environment_proxies
 
-
-#: httpcore closes idle connections it judges surplus (more than the keep-alive limit) or
-#: expired (idle longer than the keep-alive expiry) outside its lock, possibly after another
-#: thread has been handed one of them: that thread then fails with [Errno 9] Bad file
-#: descriptor, or, when the close lands while it waits for the answer, blocks until its read
-#: timeout. So: keep-alive limit = connection limit (never a surplus), and no client-side
-#: expiry (a connection the server closed is still detected, and a reused one that fails
-#: before any response byte is sent once more: see _send_on_connection).
-_LIMITS = httpx.Limits(
-    max_connections=MAX_CONNECTIONS,
-    max_keepalive_connections=MAX_CONNECTIONS,
-    keepalive_expiry=None,
-)
-
-
-def _new_client(context: ssl.SSLContext, timeouts: Timeouts) -> httpx.Client:
-    """A client whose every connection, direct or through a proxy the environment names,
-    is opened by :class:`_DeadlineBackend` (our own transports: httpx's ``HTTPTransport``
-    takes no network backend). ``trust_env`` is off because we read the environment's
-    proxies ourselves (a client given a transport ignores them) and TLS comes from
-    ``context``."""
-    backend = _DeadlineBackend(httpcore.SyncBackend())
-
-    def pool(proxy: httpx.Proxy | None) -> compat.PoolTransport:
-        return compat.PoolTransport(
-            ssl_context=context, limits=_LIMITS, network_backend=backend, proxy=proxy
-        )
-
-    direct = pool(None)
     try:
-        mounts = compat.environment_mounts(direct, pool)
-    except ValueError as exc:  # a proxy URL httpx or we cannot use
-        direct.close()
+        return Connections(environment_proxies())
+    except ValueError as exc:  # a proxy URL we cannot use
         raise NetworkError(
             f"cannot use the proxy the environment names: {exc}",
             hint="set HTTPS_PROXY/HTTP_PROXY/ALL_PROXY to an http:// or https:// proxy URL",
         ) from None
-    return httpx.Client(
-        transport=direct,
-        mounts=mounts,
-        trust_env=False,
-        timeout=timeouts.as_httpx(),
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
-        # A registry client needs no cookie jar: cookies (a load balancer's, or Harbor's
-        # session) would only be replayed, and could follow a redirect to a CDN host.
-        cookies=_NoCookies(),
-    )
 
 
 def _unverified_context() -> ssl.SSLContext:
@@ -767,8 +773,9 @@ def _connect_hint(exc: BaseException, host: str) -> str | None:
     return None
 
 
-def _debug_headers(headers: httpx.Headers) -> str:
+def _debug_headers(headers: tuple[tuple[str, str], ...]) -> str:
     interesting = ("content-type", "content-length", "docker-content-digest", "location")
-    parts = [f"{k}={headers[k]}" for k in interesting if k in headers]
-    parts += [f"{k}=<redacted>" for k in headers if k.lower() in _SECRET_HEADERS]
+    present = dict(headers)
+    parts = [f"{k}={present[k]}" for k in interesting if k in present]
+    parts += [f"{k}=<redacted>" for k, _ in headers if k in _SECRET_HEADERS]
     return (" " + " ".join(parts)) if parts else ""

@@ -199,9 +199,10 @@ _PROBE = textwrap.dedent(
     """
     import sys
     from imginspect import _httpx_compat as compat
+    httpx = compat.load_httpx()
     print("trimmed", compat.TRIMMED, "cli-loaded", "httpx._main" in sys.modules)
     import httpx._main  # still importable by anyone who wants it
-    print("ok", compat.httpx.Client)
+    print("ok", httpx.Client)
     """
 )
 

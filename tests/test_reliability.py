@@ -24,10 +24,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
+import httpcore
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +37,7 @@ from hypothesis import strategies as st
 from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, Credential
 from imginspect.challenge import Challenge, parse_challenges
+from imginspect.connections import Target
 from imginspect.errors import AuthError, ImginspectError
 from imginspect.hosts import HostResolver
 from imginspect.manifest import decode_config_platform, decode_document
@@ -405,18 +407,29 @@ def _authenticator(
 
 
 class _MockedHttpTransport(HttpTransport):
-    """A real HttpTransport (headers, redirects, bounded reads, logging) on an
-    ``httpx.MockTransport``: what would go on the wire, without a network."""
+    """A real HttpTransport (headers, redirects, bounded reads, logging) whose requests go
+    to an ``httpx.MockTransport`` handler: what would go on the wire, without a network."""
 
     def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
         super().__init__()
-        self._mock = httpx.Client(transport=httpx.MockTransport(handler), follow_redirects=False)
+        self._handler = handler
 
-    def _client(self, verify: bool, tls_host: str | None) -> httpx.Client:
-        return self._mock
-
-    def close(self) -> None:
-        self._mock.close()
+    def _dispatch(
+        self, request: httpcore.Request, target: Target, *, verify: bool, tls_host: str
+    ) -> tuple[httpcore.Response, Callable[[], None]]:
+        body = request.stream
+        assert isinstance(body, Iterable)
+        sent = httpx.Request(
+            request.method.decode(),
+            f"{target.scheme}://{target.host_header}{target.target}",
+            headers=request.headers,
+            content=b"".join(body),
+        )
+        answer = self._handler(sent)
+        response = httpcore.Response(
+            answer.status_code, headers=answer.headers.raw, content=answer.read()
+        )
+        return response, response.close
 
 
 PASSWORD = "clear-text-secret"

@@ -1085,6 +1085,14 @@ class BadServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def drop_connections(self) -> None:
+        """Close every open connection from the server's side, as an idle timeout would."""
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def __enter__(self) -> BadServer:
         return self.start()
 

@@ -1,0 +1,339 @@
+"""imginspect/connections.py and the request path of transport.py over real loopback
+servers: connection reuse (one per thread at most, none closed under another thread), the
+in-flight cap, a server that closed an idle connection, Content-Encoding decoded within the
+bound (a small gzip bomb stays small), request targets and Host headers, and the proxy
+routing rules, checked against httpx's own routing of the same patterns."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpcore
+import httpx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imginspect import connections
+from imginspect.connections import Connections, InvalidURLError, Target, proxy_for, proxy_rules
+from imginspect.errors import NetworkError, RegistryError, TooLargeError
+from imginspect.transport import HttpTransport, Timeouts
+from tests.support.badserver import BadServer, Reply, Scenario
+
+DOCUMENT = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}' * 20
+
+
+def _encoded(name: str, body: bytes, encoding: str) -> Scenario:
+    return Scenario(name, manifest=Reply(200, headers=(("Content-Encoding", encoding),), body=body))
+
+
+@pytest.fixture
+def server() -> Iterator[BadServer]:
+    scenarios = [
+        Scenario("plain", manifest=Reply(200, body=DOCUMENT)),
+        _encoded("gzipped", gzip.compress(DOCUMENT), "gzip"),
+        _encoded("deflated", zlib.compress(DOCUMENT), "deflate"),
+        _encoded("rawdeflate", _raw_deflate(DOCUMENT), "deflate"),
+        _encoded("twice", gzip.compress(gzip.compress(DOCUMENT)), "gzip, gzip"),
+        _encoded("unknown", DOCUMENT, "br"),
+        _encoded("bomb", gzip.compress(b"\0" * (64 * 1024 * 1024)), "gzip"),
+        _encoded("broken", b"\x1f\x8b\x08\x00garbage-not-gzip", "gzip"),
+        Scenario("closing", manifest=Reply(200, body=DOCUMENT, close=True)),
+        Scenario(
+            "errbomb",
+            manifest=Reply(
+                500,
+                headers=(("Content-Encoding", "gzip"),),
+                body=gzip.compress(b"E" * (8 * 1024 * 1024)),
+            ),
+        ),
+    ]
+    with BadServer(scenarios=scenarios) as bad:
+        yield bad
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+def _get(transport: HttpTransport, server: BadServer, name: str, max_bytes: int = 1 << 20) -> bytes:
+    response = transport.request(
+        "GET", f"{server.url}/v2/{name}/manifests/x", max_bytes=max_bytes, what="manifest"
+    )
+    assert response.status == 200, response
+    return response.body
+
+
+# ---------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("name", ["plain", "gzipped", "deflated", "rawdeflate", "twice"])
+def test_content_encodings_are_decoded(server: BadServer, name: str) -> None:
+    with HttpTransport() as transport:
+        assert _get(transport, server, name) == DOCUMENT
+    (request,) = server.requests_for(name)
+    assert request.header("accept-encoding") == "gzip, deflate"
+
+
+def test_an_encoding_not_asked_for_is_left_as_it_is(server: BadServer) -> None:
+    with HttpTransport() as transport:
+        assert _get(transport, server, "unknown") == DOCUMENT
+
+
+def test_a_gzip_bomb_is_refused_at_the_bound_after_decoding(server: BadServer) -> None:
+    """64 MiB of zeros in ~64 KiB of gzip: refused once the decoded bytes pass the bound,
+    without inflating the rest."""
+    with HttpTransport() as transport, pytest.raises(TooLargeError) as failure:
+        _get(transport, server, "bomb", max_bytes=100_000)
+    assert "100000 bytes" in failure.value.message
+
+
+def test_an_error_body_is_quoted_only_up_to_its_small_bound(server: BadServer) -> None:
+    with HttpTransport() as transport:
+        response = transport.request(
+            "GET",
+            f"{server.url}/v2/errbomb/manifests/x",
+            max_bytes=1 << 30,
+            what="manifest",
+            retry=False,
+        )
+    assert response.status == 500
+    assert 0 < len(response.body) <= 64 * 1024
+
+
+def test_a_body_that_is_not_what_its_encoding_says_is_a_registry_error(
+    server: BadServer,
+) -> None:
+    with HttpTransport() as transport, pytest.raises(RegistryError) as failure:
+        _get(transport, server, "broken")
+    assert "cannot decode manifest" in failure.value.message
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    st.binary(max_size=5000),
+    st.sampled_from(["gzip", "deflate", "rawdeflate"]),
+    st.integers(min_value=1, max_value=6000),
+)
+def test_decoder_output_is_the_input_or_refused_at_the_bound(
+    data: bytes, encoding: str, limit: int
+) -> None:
+    """Every chunking of the encoded body decodes to the original, and the bound holds."""
+    from imginspect.transport import _Decoder
+
+    encoded = {
+        "gzip": gzip.compress(data),
+        "deflate": zlib.compress(data),
+        "rawdeflate": _raw_deflate(data),
+    }[encoding]
+    decoder = _Decoder.for_headers([("content-encoding", encoding.replace("raw", ""))])
+    assert decoder is not None
+    out = b""
+    for start in range(0, len(encoded), 7):
+        out += decoder.decode(encoded[start : start + 7], limit - len(out) + 1)
+        if len(out) > limit:
+            break
+    else:
+        out += decoder.flush(limit - len(out) + 1)
+    if len(data) <= limit:
+        assert out == data
+    else:
+        assert len(out) > limit and data.startswith(out[:limit])
+
+
+# ---------------------------------------------------------------- connection reuse
+
+
+def test_sequential_requests_share_one_connection(server: BadServer) -> None:
+    with HttpTransport() as transport:
+        for _ in range(20):
+            assert _get(transport, server, "plain") == DOCUMENT
+    assert len(server.connections) == 1
+
+
+def test_concurrent_requests_never_open_more_connections_than_threads(server: BadServer) -> None:
+    with HttpTransport() as transport, ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda _: _get(transport, server, "plain"), range(400)))
+    assert bodies == [DOCUMENT] * 400
+    assert 1 <= len(server.connections) <= 8, len(server.connections)
+    assert len(server.requests_for("plain")) == 400
+
+
+def test_a_connection_the_server_closes_is_not_reused(server: BadServer) -> None:
+    """``Connection: close`` replies: every request gets a fresh connection, none fails."""
+    with HttpTransport() as transport:
+        for _ in range(5):
+            assert _get(transport, server, "closing") == DOCUMENT
+    assert len(server.connections) == 5
+
+
+def test_an_idle_connection_closed_by_the_server_is_replaced(server: BadServer) -> None:
+    with HttpTransport() as transport:
+        assert _get(transport, server, "plain") == DOCUMENT
+        assert server.wait_idle()
+        # What an idle timeout on the server (or a load balancer) does.
+        server.drop_connections()
+        assert _get(transport, server, "plain") == DOCUMENT
+    assert len(server.connections) == 2
+
+
+def test_in_flight_requests_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every slot taken, a request waits for one, and gives up after its pool timeout
+    (a NetworkError through the transport, as httpcore's PoolTimeout)."""
+    monkeypatch.setattr(connections, "MAX_IN_FLIGHT", 1)
+    with BadServer(scenarios=[Scenario("plain", manifest=Reply(200, body=DOCUMENT))]) as bad:
+        pool = Connections()
+        target = Target(f"{bad.url}/v2/plain/manifests/x")
+
+        def send() -> tuple[httpcore.Response, connections.Release]:
+            request = connections.build_request(
+                "GET", target, [], body=None, connect_timeout=5, read_timeout=5
+            )
+            return pool.send(request, target, tls_mode=None, ssl_context=_no_tls, pool_timeout=0.2)
+
+        held, release = send()
+        with pytest.raises(httpcore.PoolTimeout):
+            send()
+        assert held.read() == DOCUMENT  # read to the end: the connection can be reused
+        release()
+        again, release_again = send()  # the slot is free again, and the connection reused
+        assert again.status == 200
+        release_again()
+        pool.close()
+        assert len(bad.connections) == 1
+
+
+def _no_tls() -> object:
+    raise AssertionError("a plain-HTTP request must not build a TLS context")
+
+
+def test_a_slot_timeout_through_the_transport_is_a_network_error(
+    monkeypatch: pytest.MonkeyPatch, server: BadServer
+) -> None:
+    monkeypatch.setattr(connections, "MAX_IN_FLIGHT", 1)
+    release_server, arrived = threading.Event(), threading.Event()
+
+    def hold(request: object) -> Reply:
+        arrived.set()
+        release_server.wait(10)
+        return Reply(200, body=DOCUMENT)
+
+    server.add(Scenario("held", manifest=hold))
+    with HttpTransport(timeouts=Timeouts(connect=0.3, read=10)) as transport:
+        holder = threading.Thread(target=lambda: _get(transport, server, "held"), daemon=True)
+        holder.start()
+        assert arrived.wait(10)
+        try:
+            with pytest.raises(NetworkError) as failure:
+                transport.request(
+                    "GET",
+                    f"{server.url}/v2/plain/manifests/x",
+                    max_bytes=1000,
+                    what="manifest",
+                    retry=False,
+                )
+            assert "PoolTimeout" in failure.value.message
+        finally:
+            release_server.set()
+            holder.join(10)
+
+
+# ---------------------------------------------------------------- request targets
+
+
+@pytest.mark.parametrize(
+    ("url", "host_header", "target"),
+    [
+        ("http://r.example/v2/", "r.example", "/v2/"),
+        ("https://r.example:443/v2/", "r.example", "/v2/"),
+        (
+            "https://r.example:5000/v2/a/tags/list?n=10&last=b",
+            "r.example:5000",
+            "/v2/a/tags/list?n=10&last=b",
+        ),
+        ("http://[::1]:5000/v2/", "[::1]:5000", "/v2/"),
+        ("http://R.Example", "r.example", "/"),
+        # a Location header's spaces and non-ASCII text are percent-encoded, %XX kept
+        ("https://cdn.example/a b/é?x=1 2&y=%41", "cdn.example", "/a%20b/%C3%A9?x=1%202&y=%41"),
+        ("https://bücher.example/", "xn--bcher-kva.example", "/"),
+    ],
+)
+def test_targets(url: str, host_header: str, target: str) -> None:
+    parsed = Target(url)
+    assert (parsed.host_header, parsed.target) == (host_header, target)
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://r.example/", "http:///v2/", "http://r.example:99999/", "http://r.example:x/"]
+)
+def test_invalid_urls(url: str) -> None:
+    with pytest.raises(InvalidURLError):
+        Target(url)
+
+
+def test_an_invalid_redirect_target_is_a_registry_error(server: BadServer) -> None:
+    server.add(Scenario("badloc", manifest=Reply(307, headers=(("Location", "http://x:99999/"),))))
+    with HttpTransport() as transport, pytest.raises(RegistryError):
+        transport.request(
+            "GET",
+            f"{server.url}/v2/badloc/manifests/x",
+            max_bytes=1000,
+            what="manifest",
+            follow_redirects=True,
+        )
+
+
+# ---------------------------------------------------------------- proxy routing
+
+_PATTERNS = st.lists(
+    st.tuples(
+        st.sampled_from(["http", "https", "all"]),
+        st.sampled_from(
+            ["", "r.example", "*r.example", "*.r.example", "*", "127.0.0.1", "[::1]", "x.y"]
+        ),
+        st.sampled_from([None, 80, 443, 5000]),
+    ),
+    max_size=5,
+    unique=True,
+)
+_URLS = st.tuples(
+    st.sampled_from(["http", "https"]),
+    st.sampled_from(["r.example", "a.r.example", "xr.example", "127.0.0.1", "[::1]", "x.y"]),
+    st.sampled_from([None, 80, 443, 5000]),
+)
+
+
+class _Recorder(httpx.BaseTransport):
+    def __init__(self, name: str, seen: list[str]) -> None:
+        self.name, self.seen = name, seen
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(self.name)
+        return httpx.Response(204)
+
+
+@settings(deadline=None, max_examples=300)
+@given(_PATTERNS, _URLS)
+def test_proxy_routing_is_httpx_routing(
+    patterns: list[tuple[str, str, int | None]], url: tuple[str, str, int | None]
+) -> None:
+    """Which proxy (or none) a URL goes to, as httpx's Client decides for the same mounts
+    (public API: the mounted transport that receives the request tells)."""
+    keys = [f"{s}://{h}" + (f":{p}" if p is not None and h else "") for s, h, p in patterns]
+    mounts = {key: f"http://proxy{i}.example" for i, key in enumerate(keys)}
+    scheme, host, port = url
+    full = f"{scheme}://{host}" + (f":{port}" if port is not None else "") + "/v2/"
+    seen: list[str] = []
+    with httpx.Client(
+        transport=_Recorder("direct", seen),
+        mounts={key: _Recorder(proxy, seen) for key, proxy in mounts.items()},
+        trust_env=False,
+    ) as client:
+        client.get(full)
+    ours = proxy_for(proxy_rules(mounts), Target(full)) or "direct"
+    assert seen == [ours]

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextvars
 import re
+import select
+import socket
 import ssl
 import threading
 import time
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpcore
+
+from imginspect import warmup
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -115,6 +119,77 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
+class _SocketStream(httpcore.NetworkStream):
+    """An httpcore stream over a socket connected elsewhere (:mod:`imginspect.warmup`), with
+    httpcore's exceptions (httpcore's own stream class is not public API)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            self._sock.settimeout(timeout)
+            return self._sock.recv(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc)) from exc
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            while buffer:
+                self._sock.settimeout(timeout)
+                buffer = buffer[self._sock.send(buffer) :]
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            self._sock.settimeout(timeout)
+            return _SocketStream(
+                ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
+            )
+        except TimeoutError as exc:
+            self.close()
+            raise httpcore.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:  # ssl.SSLError included
+            self.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "ssl_object" and isinstance(self._sock, ssl.SSLSocket):
+            return self._sock  # what httpcore asks of it (the ALPN protocol), it has
+        if info == "client_addr":
+            return self._sock.getsockname()
+        if info == "server_addr":
+            return self._sock.getpeername()
+        if info == "socket":
+            return self._sock
+        if info == "is_readable":
+            return _readable(self._sock)
+        return None
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether reading would not block: data, or the peer closed (an idle connection that
+    is readable is one the server closed)."""
+    if sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class DeadlineBackend(httpcore.NetworkBackend):
     """Opens :class:`_DeadlineStream` connections (the connect itself is capped too), and
     counts them per thread (:func:`opened_since_reset`)."""
@@ -130,6 +205,12 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
+        if local_address is None and not socket_options:
+            warm = warmup.take(host, port, _capped(timeout))
+            if warm is not None:
+                # Not counted as opened: it waited since start-up, so a request that fails
+                # on it before any response byte is sent once more, as on a reused one.
+                return _DeadlineStream(_SocketStream(warm))
         stream = self._inner.connect_tcp(
             host, port, _capped(timeout), local_address, socket_options
         )

@@ -1,0 +1,99 @@
+"""The first connection of a run, opened while the rest of imginspect loads.
+
+A cold run spends about 100 ms importing its HTTP stack and reading configuration before it
+sends anything; on a real network the DNS lookup and TCP handshake to the registry take a
+round trip or more. The CLI calls :func:`start` as soon as it has parsed the first
+reference, and the transport's network backend calls :func:`take` when it opens a
+connection: if that is to exactly the host and port started here, it gets this socket
+(waiting for the handshake if it is still under way) instead of connecting again, so the
+handshake overlaps the imports. Nothing is ever sent on the socket before the transport
+takes it; one that is not taken (a mirror or hosts.toml sent the request elsewhere) is closed
+at exit. Never with a proxy in the environment: then connections go to the proxy.
+
+Standard library only (socket, threading): importing it costs nothing measurable, which is
+the point.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import threading
+
+#: The environment variables that route connections through a proxy (any case).
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+class _Attempt:
+    """One connect, in a daemon thread."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.sock: socket.socket | None = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name="imginspect-warmup", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            sock = socket.create_connection((self.host, self.port), self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
+        except (OSError, ValueError):
+            self.sock = None  # the transport connects itself, and reports the failure
+        finally:
+            self.done.set()
+
+
+_lock = threading.Lock()
+_attempts: dict[tuple[str, int], _Attempt] = {}
+
+
+def proxied() -> bool:
+    """Whether the environment names a proxy (then nothing is opened here)."""
+    return any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items())
+
+
+def start(host: str, port: int, *, timeout: float = 10.0) -> bool:
+    """Start connecting to ``host:port`` in the background; whether it was started."""
+    if proxied():
+        return False
+    key = (host.lower(), port)
+    with _lock:
+        if key in _attempts:
+            return False
+        if not _attempts:
+            atexit.register(discard)
+        _attempts[key] = _Attempt(host, port, timeout)
+    return True
+
+
+def take(host: str, port: int, timeout: float | None) -> socket.socket | None:
+    """The socket started for ``host:port``, connected (waiting up to ``timeout`` seconds
+    for its handshake), or None: nothing was started there, it is taken already, or it
+    failed or is still connecting after ``timeout``."""
+    with _lock:
+        attempt = _attempts.pop((host.lower(), port), None)
+    if attempt is None:
+        return None
+    if not attempt.done.wait(timeout):
+        # Still connecting: let it finish on its own and close it then; the caller connects.
+        threading.Thread(target=_close_when_done, args=(attempt,), daemon=True).start()
+        return None
+    return attempt.sock
+
+
+def _close_when_done(attempt: _Attempt) -> None:
+    attempt.done.wait(attempt.timeout + 1)
+    if attempt.sock is not None:
+        attempt.sock.close()
+
+
+def discard() -> None:
+    """Close every socket started here and not taken (at exit, or in tests)."""
+    with _lock:
+        left = list(_attempts.values())
+        _attempts.clear()
+    for attempt in left:
+        if attempt.done.is_set() and attempt.sock is not None:
+            attempt.sock.close()

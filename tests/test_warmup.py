@@ -1,0 +1,105 @@
+"""imginspect/warmup.py: the first connection, opened while imginspect loads, is the one the
+transport uses (the server sees one connection, not two); a socket the server closed before
+it was used costs one retry, not a failure; proxies, other hosts and untaken sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from imginspect import warmup
+from imginspect.transport import HttpTransport
+from tests.support.badserver import BadServer, Reply, Scenario
+
+BODY = b'{"schemaVersion":2}'
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[BadServer]:
+    for name in list(__import__("os").environ):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name)
+    with BadServer(scenarios=[Scenario("app", manifest=Reply(200, body=BODY))]) as bad:
+        yield bad
+    warmup.discard()
+
+
+def _get(transport: HttpTransport, server: BadServer) -> bytes:
+    response = transport.request(
+        "GET", f"{server.url}/v2/app/manifests/x", max_bytes=1000, what="manifest"
+    )
+    assert response.status == 200
+    return response.body
+
+
+def test_the_transport_uses_the_warm_connection(server: BadServer) -> None:
+    assert warmup.start(server.host, server.port)
+    with HttpTransport() as transport:
+        assert _get(transport, server) == BODY
+        assert _get(transport, server) == BODY
+    assert len(server.connections) == 1
+    assert warmup.take(server.host, server.port, 0.1) is None  # taken once, and only once
+
+
+def test_a_warm_connection_closed_before_use_costs_one_retry(server: BadServer) -> None:
+    assert warmup.start(server.host, server.port)
+    attempt = warmup._attempts[(server.host, server.port)]
+    assert attempt.done.wait(5) and attempt.sock is not None
+    assert _wait_for(lambda: len(server.connections) == 1)
+    server.drop_connections()  # the server's idle timeout fired before we sent anything
+    with HttpTransport() as transport:
+        assert _get(transport, server) == BODY
+    assert len(server.connections) == 2
+
+
+def test_nothing_is_opened_with_a_proxy_in_the_environment(
+    server: BadServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert not warmup.start(server.host, server.port)
+    assert warmup.take(server.host, server.port, 0.1) is None
+
+
+def test_another_host_or_port_is_connected_as_usual(server: BadServer) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        port = other.getsockname()[1]
+        assert warmup.start("127.0.0.1", port)
+        assert not warmup.start("127.0.0.1", port)  # once per host and port
+        with HttpTransport() as transport:
+            assert _get(transport, server) == BODY  # not the warm socket to `other`
+        accepted, _ = other.accept()
+        with accepted:
+            warmup.discard()  # closes the untaken socket
+            accepted.settimeout(5)
+            assert accepted.recv(10) == b""  # nothing was ever sent on it
+    assert len(server.connections) == 1
+
+
+def test_a_failed_warm_connect_leaves_the_transport_to_report_it() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    assert warmup.start("127.0.0.1", port)
+    assert warmup.take("127.0.0.1", port, 5) is None  # refused: the caller connects itself
+
+
+def test_a_connect_still_under_way_is_not_waited_for_past_the_timeout() -> None:
+    attempt = warmup._Attempt.__new__(warmup._Attempt)
+    attempt.host, attempt.port, attempt.timeout = "192.0.2.1", 443, 0.5
+    attempt.sock, attempt.done = None, threading.Event()
+    warmup._attempts[("192.0.2.1", 443)] = attempt
+    assert warmup.take("192.0.2.1", 443, 0.05) is None
+    attempt.done.set()
+
+
+def _wait_for(condition: object, seconds: float = 5.0) -> bool:
+    import time
+
+    ends = time.monotonic() + seconds
+    while time.monotonic() < ends:
+        if callable(condition) and condition():
+            return True
+        time.sleep(0.01)
+    return False

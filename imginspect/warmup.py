@@ -68,6 +68,22 @@ def start(host: str, port: int, *, timeout: float = 10.0) -> bool:
     return True
 
 
+def start_for_domain(domain: str) -> bool:
+    """:func:`start` for a reference's registry domain (``docker.io``: Docker Hub's API host),
+    on its port, or 443: https comes first for every registry, insecure ones too."""
+    from urllib.parse import urlsplit
+
+    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
+
+    host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
+    try:
+        parts = urlsplit(f"//{host}")
+        name, port = parts.hostname, parts.port or 443
+    except ValueError:
+        return False
+    return bool(name) and start(str(name), port)
+
+
 def take(host: str, port: int, timeout: float | None) -> socket.socket | None:
     """The socket started for ``host:port``, connected (waiting up to ``timeout`` seconds
     for its handshake), or None: nothing was started there, it is taken already, or it

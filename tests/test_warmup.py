@@ -103,3 +103,21 @@ def _wait_for(condition: object, seconds: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+@pytest.mark.parametrize(
+    ("domain", "key"),
+    [
+        ("docker.io", ("registry-1.docker.io", 443)),
+        ("ghcr.io", ("ghcr.io", 443)),
+        ("localhost:5000", ("localhost", 5000)),
+        ("[::1]:5000", ("::1", 5000)),
+    ],
+)
+def test_the_host_and_port_of_a_domain(
+    domain: str, key: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[str, int]] = []
+    monkeypatch.setattr(warmup, "start", lambda host, port: started.append((host, port)) or True)
+    assert warmup.start_for_domain(domain)
+    assert started == [key]

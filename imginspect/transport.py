@@ -11,8 +11,6 @@ can; compressed bodies are bounded after decoding), and turns network exceptions
 
 from __future__ import annotations
 
-import datetime
-import email.utils
 import random
 import socket
 import ssl
@@ -21,6 +19,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpcore
@@ -133,6 +132,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     # for other scripts' digits HTTP does not mean (a header decoded as Latin-1 may hold them).
     if text.isascii() and text.isdigit():
         return float(text)
+    import datetime
+    import email.utils  # only for a date: most runs never see a Retry-After
+
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -559,8 +561,7 @@ def _read_bounded(
 ) -> bytes:
     """The body, decoded (gzip, deflate) and bounded: at most ``max_bytes`` after decoding,
     the deadline checked between reads."""
-    stream = response.stream
-    assert isinstance(stream, Iterable)
+    stream = cast("Iterable[bytes]", response.stream)
     if method == "HEAD":
         # Content-Length describes the body a GET would have sent; there is none to read,
         # but reading the (empty) stream lets the connection be reused.

@@ -1371,6 +1371,14 @@ def issue15_ratios(bench: Bench, scenario: str, latency_ms: float) -> list[str]:
             10,
             at_most=False,
         )
+        floor100, skopeo100 = find("plain", 100, "floor", None), find("plain", 100, "skopeo", None)
+        if floor100 and skopeo100 and floor100.median and skopeo100.median:
+            # What the goal above asks of any Python client: a process start, one batch.
+            out.append(
+                f"          context: the stdlib floor for 100 refs is "
+                f"{skopeo100.median / floor100.median:.1f}x faster than the skopeo loop "
+                f"({fmt_time(floor100.median)} vs {fmt_time(skopeo100.median)})"
+            )
         huge = next((r for r in rows if r.group == "huge" and r.target == "plain"), None)
         if huge:
             rss = max(huge.rss_kb) / 1024

@@ -4,12 +4,18 @@
     python bench/profile_batch.py                 # 1000 references, --no-cache
     python bench/profile_batch.py --refs 100 --args="--json"   # with the cache, 100 references
     python bench/profile_batch.py --sort tottime --top 40 --save /tmp/batch.prof
+    python bench/profile_batch.py --args="--json" --warm   # warm cache: filled by a first run
 
 Starts the CNCF registry on loopback, pushes the benchmark's batch corpus (bench/run.py), then
 runs ``imginspect.cli.main`` in this process with stdout sent to /dev/null. Every thread started
 while it runs gets its own ``cProfile.Profile`` (``threading.Thread.run`` is wrapped); the
 profiles are merged and printed (``pstats``), with the wall and CPU time of the run. The
 registry runs in another process: its CPU is not in the profile but shares the machine.
+
+``--warm`` first runs the same batch once, unprofiled and untimed, in this process (a fresh
+``Cache`` each run, as a new process would have), so the measured run finds the cache filled
+by an earlier run: each reference is one HEAD plus cache reads. ``--repeat N`` times the run N
+times (each run after the first also warm when the cache is on) and profiles the last.
 """
 
 from __future__ import annotations
@@ -44,6 +50,12 @@ def main() -> int:
     p.add_argument("--save", type=Path, help="write the merged profile here (pstats format)")
     p.add_argument("--no-profile", action="store_true", help="time the run only")
     p.add_argument(
+        "--warm",
+        action="store_true",
+        help="run the batch once first (unmeasured) so the measured run finds a warm cache",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="measured runs (the last one is profiled)")
+    p.add_argument(
         "--wall",
         action="store_true",
         help="profile wall time (default: each thread's own CPU time, time.thread_time, so "
@@ -58,13 +70,40 @@ def main() -> int:
             refs.write_text("".join(f"{registry.host}/{r}\n" for r in batch_refs(args.refs)))
             os.environ["IMGINSPECT_CACHE_DIR"] = str(Path(tmp) / "cache")
             argv = [*shlex.split(args.args), "-f", str(refs)]
-            run_profiled(argv, args)
+            if args.warm:
+                run_quiet(argv)
+            cached = "--no-cache" not in argv
+            for i in range(max(1, args.repeat)):
+                warm = cached and (args.warm or i > 0)
+                last = i == max(1, args.repeat) - 1
+                run_profiled(
+                    argv,
+                    args,
+                    profile=not args.no_profile and last,
+                    label=" (warm cache)" if warm else " (cold cache)" if cached else "",
+                )
         finally:
             registry.stop()
     return 0
 
 
-def run_profiled(argv: list[str], args: argparse.Namespace) -> None:
+def run_quiet(argv: list[str]) -> None:
+    """Run the batch once, stdout to /dev/null, nothing measured (fills the cache)."""
+    from imginspect.cli import main as cli_main
+
+    saved_stdout = sys.stdout
+    with open(os.devnull, "w") as devnull:
+        sys.stdout = devnull
+        try:
+            with contextlib.suppress(SystemExit):
+                cli_main(argv)
+        finally:
+            sys.stdout = saved_stdout
+
+
+def run_profiled(
+    argv: list[str], args: argparse.Namespace, *, profile: bool, label: str = ""
+) -> None:
     from imginspect.cli import main as cli_main
 
     profiles: list[cProfile.Profile] = []
@@ -75,7 +114,7 @@ def run_profiled(argv: list[str], args: argparse.Namespace) -> None:
         profiles.append(prof)
         prof.runcall(original_run, self)
 
-    if not args.no_profile:
+    if profile:
         threading.Thread.run = profiled_run  # type: ignore[method-assign]
     main_prof = cProfile.Profile() if args.wall else cProfile.Profile(time.thread_time)
     devnull = open(os.devnull, "w")  # noqa: SIM115
@@ -84,7 +123,7 @@ def run_profiled(argv: list[str], args: argparse.Namespace) -> None:
     started = time.perf_counter()
     try:
         sys.stdout = devnull
-        if not args.no_profile:
+        if profile:
             main_prof.enable()
         with contextlib.suppress(SystemExit):
             cli_main(argv)
@@ -97,11 +136,11 @@ def run_profiled(argv: list[str], args: argparse.Namespace) -> None:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     print(
-        f"imginspect {' '.join(argv[:-2])} on {args.refs} refs: wall {wall:.2f} s, CPU "
+        f"imginspect {' '.join(argv[:-2])} on {args.refs} refs{label}: wall {wall:.2f} s, CPU "
         f"{cpu:.2f} s ({cpu / args.refs * 1000:.2f} ms per reference)"
-        + ("" if args.no_profile else f", profiled ({len(profiles)} worker threads)")
+        + (f", profiled ({len(profiles)} worker threads)" if profile else "")
     )
-    if args.no_profile:
+    if not profile:
         return
     stats = pstats.Stats(main_prof)
     for prof in profiles:

@@ -8,10 +8,17 @@ Layout under the user cache dir (platformdirs; ``IMGINSPECT_CACHE_DIR`` override
     hosts/<key>.json            per registry: scheme that worked, last auth challenge
     tokens/<key>.json           bearer tokens until shortly before they expire
 
-Content is immutable, so it is kept until evicted (oldest first, beyond ``max_bytes``) and
-its digest is verified on every read: a corrupted or tampered file is a miss, never an
+Content is immutable, so it is kept until evicted (least recently used first, beyond
+``max_bytes``; a read marks a file used, to within :data:`TOUCH_INTERVAL`) and its digest
+is verified on every read from disk: a corrupted or tampered file is a miss, never an
 answer. Tags are only hints: a tag is always re-resolved with a HEAD request. Every failure
 to read or write the cache is a miss, never an error: the cache can only make things faster.
+
+A warm run costs the cache as little as possible: nothing is written unless something
+changed, each content file is read (and verified) once per run however many references and
+threads want it, a digest found on disk is not looked up again, and a missing directory is
+not probed again for :data:`ABSENT_RECHECK`. What remains per reference is the read of its
+tag file.
 
 Everything under the cache directory is untrusted input (another user, a crash or an attacker
 may have changed any of it), so:
@@ -73,6 +80,18 @@ MAX_TAG_BYTES = 256
 MAX_TYPE_BYTES = 256
 #: Host and token files are small JSON documents.
 MAX_JSON_BYTES = 64 * 1024
+#: A content file's modification time is its last use (eviction removes the oldest first).
+#: A read sets it to now only when it is older than this (or in the future): a warm run does
+#: not rewrite the metadata of every file it reads, and eviction order is kept to the hour.
+TOUCH_INTERVAL = 3600.0
+#: A directory found missing is not looked for again by reads for this long (seconds): a
+#: cold run does not probe for ``tags/`` once per reference. Writes create it at once.
+ABSENT_RECHECK = 1.0
+#: At most this many digests are remembered as stored (``has_content`` without a ``stat``).
+MAX_KNOWN_STORED = 100_000
+#: Reads of the same content by concurrent threads are serialized on one of these locks (by
+#: digest), so the file is read and verified once and the others take it from memory.
+_READ_STRIPES = 16
 #: A cached challenge has at most this many parameters, each value at most this long.
 MAX_CHALLENGE_PARAMS = 16
 MAX_CHALLENGE_VALUE_CHARS = 4096
@@ -198,6 +217,8 @@ class Cache:
         # file operation is relative to one of them. Refused ones are logged once.
         self._dirs: dict[tuple[str, ...], int] = {}
         self._refused: set[tuple[str, ...]] = set()
+        # Directories found missing by a read (relative path -> time.monotonic() of the look).
+        self._absent: dict[tuple[str, ...], float] = {}
         self._dirs_lock = threading.RLock()
         self._finalizer = weakref.finalize(self, _close_all, self._dirs)
         # Write-behind: what a run learns is written by flush() (at the end of the run, or
@@ -212,7 +233,13 @@ class Cache:
         # Content read (and verified) from disk in this run, kept for the run's other
         # references: a batch of many tags of few images reads each file once.
         self._seen: dict[str, tuple[bytes, str | None]] = {}
+        self._seen_blobs: dict[str, bytes] = {}  # config blobs (get_content)
         self._seen_bytes = 0
+        self._read_locks = tuple(threading.Lock() for _ in range(_READ_STRIPES))
+        # Digests whose content this process found (or put) on disk, so has_content does not
+        # stat them again; dropped when this process removes the file. (Another process may
+        # evict it meanwhile, as it may between any stat and read: then a read misses.)
+        self._stored: set[str] = set()
         # Host entries read or written in this run (validated; {} for none).
         self._hosts: dict[str, dict[str, Any]] = {}
 
@@ -230,7 +257,12 @@ class Cache:
         return min(MAX_CONTENT_BYTES if limit is None else limit, self.max_bytes)
 
     def has_content(self, digest: str) -> bool:
-        if digest in self._pending_content or digest in self._seen:
+        if (
+            digest in self._pending_content
+            or digest in self._seen
+            or digest in self._seen_blobs
+            or digest in self._stored
+        ):
             return True
         return self._is_stored(digest)
 
@@ -238,9 +270,31 @@ class Cache:
         """The content named ``digest``, verified, if cached and at most ``limit`` bytes
         (default :data:`MAX_CONTENT_BYTES`)."""
         pending = self._pending_content.get(digest)
-        if pending is not None:
-            self._debug(f"cache hit: {what} {digest} ({len(pending[0])} bytes, this run)")
-            return pending[0]
+        data = pending[0] if pending is not None else self._seen_blobs.get(digest)
+        if data is None:
+            # Threads wanting the same content at once: one reads and verifies it, the others
+            # wait for it and take it from memory (a batch of tags of one image starts together).
+            with self._read_locks[hash(digest) % _READ_STRIPES]:
+                data = self._seen_blobs.get(digest)
+                if data is None:
+                    data = self._read_content(digest, what, limit)
+                    if data is not None:
+                        self._remember(self._seen_blobs, digest, data, len(data))
+                    return data
+        if len(data) > self._content_limit(limit):
+            return None
+        if self._log is not None:
+            self._debug(f"cache hit: {what} {digest} ({len(data)} bytes, this run)")
+        return data
+
+    def _remember(self, seen: dict[str, Any], digest: str, value: object, size: int) -> None:
+        """Keep what was read for the run's other references, within :data:`PENDING_LIMIT`."""
+        with self._lock:
+            if digest not in seen and self._seen_bytes + size <= PENDING_LIMIT:
+                seen[digest] = value
+                self._seen_bytes += size
+
+    def _read_content(self, digest: str, what: str, limit: int | None) -> bytes | None:
         if not is_valid_digest(digest):
             return None
         algorithm, _, name = digest.partition(":")
@@ -251,7 +305,9 @@ class Cache:
         if compute_digest(data, algorithm) != digest:
             self._remove(where, name, "is corrupted")
             return None
-        self._debug(f"cache hit: {what} {digest} ({len(data)} bytes)")
+        self._known_stored(digest)
+        if self._log is not None:
+            self._debug(f"cache hit: {what} {digest} ({len(data)} bytes)")
         return data
 
     def put_content(self, digest: str, data: bytes) -> None:
@@ -316,8 +372,16 @@ class Cache:
                 if self._pending_tags.get(key) == digest:
                     del self._pending_tags[key]
 
+    def _known_stored(self, digest: str) -> None:
+        with self._lock:
+            if len(self._stored) >= MAX_KNOWN_STORED:
+                self._stored.clear()
+            self._stored.add(digest)
+
     def _is_stored(self, digest: str) -> bool:
         """A regular file of ours, within the bound, is under this digest's name."""
+        if digest in self._stored:
+            return True
         if not is_valid_digest(digest):
             return False
         algorithm, _, name = digest.partition(":")
@@ -328,7 +392,10 @@ class Cache:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except OSError:
             return False
-        return self._file_problem(st, self._content_limit()) is None
+        if self._file_problem(st, self._content_limit()) is not None:
+            return False
+        self._known_stored(digest)
+        return True
 
     def _store_content(self, digest: str, data: bytes) -> None:
         if not is_valid_digest(digest) or len(data) > self._content_limit():
@@ -340,6 +407,7 @@ class Cache:
             return  # never store what does not match its name
         if not self._write(("content", algorithm), name, data):
             return
+        self._known_stored(digest)
         total = self._total
         total = self._scan()[1] if total is None else total + len(data)
         self._total = total
@@ -348,10 +416,19 @@ class Cache:
 
     def get_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
         known = self._pending_content.get(digest) or self._seen.get(digest)
-        if known is not None:
+        if known is None:
+            # Threads wanting the same manifest at once: one reads it, the others wait for
+            # it and take it from memory (a batch of tags of one image starts together).
+            with self._read_locks[hash(digest) % _READ_STRIPES]:
+                known = self._seen.get(digest)
+                if known is None:
+                    return self._read_manifest(digest)
+        if self._log is not None:
             self._debug(f"cache hit: manifest {digest} ({len(known[0])} bytes, this run)")
-            return known
-        data = self.get_content(digest, what="manifest", limit=MAX_MANIFEST_BYTES)
+        return known
+
+    def _read_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
+        data = self._read_content(digest, "manifest", MAX_MANIFEST_BYTES)
         if data is None:
             return None
         algorithm, _, name = digest.partition(":")
@@ -363,10 +440,7 @@ class Cache:
                 content_type = text
             else:
                 self._remove(("content", algorithm), name + ".type", "is not a media type")
-        with self._lock:
-            if self._seen_bytes + len(data) <= PENDING_LIMIT:
-                self._seen[digest] = (data, content_type)
-                self._seen_bytes += len(data)
+        self._remember(self._seen, digest, (data, content_type), len(data))
         return data, content_type
 
     def _store_manifest(self, digest: str, data: bytes, content_type: str) -> None:
@@ -475,6 +549,8 @@ class Cache:
             _remove_tree(root_fd, sub, 0)
         self._total = None
         self._hosts.clear()
+        with self._lock:
+            self._stored.clear()
 
     def _files(self, where: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
         """The regular files of ours in directory ``where`` (no temp files, no links)."""
@@ -514,6 +590,7 @@ class Cache:
             dir_fd = self._dir(where)
             if dir_fd is None:
                 continue
+            self._forget_stored(where, name)
             with contextlib.suppress(OSError):
                 # By name in the checked directory: a link swapped in is itself removed.
                 os.unlink(name, dir_fd=dir_fd)
@@ -534,8 +611,18 @@ class Cache:
         fd = self._dirs.get(where)
         if fd is not None:
             return fd
+        if not create:
+            looked = self._absent.get(where)
+            if looked is not None and time.monotonic() - looked < ABSENT_RECHECK:
+                return None
         with self._dirs_lock:
-            return self._open_dir(where, create)
+            fd = self._open_dir(where, create)
+            if fd is None:
+                if not create:
+                    self._absent[where] = time.monotonic()
+            else:
+                self._absent.pop(where, None)
+            return fd
 
     def _open_dir(self, where: tuple[str, ...], create: bool) -> int | None:
         fd = self._dirs.get(where)
@@ -660,7 +747,7 @@ class Cache:
                 data = _read_at_most(fd, st.st_size, limit)
                 if data is None:
                     problem = f"is larger than {limit} bytes"
-                elif touch:
+                elif touch and not _recently_used(st.st_mtime):
                     with contextlib.suppress(OSError):
                         os.utime(fd)  # recently used: evicted last
         except OSError:
@@ -676,10 +763,16 @@ class Cache:
         """Drop an entry that is not what it should be (a miss). Unlinking a name in a
         checked directory never touches what a link points to."""
         self._debug(f"cache: {self._show(where, name)} {problem}: removed")
+        self._forget_stored(where, name)
         dir_fd = self._dir(where)
         if dir_fd is not None:
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=dir_fd)
+
+    def _forget_stored(self, where: tuple[str, ...], name: str) -> None:
+        if len(where) == 2 and where[0] == "content":
+            with self._lock:
+                self._stored.discard(f"{where[1]}:{name}")
 
     def _write(self, where: tuple[str, ...], name: str, data: bytes) -> bool:
         dir_fd = self._dir(where, create=True)
@@ -727,6 +820,12 @@ class Cache:
         if self._log is not None:
             with contextlib.suppress(Exception):
                 self._log(line)
+
+
+def _recently_used(mtime: float) -> bool:
+    """Marked used within :data:`TOUCH_INTERVAL` (a time in the future is not: it is reset)."""
+    now = time.time()
+    return now - TOUCH_INTERVAL < mtime <= now + 60
 
 
 def _read_at_most(fd: int, expected: int, limit: int) -> bytes | None:

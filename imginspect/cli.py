@@ -9,7 +9,6 @@ library modules only once a command actually runs.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import re
 import signal
@@ -156,6 +155,8 @@ class DefaultGroup(click.Group):
             not args or (args[0] not in self.commands and args[0] not in _GROUP_OPTIONS)
         ):
             if args and not ctx.resilient_parsing and _BARE_WORD.fullmatch(args[0]):
+                import difflib  # only for a bare first word: not on the path of a reference
+
                 close = difflib.get_close_matches(args[0], list(self.commands), n=1, cutoff=0.75)
                 if close:
                     word = args[0]

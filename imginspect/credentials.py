@@ -68,8 +68,6 @@ import base64
 import binascii
 import json
 import os
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -759,6 +757,10 @@ class CredentialResolver:
         if not helper or "/" in helper or "\\" in helper or helper in (".", ".."):
             self._warn(f"invalid credential helper name {helper!r} ({origin}); {anonymous}")
             return None, "invalid helper name"
+        # Only when a helper is configured (most runs have none): not imported at start-up.
+        import shutil
+        import subprocess
+
         executable = shutil.which(program, path=self._environ.get("PATH", os.defpath))
         if executable is None:
             self._warn(f"credential helper {program} not found in PATH ({origin}); {anonymous}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextvars
-import difflib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -233,6 +232,8 @@ class Inspector:
                 f"digest not found: {where}@{reference.digest}", hint=error.hint, missing="digest"
             )
         tag = reference.tag or "latest"
+        import difflib  # only on this failure path
+
         close = difflib.get_close_matches(tag, tags, n=5, cutoff=0.6)
         if close:
             hint = "closest existing tags: " + ", ".join(close)

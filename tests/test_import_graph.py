@@ -39,6 +39,7 @@ OWN_MODULES = frozenset(
         "imginspect.challenge",
         "imginspect.checks",
         "imginspect.cli",
+        "imginspect.connections",
         "imginspect.console",
         "imginspect.credentials",
         "imginspect.digest",
@@ -50,7 +51,6 @@ OWN_MODULES = frozenset(
         "imginspect.layout",
         "imginspect.manifest",
         "imginspect.mediatypes",
-        "imginspect.mirrors",
         "imginspect.options",
         "imginspect.output",
         "imginspect.platforms",
@@ -62,27 +62,29 @@ OWN_MODULES = frozenset(
         "imginspect.sources",
         "imginspect.target",
         "imginspect.transport",
+        "imginspect.warmup",
     }
 )
 
-#: Other top-level packages and modules a ``--json`` run may import. Optional accelerators
-#: httpx/httpcore probe for (brotli, zstandard, h2, socksio, anyio, trio) and Windows-only
-#: modules the stdlib probes for are listed because ``-X importtime`` reports the attempt.
+#: Other top-level packages and modules a ``--json`` run may import. Optional packages
+#: httpcore probes for (h2, socksio, anyio, trio; sniffio: httpcore before 1.0.3) and
+#: Windows-only modules the stdlib probes for are listed because ``-X importtime`` reports the
+#: attempt. httpx is not here: the transport imports it only for a proxy.
 OTHER_PACKAGES = frozenset(
     {
         # dependencies
-        "anyio", "brotli", "brotlicffi", "certifi", "click", "h11", "h2", "httpcore", "httpx",
-        "idna", "platformdirs", "socksio", "sniffio", "trio", "zstandard",
+        "anyio", "certifi", "click", "h11", "h2", "httpcore", "platformdirs", "socksio",
+        "sniffio", "trio",
         # standard library
         "_ast", "_bisect", "_blake2", "_bz2", "_compression", "_contextvars", "_datetime",
-        "_hashlib", "_heapq", "_json", "_locale", "_lzma", "_opcode", "_opcode_metadata",
+        "_hashlib", "_json", "_locale", "_lzma", "_opcode", "_opcode_metadata",
         "_posixsubprocess", "_random", "_sha2", "_sha512", "_socket", "_ssl", "_string",
         "_struct", "_typing", "_uuid", "_weakrefset", "_colorize", "_wmi", "annotationlib",
         "array", "ast", "atexit", "base64", "binascii", "bisect", "bz2", "calendar",
-        "collections", "contextvars", "copy", "dataclasses", "datetime", "difflib", "dis",
-        "email", "encodings", "fcntl", "gc", "gettext", "grp", "hashlib", "heapq", "http",
+        "collections", "contextvars", "copy", "dataclasses", "datetime", "dis",
+        "email", "encodings", "fcntl", "gc", "gettext", "grp", "hashlib", "http",
         "importlib", "inspect", "json", "linecache", "locale", "logging", "lzma", "math",
-        "mimetypes", "msvcrt", "nt", "opcode", "org", "platform", "pwd", "quopri", "random",
+        "msvcrt", "nt", "opcode", "org", "platform", "pwd", "quopri", "random",
         "runpy", "select", "selectors", "shutil", "signal", "socket", "ssl", "string",
         "stringprep", "struct", "subprocess", "tarfile", "tempfile", "textwrap", "threading",
         "token", "tokenize", "traceback", "typing", "unicodedata", "urllib", "uuid", "warnings",
@@ -91,6 +93,14 @@ OTHER_PACKAGES = frozenset(
 )  # fmt: skip
 
 _LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$")
+_TREE_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)\s*$")
+
+#: Modules imginspect needs only off the ``--json`` path, imported where they are used: the
+#: "did you mean" of an unknown command or tag (difflib), credential helpers (subprocess,
+#: shutil.which). A dependency may still import them (on Python 3.10 click's uuid imports
+#: platform, which imports subprocess; certifi's importlib.resources imports tempfile and
+#: shutil), so these are not checked by the allow-list but by who imports them.
+LAZY_MODULES = ("difflib", "subprocess", "shutil")
 
 
 def imported_modules(stderr: str) -> set[str]:
@@ -99,16 +109,29 @@ def imported_modules(stderr: str) -> set[str]:
 
 
 def child_env(tmp_path: Path) -> dict[str, str]:
-    """No coverage hook, no PYTHONPATH tricks, no caller settings: the program's own imports."""
+    """No coverage hook, no PYTHONPATH tricks, no caller settings (a proxy imports httpx):
+    the program's own imports."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("COVERAGE_", "IMGINSPECT_", "PYTHON"))
+        and not k.lower().endswith("_proxy")
     }
     env["IMGINSPECT_CACHE_DIR"] = str(tmp_path / "cache")
     env["HOME"] = str(tmp_path)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     return env
+
+
+def importers(stderr: str) -> dict[str, str | None]:
+    """Each module of ``-X importtime`` output and the module whose import ran its import
+    (``None``: imported at top level, or at run time by a function)."""
+    rows = [(len(m[1]), m[2]) for line in stderr.splitlines() if (m := _TREE_LINE.match(line))]
+    # A module's line follows those of the modules its import ran, which are indented deeper.
+    return {
+        name: next((outer for d, outer in rows[i + 1 :] if d < depth), None)
+        for i, (depth, name) in enumerate(rows)
+    }
 
 
 def run_importtime(
@@ -175,3 +198,53 @@ def test_an_added_import_fails_the_check(tmp_path: Path, extra: str) -> None:
     assert extra.split(".")[0] in {m.split(".")[0] for m in not_allowed(modules)}
     with pytest.raises(AssertionError, match=re.escape(extra)):
         check(done, modules)
+
+
+def lazy_imports_seen(stderr: str) -> dict[str, str | None]:
+    """The LAZY_MODULES the run imported itself (not through a dependency), with who did."""
+    found = importers(stderr)
+    return {
+        name: found[name]
+        for name in LAZY_MODULES
+        if name in found and (found[name] is None or found[name].split(".")[0] == "imginspect")
+    }
+
+
+@pytest.mark.parametrize("where", ["layout", "registry"])
+def test_json_run_does_not_import_what_only_other_paths_need(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: dict[str, PushedImage], where: str
+) -> None:
+    image = corpus_plain["oci-index"]
+    ref = f"oci:{LAYOUT}" if where == "layout" else registry_plain.ref(image.repo, image.tag)
+    done, _ = run_importtime(tmp_path, ["-m", "imginspect", "--json", ref])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert importers(done.stderr).get("imginspect.cli") is None, "the tree is read"
+    assert lazy_imports_seen(done.stderr) == {}
+
+
+def test_lazy_import_check_catches_an_import_by_imginspect_or_at_run_time(
+    tmp_path: Path,
+) -> None:
+    """Not vacuous: a module imported at run time (here by the program, before the CLI runs)
+    is caught, and so is one an imginspect module imports, whatever imports that module."""
+    program = "import difflib, runpy; runpy.run_module('imginspect', run_name='__main__')"
+    done, _ = run_importtime(tmp_path, ["-c", program, "--json", f"oci:{LAYOUT}"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert lazy_imports_seen(done.stderr) == {"difflib": None}
+    nested = (
+        "import time:       100 |        100 |       _posixsubprocess\n"
+        "import time:       100 |        200 |     subprocess\n"
+        "import time:       100 |        300 |   imginspect.credentials\n"
+        "import time:       100 |        100 |     shutil\n"
+        "import time:       100 |        100 |   tempfile\n"
+        "import time:       100 |        500 | imginspect.cli\n"
+    )
+    assert importers(nested) == {
+        "_posixsubprocess": "subprocess",
+        "subprocess": "imginspect.credentials",
+        "imginspect.credentials": "imginspect.cli",
+        "shutil": "tempfile",
+        "tempfile": "imginspect.cli",
+        "imginspect.cli": None,
+    }
+    assert lazy_imports_seen(nested) == {"subprocess": "imginspect.credentials"}

@@ -8,8 +8,10 @@ every digest against the bytes received.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlencode, urlsplit
@@ -387,35 +389,60 @@ class RegistryClient:
                 # The registry moved from http to https on the same port (Go and nginx say so
                 # in a 400 to a plain request): negotiate again, https first.
                 self._scheme, self._scheme_from_cache = None, False
-        # Negotiate without holding a lock: a request that hangs (one bad repository) must not
-        # hold up the other references of a batch, each bound by its own deadline. Threads
-        # that start before the scheme is known probe on their own; that is harmless.
-        try:
-            response = self._transport.request(
+        return self._negotiate(method, path, all_headers, limit, what, follow_redirects)
+
+    def _negotiate(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        limit: int,
+        what: str,
+        follow_redirects: bool,
+    ) -> Response:
+        """The first request to an insecure registry whose scheme is not known: https without
+        verification, then plain http if TLS fails to connect (as the Docker daemon does).
+
+        Negotiate without holding a lock: a request that hangs (one bad repository) must not
+        hold up the other references of a batch, each bound by its own deadline. Threads that
+        start before the scheme is known probe on their own; that is harmless.
+        """
+
+        def send(scheme: str, *, retry: bool = True) -> Response:
+            return self._transport.request(
                 method,
-                self.base_url("https") + path,
-                headers=all_headers,
+                self.base_url(scheme) + path,
+                headers=headers,
                 max_bytes=limit,
                 what=what,
                 verify=False,
                 follow_redirects=follow_redirects,
-                retry=False,  # a refused or failed TLS probe means: try plain http
+                retry=retry,
             )
+
+        # Happy eyeballs for the scheme. Against a plain-HTTP registry the https probe takes a
+        # connection and a round trip to fail, and the plain request used to start only then,
+        # on a connection of its own: started together, the two overlap (2 round trips saved
+        # on a cold run). https still wins whenever it works: the plain answer is then dropped
+        # (the transport has returned or closed its connection; an error stays in its thread)
+        # and is used only when https fails to connect, as before. Never with credentials:
+        # they go out in clear text only once https has failed. Only with a port: without
+        # one, plain http goes to port 80, another service, whose refused (and retried)
+        # connections would trip the transport's breaker for the host, https included.
+        plain = None
+        if _has_port(self.api_host) and not any(k.lower() == "authorization" for k in headers):
+            plain = _Background(lambda: send("http"))
+            if self._transport.log is not None:
+                self._transport.log(f"scheme of {self.api_host}: trying https and http at once")
+        try:
+            response = send("https", retry=False)  # refused or failed TLS: try plain http
         except ConnectionFailedError as failure:
             # As the Docker daemon does for insecure registries: fall back to plain HTTP.
             if failure.permanent and self._scheme is None:
                 # The host answered, but not with TLS: references that start now need not
                 # probe again (the scheme is remembered for good once http has answered).
                 self._scheme = "http"
-            response = self._transport.request(
-                method,
-                self.base_url("http") + path,
-                headers=all_headers,
-                max_bytes=limit,
-                what=what,
-                verify=False,
-                follow_redirects=follow_redirects,
-            )
+            response = plain.result() if plain is not None else send("http")
             self._remember_scheme("http")
             return response
         self._remember_scheme("https")
@@ -468,6 +495,46 @@ class RegistryClient:
         return RegistryError(
             f"unexpected HTTP {status} from {self.domain} for {method} {what} {subject}{detail}"
         )
+
+
+class _Background:
+    """``send()`` in a daemon thread, in a copy of the caller's context (the deadline of
+    :func:`imginspect.transport.deadline` is a context variable). :meth:`result` waits for
+    it and returns its response or raises its error; when nobody asks, the thread ends on
+    its own (the request is bounded by the deadline and the timeouts) and never holds up
+    the process's exit."""
+
+    def __init__(self, send: Callable[[], Response]) -> None:
+        self._send = send
+        self._response: Response | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._run,),
+            name="imginspect-plain-http",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._response = self._send()
+        except BaseException as error:  # kept for result(); never raised in this thread
+            self._error = error
+
+    def result(self) -> Response:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._response is not None
+        return self._response
+
+
+def _has_port(netloc: str) -> bool:
+    try:
+        return urlsplit(f"//{netloc}").port is not None
+    except ValueError:
+        return False
 
 
 def _default_insecure(host: str) -> bool:

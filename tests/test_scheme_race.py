@@ -1,0 +1,333 @@
+"""Scheme negotiation for insecure registries: https (unverified) and plain http at once.
+
+A cold request to an insecure registry whose scheme is not known sends the https probe and
+the plain-HTTP request concurrently (without credentials only), uses https whenever it
+works, and the plain answer only when TLS failed to connect. Measured through a recording
+TCP proxy in front of the real registries: when each connection started (the proxy's
+clock, not the client's start-up), whether it was TLS, and what a plain one carried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from imginspect.auth import Credential
+from imginspect.cache import Cache
+from imginspect.errors import ConnectionFailedError, NetworkError, NotFoundError
+from imginspect.inspector import Inspector
+from imginspect.reference import parse_reference
+from imginspect.registry import RegistryClient, _has_port
+from imginspect.transport import HttpTransport, deadline
+from tests.support.badserver import GOOD_IMAGE, BadServer, Reply, Scenario, closed_port
+from tests.support.corpus import PushedImage
+from tests.support.registry import Registry
+from tests.test_faults import cli_env
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: added before a new connection's first bytes go upstream (a TCP handshake far away)
+DELAY = 0.3
+THREAD_NAME = "imginspect-plain-http"
+
+
+@dataclass
+class Link:
+    """One client connection through the proxy, on the proxy's clock (``time.monotonic``)."""
+
+    accepted_at: float
+    tls: bool = False
+    #: when the first upstream byte came back (the TLS probe's error, a plain answer)
+    answered_at: float | None = None
+    #: what the client sent (plain connections only; bounded)
+    sent: bytes = b""
+    #: the first bytes that came back
+    answer: bytes = b""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class RecordingProxy:
+    """Loopback TCP proxy: records every connection, delays each new one by ``delay`` (and
+    TLS ones by ``tls_delay`` more), and sends TLS connections to ``tls_upstream`` (default:
+    ``upstream``), plain ones to ``upstream``."""
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        delay: float = 0.0,
+        tls_upstream: str | None = None,
+        tls_delay: float = 0.0,
+    ) -> None:
+        self._upstream = upstream
+        self._tls_upstream = tls_upstream or upstream
+        self._delay, self._tls_delay = delay, tls_delay
+        self.links: list[Link] = []
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.netloc = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> RecordingProxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def settled(self, timeout: float = 10.0) -> list[Link]:
+        """Every connection so far, once each has ended (the client closes them)."""
+        with self._lock:
+            links = list(self.links)
+        for link in links:
+            link.done.wait(timeout)
+        return links
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            link = Link(time.monotonic())
+            with self._lock:
+                self.links.append(link)
+            threading.Thread(target=self._serve, args=(client, link), daemon=True).start()
+
+    def _serve(self, client: socket.socket, link: Link) -> None:
+        upstream: socket.socket | None = None
+        try:
+            with self._lock:
+                self._sockets.add(client)
+            first = client.recv(65536)
+            if not first:
+                return
+            link.tls = first[:1] == b"\x16"
+            time.sleep(self._delay + (self._tls_delay if link.tls else 0.0))
+            host, _, port = (self._tls_upstream if link.tls else self._upstream).rpartition(":")
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            with self._lock:
+                self._sockets.add(upstream)
+            self._record(link, first)
+            upstream.sendall(first)
+            self._pump(client, upstream, link)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+            link.done.set()
+
+    @staticmethod
+    def _record(link: Link, data: bytes) -> None:
+        if not link.tls and len(link.sent) < 65536:
+            link.sent += data
+
+    def _pump(self, client: socket.socket, upstream: socket.socket, link: Link) -> None:
+        peers = {client: upstream, upstream: client}
+        while True:
+            readable, _, _ = select.select(list(peers), [], [], 30)
+            if not readable:
+                return
+            for sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                if sock is upstream and link.answered_at is None:
+                    link.answered_at = time.monotonic()
+                    link.answer = data[:256]
+                if sock is client:
+                    self._record(link, data)
+                peers[sock].sendall(data)
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left() -> Iterator[None]:
+    """The speculative plain request's thread always ends (bounded by its timeouts)."""
+    yield
+    limit = time.monotonic() + 10
+    while any(t.name == THREAD_NAME for t in threading.enumerate()):
+        assert time.monotonic() < limit, "the plain-http thread did not end"
+        time.sleep(0.02)
+
+
+def _first(links: list[Link], *, tls: bool) -> Link:
+    return next(link for link in links if link.tls is tls)
+
+
+@pytest.mark.parametrize("variant", ["plain", "token"])
+def test_cold_plain_registry_probes_both_schemes_at_once(
+    request: pytest.FixtureRequest, variant: str
+) -> None:
+    registry: Registry = request.getfixturevalue(f"registry_{variant}")
+    corpus: dict[str, PushedImage] = request.getfixturevalue(f"corpus_{variant}")
+    image = corpus["oci-index"]
+    with RecordingProxy(registry.host, delay=DELAY) as proxy:
+        with Inspector() as inspector:
+            digest = inspector.resolve_digest(parse_reference(f"{proxy.netloc}/{image.reference}"))
+        links = proxy.settled()
+    assert digest == image.digest
+    probe, plain = _first(links, tls=True), _first(links, tls=False)
+    # Both started together: the plain request did not wait for the TLS probe's error...
+    assert abs(plain.accepted_at - probe.accepted_at) < DELAY / 2, links
+    assert probe.answered_at is not None and plain.accepted_at < probe.answered_at, links
+    # ... so the registry's first answer came after one connection delay, not two.
+    assert plain.answered_at is not None
+    assert plain.answered_at - probe.accepted_at < 2 * DELAY, links
+    # one probe, one plain connection (reused for the rest)
+    assert sorted(link.tls for link in links) == [False, True], links
+    first_request = plain.sent.split(b"\r\n", 1)[0]
+    assert first_request.startswith(b"HEAD /v2/" + image.repo.encode()), plain.sent[:200]
+
+
+def test_credentials_never_go_out_in_clear_before_https_failed(registry_plain: Registry) -> None:
+    """A first request carrying Authorization (here a registry token from the credentials)
+    keeps the serial order: plain http only after the TLS probe has been answered."""
+    secret = "never-in-clear-early"
+    with RecordingProxy(registry_plain.host, delay=DELAY) as proxy:
+        with HttpTransport() as transport:
+            client = RegistryClient(
+                proxy.netloc,
+                transport,
+                credentials=lambda repository: Credential(registry_token=secret),
+                insecure=True,
+            )
+            with pytest.raises(NotFoundError):  # the request itself is not what is tested
+                client.head_manifest("no/such-repository", "latest")
+        links = proxy.settled()
+    probe = _first(links, tls=True)
+    assert probe.answered_at is not None, links
+    plain_links = [link for link in links if not link.tls]
+    assert plain_links, links
+    assert all(link.accepted_at > probe.answered_at for link in plain_links), links
+    assert b"authorization: bearer " + secret.encode() in plain_links[0].sent.lower()
+
+
+@pytest.fixture
+def not_found_server() -> Iterator[BadServer]:
+    """A plain-HTTP server that answers every manifest request at once with 404."""
+    with BadServer("127.0.0.1", scenarios=[]) as server:
+        yield server
+
+
+def test_https_wins_over_a_faster_plain_answer(
+    registry_tls: Registry,
+    corpus_tls: dict[str, PushedImage],
+    not_found_server: BadServer,
+    tmp_path: Path,
+) -> None:
+    """TLS connections go to the TLS registry, plain ones to a server that answers 404 (and
+    sooner: TLS waits longer in the proxy). The https answer is used, the plain one dropped."""
+    image = corpus_tls["oci-index"]
+    cache = Cache(tmp_path / "cache")
+    with RecordingProxy(
+        not_found_server.netloc, tls_upstream=registry_tls.host, tls_delay=DELAY
+    ) as proxy:
+        with Inspector(cache=cache) as inspector:
+            digest = inspector.resolve_digest(parse_reference(f"{proxy.netloc}/{image.reference}"))
+        links = proxy.settled()
+    assert digest == image.digest
+    assert not_found_server.wait_idle()
+    (speculative,) = not_found_server.requests  # sent, answered 404, dropped
+    assert speculative.status == 404 and speculative.authorization is None
+    plain, probe = _first(links, tls=False), _first(links, tls=True)
+    assert plain.answered_at is not None and probe.answered_at is not None
+    assert plain.answered_at < probe.answered_at, links  # the plain answer came first
+    assert (Cache(tmp_path / "cache").get_host(proxy.netloc) or {}).get("scheme") == "https"
+
+
+def test_tls_registry_with_insecure_gets_https(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """The CLI with --insecure against the TLS registry: the real registry answers the plain
+    request with a 400; the run uses https, and remembers it."""
+    image = corpus_tls["schema2"]
+    cache_dir = tmp_path / "cache"
+    with RecordingProxy(registry_tls.host) as proxy:
+        ref = f"{proxy.netloc}/{image.reference}"
+        env = cli_env({"IMGINSPECT_CACHE_DIR": str(cache_dir), "IMGINSPECT_NO_CACHE": ""})
+        run = subprocess.run(
+            [sys.executable, "-m", "imginspect", "--insecure", "--debug", "--digest", ref],
+            capture_output=True,
+            env=env,
+            cwd=REPO_ROOT,
+            timeout=60,
+            check=False,
+        )
+        links = proxy.settled()
+    stderr = run.stderr.decode()
+    assert (run.returncode, run.stdout.decode().strip()) == (0, image.digest), stderr
+    assert "trying https and http at once" in stderr
+    # --digest is one HEAD: the https one was used (a used 400 would have led to a GET)
+    assert re.search(r"^debug: HEAD https://\S+ -> 200 ", stderr, re.MULTILINE), stderr
+    assert "debug: GET " not in stderr, stderr
+    (plain,) = [link for link in links if not link.tls]  # the speculative request only
+    assert plain.answer.startswith(b"HTTP/1.0 400 Bad Request"), plain.answer
+    assert b"Client sent an HTTP request to an HTTPS server" in plain.answer, plain.answer
+    assert (Cache(cache_dir).get_host(proxy.netloc) or {}).get("scheme") == "https"
+
+
+def test_token_realm_on_the_registry_reuses_its_connection() -> None:
+    """A realm on the registry's own host:port and scheme costs no connection of its own:
+    the 401, the token and the retried request share the one plain connection."""
+    bearer = Scenario("bearer", image=GOOD_IMAGE, auth="bearer")
+    with BadServer("127.0.0.1", [bearer]) as server:
+        with Inspector() as inspector:
+            digest = inspector.resolve_digest(parse_reference(server.ref("bearer")))
+        assert server.wait_idle()
+        connections = server.connections
+    assert digest == GOOD_IMAGE.digest
+    assert sum(c.tls_probe for c in connections) == 1, connections
+    (plain,) = [c for c in connections if not c.tls_probe]
+    assert [(r.kind, r.status) for r in plain.requests] == [
+        ("manifests", 401),
+        ("token", 200),
+        ("manifests", 200),
+    ]
+
+
+def test_both_failing_raise_the_plain_error() -> None:
+    port = closed_port()
+    with Inspector() as inspector, pytest.raises(ConnectionFailedError) as failure:
+        inspector.resolve_digest(parse_reference(f"127.0.0.1:{port}/app:v1"))
+    assert failure.value.message.startswith(f"cannot connect to http://127.0.0.1:{port}")
+
+
+def test_the_deadline_holds_in_the_plain_thread() -> None:
+    """A plain registry that never answers: the plain request, in its own thread, still ends
+    at the caller's deadline (a context variable, copied into the thread)."""
+    hang = Scenario("hang", manifest=Reply(stall="before-headers"))
+    with BadServer("127.0.0.1", [hang]) as server, HttpTransport() as transport:
+        client = RegistryClient(server.netloc, transport, insecure=True)
+        started = time.monotonic()
+        with deadline(1.0), pytest.raises(NetworkError) as failure:
+            client.get_manifest("hang", "latest")
+        took = time.monotonic() - started
+    assert "deadline passed" in failure.value.message
+    assert failure.value.message.startswith(
+        f"gave up fetching manifest from http://{server.netloc}"
+    )
+    assert took < 1.0 + 2.0, took
+
+
+def test_only_hosts_with_a_port_race() -> None:
+    assert _has_port("127.0.0.1:5000") and _has_port("[::1]:5000") and _has_port("r.io:443")
+    assert not _has_port("registry.example") and not _has_port("[::1]")
+    assert not _has_port("r.io:99999")  # not a port at all

@@ -267,3 +267,23 @@ def test_response_headers_are_plain_pairs() -> None:
     assert response.header("content-type") == "x/y"
     assert response.header("location") is None and response.header_list("location") == []
     hash(response)  # immutable all the way down
+
+
+def test_no_proxy_variables_means_no_urllib_request(clean_proxy_env: pytest.MonkeyPatch) -> None:
+    """Without a *_proxy variable the answer is urllib's (empty), without importing
+    urllib.request (http.client, email: a cold start's 15 ms); with one, urllib decides."""
+    code = (
+        "import sys\n"
+        "from imginspect import _httpx_compat as c\n"
+        "print(c.environment_proxies(), 'urllib.request' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "{} False"
+    env["no_proxy"] = "example.com"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "{'all://*example.com': None} True"

@@ -608,10 +608,13 @@ class Bench:
                 if not target.proxies:  # peak RSS: loopback is enough
                     self.huge_batch(scenario, target, n, conc)
                 continue
-            floor = None
+            floor = core_floor = None
             if target.token_server is None:
                 floor = self.row(
                     scenario, target, n, "floor: stdlib http.client, 8 threads", "floor"
+                )
+                core_floor = self.row(
+                    scenario, target, n, "floor: httpcore (httpx's engine), 8 threads", "floor-core"
                 )
                 urls_file = refs_file.with_suffix(".urls")
                 urls_file.write_text(
@@ -649,6 +652,20 @@ class Bench:
                         floor,
                         target,
                         [self.python, str(BENCH_DIR / "baseline_stdlib.py"), "-f", str(urls_file)],
+                        expect_lines=n,
+                        timeout=timeout,
+                    )
+                if core_floor is not None:
+                    self.run_measured(
+                        core_floor,
+                        target,
+                        [
+                            self.python,
+                            str(BENCH_DIR / "baseline_stdlib.py"),
+                            "-f",
+                            str(urls_file),
+                            "--httpcore",
+                        ],
                         expect_lines=n,
                         timeout=timeout,
                     )
@@ -1356,6 +1373,14 @@ def issue15_ratios(bench: Bench, scenario: str, latency_ms: float) -> list[str]:
                 + (f", {marginal * 1000:.2f} ms marginal ((1000 - 100) refs)" if marginal else "")
                 + " (goal <= 0.5 ms)",
             )
+            core1000 = find("plain", 1000, "floor-core", None)
+            core100 = find("plain", 100, "floor-core", None)
+            if core1000 and core100:
+                out.append(
+                    "          context: httpcore alone (httpx's engine, 8 threads, GET + sha256): "
+                    f"{cpu(core1000):.2f} s CPU for 1000 refs, "
+                    f"{(cpu(core1000) - cpu(core100)) / 900 * 1000:.2f} ms marginal per reference"
+                )
         for group in ("imginspect-nocache", "imginspect-cold", "imginspect-warm"):
             ratio(
                 f"1000 refs ({group.removeprefix('imginspect-')}) vs the stdlib floor",

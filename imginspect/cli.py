@@ -257,16 +257,18 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         Progress.for_run(
             batch=batch, sizes=request.sizes, debug=debug, total=lambda: counter.total
         ) as progress,
+        console.ResultWriter(
+            request.mode, style, batch=batch, template=request.template
+        ) as results,
     ):
         if not batch:
             request = replace(request, on_size=progress.advance)
         workers = params["concurrency"] if batch else 1
         for outcome in inspect_many(inspector, all_refs, request, concurrency=workers):
             with progress.cleared():  # results and errors never share a line with it
-                console.write_outcome(
-                    outcome, request.mode, style, batch=batch, template=request.template
-                )
+                results.write(outcome)
                 if outcome.error is not None:
+                    results.flush()  # its error line follows it, where both go to one file
                     _report(outcome.error, outcome.given if batch else None)
             progress.outcome_written(batch=batch)
             codes.add(outcome.exit_code)

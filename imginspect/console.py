@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, NoReturn
 
@@ -49,24 +50,112 @@ def writing_stdout() -> Iterator[None]:
         raise output_failed(error) from None
 
 
-def write_outcome(
-    outcome: Outcome,
-    mode: OutputMode,
-    style: TableStyle,
-    *,
-    batch: bool,
-    template: Template | None = None,
-) -> None:
-    """Write one outcome's result to stdout (its error is the caller's to report);
-    ``template`` is :attr:`OutputMode.TEMPLATE`'s."""
-    with writing_stdout():
-        if mode is OutputMode.TABLE:
-            sys.stdout.flush()
-            write_table(outcome, sys.stdout, style=style, batch=batch)
-            sys.stdout.flush()
-        else:
-            sys.stdout.buffer.write(render(outcome, mode, batch=batch, template=template))
-            sys.stdout.buffer.flush()
+#: A result written to a pipe or a file waits at most this long (seconds) in stdout's buffer.
+FLUSH_DELAY = 0.1
+
+
+class ResultWriter:
+    """Writes the results of a run to stdout (its errors are the caller's to report).
+
+    To a terminal, or for a single reference, each result is flushed as it is written. A
+    batch into a pipe or a file is block-buffered: results are written in large blocks, not
+    one system call per line, and a helper thread flushes them at most :data:`FLUSH_DELAY`
+    after they were written, so a reader still sees each one soon (also while a slow reference
+    is awaited). What is left is flushed at the end of the run and before an exit (``main``:
+    SIGTERM, Ctrl-C; not to a reader gone away). Tables are flushed one by one. ``template``
+    is :attr:`OutputMode.TEMPLATE`'s."""
+
+    def __init__(
+        self,
+        mode: OutputMode,
+        style: TableStyle,
+        *,
+        batch: bool,
+        template: Template | None = None,
+    ) -> None:
+        self._mode, self._style, self._batch, self._template = mode, style, batch, template
+        self._flusher: DelayedFlush | None = None
+        if batch and mode is not OutputMode.TABLE and not _isatty(sys.stdout):
+            self._flusher = DelayedFlush(sys.stdout.buffer)
+
+    def write(self, outcome: Outcome) -> None:
+        with writing_stdout():
+            if self._mode is OutputMode.TABLE:
+                sys.stdout.flush()
+                write_table(outcome, sys.stdout, style=self._style, batch=self._batch)
+                sys.stdout.flush()
+                return
+            data = render(outcome, self._mode, batch=self._batch, template=self._template)
+            sys.stdout.buffer.write(data)
+            if self._flusher is None:
+                sys.stdout.buffer.flush()
+            else:
+                self._flusher.wrote()
+
+    def flush(self) -> None:
+        """Flush what is buffered: before an error line on stderr, which may go to the same
+        file or terminal as the results."""
+        if self._flusher is not None:
+            with writing_stdout():
+                sys.stdout.buffer.flush()
+
+    def close(self) -> None:
+        """Stop the helper thread (what is still buffered: :meth:`flush`, or ``main``)."""
+        if self._flusher is not None:
+            self._flusher.stop()
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close()
+        if exc_type is None:
+            self.flush()  # at the end of the run, before the cache is written
+
+
+class DelayedFlush:
+    """Flushes ``stream`` (a binary buffered stdout) at most ``delay`` seconds after it was
+    written to, from a daemon thread. The writer calls :meth:`wrote` after each write: cheap,
+    it wakes the thread only when the buffer goes from flushed to written. A buffered binary
+    stream is safe to flush from another thread (it has a lock). A failure to flush is left
+    to the writer's next write or final flush, which meet it again and report it."""
+
+    def __init__(self, stream: IO[bytes], delay: float = FLUSH_DELAY) -> None:
+        self._stream = stream
+        self._delay = delay
+        self._written = threading.Event()
+        self._stopped = threading.Event()
+        self._dirty = False
+        thread = threading.Thread(target=self._run, name="imginspect-stdout", daemon=True)
+        thread.start()
+
+    def wrote(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            self._written.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._written.set()
+
+    def _run(self) -> None:
+        while True:
+            self._written.wait()
+            if self._stopped.wait(self._delay):
+                return
+            # In this order: a write after the clear sets _dirty again and is flushed by the
+            # next round (or by this flush, if it came before it).
+            self._written.clear()
+            self._dirty = False
+            with contextlib.suppress(OSError, ValueError):
+                self._stream.flush()
+
+
+def _isatty(stream: IO[str] | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def error_lines(error: ImginspectError, given: str | None) -> list[str]:

@@ -69,7 +69,9 @@ OWN_MODULES = frozenset(
 #: Other top-level packages and modules a ``--json`` run may import. Optional packages
 #: httpcore probes for (h2, socksio, anyio, trio; sniffio: httpcore before 1.0.3) and
 #: Windows-only modules the stdlib probes for are listed because ``-X importtime`` reports the
-#: attempt. httpx is not here: the transport imports it only for a proxy.
+#: attempt; so are the modules urllib.request brings (http, email, calendar, quopri), which
+#: reads the system's proxy settings on macOS and Windows. httpx is not here: the transport
+#: imports it only for a proxy.
 OTHER_PACKAGES = frozenset(
     {
         # dependencies

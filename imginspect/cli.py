@@ -233,11 +233,18 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     first, all_refs, batch, counter = console.references_of_run(references, ref_file)
     if batch and request.mode is OutputMode.RAW:
         raise UsageError("--raw takes a single reference")
+    first_domain = options.domain_of(first)
+    if first_domain is not None:
+        from imginspect import warmup
+
+        # Connect to the first registry while the HTTP stack loads and the configuration is
+        # read: the handshake's round trip overlaps them.
+        warmup.start_for_domain(first_domain)
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
     resolver, settings = options.credentials_and_settings(
         **credential_params,
-        first_domain=options.domain_of(first),
+        first_domain=first_domain,
         log=log,
         warn=lambda message: _stderr(f"warning: {message}"),
     )

@@ -88,6 +88,14 @@ def opened_since_reset() -> int:
 
 def reset_opened() -> None:
     _opened.count = 0
+    _opened.warm = None
+
+
+def warm_taken_since_reset() -> str | None:
+    """``host:port`` of the warm-up connection (:mod:`imginspect.warmup`) this thread took
+    since :func:`reset_opened`, if it did."""
+    taken: str | None = getattr(_opened, "warm", None)
+    return taken
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -208,6 +216,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
         if local_address is None and not socket_options:
             warm = warmup.take(host, port, _capped(timeout))
             if warm is not None:
+                _opened.warm = f"{host}:{port}"
                 # Not counted as opened: it waited since start-up, so a request that fails
                 # on it before any response byte is sent once more, as on a reused one.
                 return _DeadlineStream(_SocketStream(warm))

@@ -36,6 +36,7 @@ from imginspect.connections import (
     opened_since_reset,
     remaining_time,
     reset_opened,
+    warm_taken_since_reset,
 )
 from imginspect.errors import (
     ConnectionFailedError,
@@ -519,7 +520,13 @@ class HttpTransport:
         curl do. A failure on a fresh connection is never retried here."""
         reset_opened()
         try:
-            return self._dispatch(request, target, verify=verify, tls_host=tls_host)
+            sent = self._dispatch(request, target, verify=verify, tls_host=tls_host)
+            if self._log is not None and warm_taken_since_reset() is not None:
+                self._log(
+                    f"{request.method.decode()} {target.scheme}://{target.host_header}: on the "
+                    "connection opened while imginspect started"
+                )
+            return sent
         except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError) as exc:
             reused = opened_since_reset() == 0
             if not (idempotent and reused):

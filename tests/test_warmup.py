@@ -4,22 +4,29 @@ it was used costs one retry, not a failure; proxies, other hosts and untaken soc
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from imginspect import warmup
 from imginspect.transport import HttpTransport
 from tests.support.badserver import BadServer, Reply, Scenario
+from tests.support.corpus import PushedImage
+from tests.support.registry import Registry
 
 BODY = b'{"schemaVersion":2}'
 
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[BadServer]:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
             monkeypatch.delenv(name)
     with BadServer(scenarios=[Scenario("app", manifest=Reply(200, body=BODY))]) as bad:
@@ -121,3 +128,54 @@ def test_the_host_and_port_of_a_domain(
     monkeypatch.setattr(warmup, "start", lambda host, port: started.append((host, port)) or True)
     assert warmup.start_for_domain(domain)
     assert started == [key]
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "imginspect", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env["IMGINSPECT_CACHE_DIR"] = str(tmp_path / "cache")
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker")
+    return env
+
+
+@pytest.mark.parametrize("registry_name", ["registry_plain", "registry_tls", "registry_token"])
+def test_the_cli_sends_its_first_request_on_the_warm_connection(
+    registry_name: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    registry: Registry = request.getfixturevalue(registry_name)
+    corpus: dict[str, PushedImage] = request.getfixturevalue(
+        registry_name.replace("registry_", "corpus_")
+    )
+    image = corpus["oci-index"]
+    env = _clean_env(tmp_path)
+    args = ["--json", "--debug", f"{registry.host}/{image.repo}:{image.tag}"]
+    if registry_name == "registry_tls":
+        args.insert(0, "--insecure")
+    run = _cli(*args, env=env)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["Descriptor"]["digest"] == image.digest
+    assert run.stderr.count("on the connection opened while imginspect started") == 1, run.stderr
+
+
+def test_the_cli_opens_nothing_early_with_a_proxy_set(
+    registry_plain: Registry, corpus_plain: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    image = corpus_plain["oci-index"]
+    env = _clean_env(tmp_path)
+    env["HTTPS_PROXY"] = "http://127.0.0.1:9"  # refused, were it used
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    run = _cli("--json", "--debug", f"{registry_plain.host}/{image.repo}:{image.tag}", env=env)
+    assert run.returncode == 0, run.stderr
+    assert "opened while imginspect started" not in run.stderr

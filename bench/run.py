@@ -318,12 +318,19 @@ class Bench:
 
     def env(self, cache_dir: Path | None) -> dict[str, str]:
         """The environment of every measured command: no IMGINSPECT_* settings from the
-        caller, the given cache directory, and (unless --as-is-bytecode) bytecode caching on,
-        into a private prefix, so Python programs run with their .pyc files as after a
-        regular ``pip install`` even where PYTHONDONTWRITEBYTECODE is set."""
+        caller, no PYTHONUNBUFFERED, the given cache directory, and (unless
+        --as-is-bytecode) bytecode caching on, into a private prefix, so Python programs run
+        with their .pyc files as after a regular ``pip install`` even where
+        PYTHONDONTWRITEBYTECODE is set."""
         env = dict(os.environ)
         for key in list(env):
-            if key.startswith("IMGINSPECT_") or key in ("PYTHONPATH", "PYTHONPYCACHEPREFIX"):
+            # PYTHONUNBUFFERED (set in some CI and container images) would make every result
+            # line its own write: measured as users run it, without.
+            if key.startswith("IMGINSPECT_") or key in (
+                "PYTHONPATH",
+                "PYTHONPYCACHEPREFIX",
+                "PYTHONUNBUFFERED",
+            ):
                 del env[key]
         if not self.args.as_is_bytecode:
             env.pop("PYTHONDONTWRITEBYTECODE", None)

@@ -255,7 +255,7 @@ _TARGET_SAFE = "!$&'()*+,;=:@/?%-._~[]"
 class Target:
     """A parsed request URL: what a connection is keyed on, and the request line's target."""
 
-    __slots__ = ("host", "host_header", "port", "scheme", "target")
+    __slots__ = ("host", "host_header", "netloc", "port", "scheme", "target")
 
     def __init__(self, url: str) -> None:
         try:
@@ -275,6 +275,8 @@ class Target:
             except UnicodeError:
                 raise InvalidURLError(f"invalid host name: {url[:200]!r}") from None
         default = 443 if scheme == "https" else 80
+        #: ``host[:port]`` as written, without user info (what certs.d and the breaker key on)
+        self.netloc = parts.netloc.rpartition("@")[2]
         self.scheme = scheme
         self.host = host
         self.port = port if port is not None else default

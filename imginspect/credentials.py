@@ -386,6 +386,8 @@ class CredentialResolver:
         self._results: dict[tuple[str, str], _Found | None] = {}
         self._warned: list[str] = []
         self._local = threading.local()  # .collect: the warnings list of an explain() call
+        self._location_list: list[_Location] | None = None
+        self._absent_reasons: dict[_Location, str] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -490,6 +492,12 @@ class CredentialResolver:
         return None
 
     def _locations(self) -> list[_Location]:
+        # Computed once: a batch looks up every repository, and the environment is fixed.
+        if self._location_list is None:
+            self._location_list = self._find_locations()
+        return self._location_list
+
+    def _find_locations(self) -> list[_Location]:
         env = self._environ
         if self._authfile is not None:
             return [
@@ -530,9 +538,15 @@ class CredentialResolver:
         return locations
 
     def _absent_reason(self, location: _Location) -> str:
-        if location.path is not None and not location.path.exists():
-            return "no such file"
-        return "unusable (see warnings)"
+        # Once per location, like the load it explains (a stat per repository otherwise).
+        reason = self._absent_reasons.get(location)
+        if reason is None:
+            if location.path is not None and not location.path.exists():
+                reason = "no such file"
+            else:
+                reason = "unusable (see warnings)"
+            self._absent_reasons[location] = reason
+        return reason
 
     # ------------------------------------------------------------------ docker config.json
 

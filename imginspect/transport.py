@@ -343,7 +343,11 @@ class HttpTransport:
         retry: bool,
     ) -> Response:
         policy = self._retry
-        host = _host_port(url)
+        try:
+            target = Target(url)
+        except InvalidURLError as exc:
+            raise RegistryError(f"invalid URL for {what}: {exc}") from None
+        host = target.netloc
         self._check_reachable(host)
         attempt = 0
         retried_429 = False
@@ -356,6 +360,7 @@ class HttpTransport:
                 response = self._send_once(
                     method,
                     url,
+                    target,
                     headers,
                     max_bytes=max_bytes,
                     what=what,
@@ -433,6 +438,7 @@ class HttpTransport:
         self,
         method: str,
         url: str,
+        target: Target,
         headers: Mapping[str, str],
         *,
         max_bytes: int,
@@ -448,7 +454,6 @@ class HttpTransport:
             raise _deadline_passed(what, url)
         connect_timeout, read_timeout = self._timeouts.capped(limit=left)
         try:
-            target = Target(url)
             request = build_request(
                 method,
                 target,
@@ -457,8 +462,6 @@ class HttpTransport:
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
             )
-        except InvalidURLError as exc:
-            raise RegistryError(f"invalid URL for {what}: {exc}") from None
         except UnicodeEncodeError:
             raise RegistryError(
                 f"cannot request {what} from {_origin(url)}: a header value is not ASCII"

@@ -239,7 +239,11 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
 
         # Connect to the first registry while the HTTP stack loads and the configuration is
         # read: the handshake's round trip overlaps them.
-        warmup.start_for_domain(first_domain)
+        from imginspect.reference import is_loopback_host
+
+        warmup.start_for_domain(
+            first_domain, insecure=bool(params["insecure"]) or is_loopback_host(first_domain)
+        )
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
     resolver, settings = options.credentials_and_settings(

@@ -46,7 +46,7 @@ class _Attempt:
 
 
 _lock = threading.Lock()
-_attempts: dict[tuple[str, int], _Attempt] = {}
+_attempts: dict[tuple[str, int], list[_Attempt]] = {}
 
 
 def proxied() -> bool:
@@ -54,8 +54,9 @@ def proxied() -> bool:
     return any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items())
 
 
-def start(host: str, port: int, *, timeout: float = 10.0) -> bool:
-    """Start connecting to ``host:port`` in the background; whether it was started."""
+def start(host: str, port: int, *, count: int = 1, timeout: float = 10.0) -> bool:
+    """Start ``count`` connections to ``host:port`` in the background; whether they were
+    started (once per host and port)."""
     if proxied():
         return False
     key = (host.lower(), port)
@@ -64,13 +65,15 @@ def start(host: str, port: int, *, timeout: float = 10.0) -> bool:
             return False
         if not _attempts:
             atexit.register(discard)
-        _attempts[key] = _Attempt(host, port, timeout)
+        _attempts[key] = [_Attempt(host, port, timeout) for _ in range(count)]
     return True
 
 
-def start_for_domain(domain: str) -> bool:
+def start_for_domain(domain: str, *, insecure: bool = False) -> bool:
     """:func:`start` for a reference's registry domain (``docker.io``: Docker Hub's API host),
-    on its port, or 443: https comes first for every registry, insecure ones too."""
+    on its port, or 443: https comes first for every registry, insecure ones too. An
+    ``insecure`` registry with a port gets two: its scheme is negotiated with an https
+    attempt and a plain-http request at once, to that same port (see registry.py)."""
     from urllib.parse import urlsplit
 
     from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
@@ -78,18 +81,20 @@ def start_for_domain(domain: str) -> bool:
     host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
     try:
         parts = urlsplit(f"//{host}")
-        name, port = parts.hostname, parts.port or 443
+        name, explicit_port = parts.hostname, parts.port
     except ValueError:
         return False
-    return bool(name) and start(str(name), port)
+    count = 2 if insecure and explicit_port is not None else 1
+    return bool(name) and start(str(name), explicit_port or 443, count=count)
 
 
 def take(host: str, port: int, timeout: float | None) -> socket.socket | None:
-    """The socket started for ``host:port``, connected (waiting up to ``timeout`` seconds
-    for its handshake), or None: nothing was started there, it is taken already, or it
-    failed or is still connecting after ``timeout``."""
+    """A socket started for ``host:port``, connected (waiting up to ``timeout`` seconds for
+    its handshake), or None: nothing was started there, all are taken already, or it failed
+    or is still connecting after ``timeout``."""
     with _lock:
-        attempt = _attempts.pop((host.lower(), port), None)
+        waiting = _attempts.get((host.lower(), port))
+        attempt = waiting.pop(0) if waiting else None
     if attempt is None:
         return None
     if not attempt.done.wait(timeout):
@@ -108,7 +113,7 @@ def _close_when_done(attempt: _Attempt) -> None:
 def discard() -> None:
     """Close every socket started here and not taken (at exit, or in tests)."""
     with _lock:
-        left = list(_attempts.values())
+        left = [attempt for attempts in _attempts.values() for attempt in attempts]
         _attempts.clear()
     for attempt in left:
         if attempt.done.is_set() and attempt.sock is not None:

@@ -53,7 +53,7 @@ def test_the_transport_uses_the_warm_connection(server: BadServer) -> None:
 
 def test_a_warm_connection_closed_before_use_costs_one_retry(server: BadServer) -> None:
     assert warmup.start(server.host, server.port)
-    attempt = warmup._attempts[(server.host, server.port)]
+    (attempt,) = warmup._attempts[(server.host, server.port)]
     assert attempt.done.wait(5) and attempt.sock is not None
     assert _wait_for(lambda: len(server.connections) == 1)
     server.drop_connections()  # the server's idle timeout fired before we sent anything
@@ -96,7 +96,7 @@ def test_a_connect_still_under_way_is_not_waited_for_past_the_timeout() -> None:
     attempt = warmup._Attempt.__new__(warmup._Attempt)
     attempt.host, attempt.port, attempt.timeout = "192.0.2.1", 443, 0.5
     attempt.sock, attempt.done = None, threading.Event()
-    warmup._attempts[("192.0.2.1", 443)] = attempt
+    warmup._attempts[("192.0.2.1", 443)] = [attempt]
     assert warmup.take("192.0.2.1", 443, 0.05) is None
     attempt.done.set()
 
@@ -113,21 +113,39 @@ def _wait_for(condition: object, seconds: float = 5.0) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("domain", "key"),
+    ("domain", "insecure", "key"),
     [
-        ("docker.io", ("registry-1.docker.io", 443)),
-        ("ghcr.io", ("ghcr.io", 443)),
-        ("localhost:5000", ("localhost", 5000)),
-        ("[::1]:5000", ("::1", 5000)),
+        ("docker.io", False, ("registry-1.docker.io", 443, 1)),
+        ("ghcr.io", True, ("ghcr.io", 443, 1)),  # no port: plain http would go to 80
+        ("localhost:5000", False, ("localhost", 5000, 1)),
+        ("localhost:5000", True, ("localhost", 5000, 2)),  # the https probe, and plain http
+        ("[::1]:5000", True, ("::1", 5000, 2)),
     ],
 )
 def test_the_host_and_port_of_a_domain(
-    domain: str, key: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+    domain: str, insecure: bool, key: tuple[str, int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started: list[tuple[str, int]] = []
-    monkeypatch.setattr(warmup, "start", lambda host, port: started.append((host, port)) or True)
-    assert warmup.start_for_domain(domain)
+    started: list[tuple[str, int, int]] = []
+
+    def start(host: str, port: int, *, count: int = 1) -> bool:
+        started.append((host, port, count))
+        return True
+
+    monkeypatch.setattr(warmup, "start", start)
+    assert warmup.start_for_domain(domain, insecure=insecure)
     assert started == [key]
+
+
+def test_an_insecure_registry_negotiates_on_two_warm_connections(server: BadServer) -> None:
+    """The https probe and the plain request of a cold run each get one: the server sees
+    exactly those two connections, the probe and the request."""
+    assert warmup.start_for_domain(server.netloc, insecure=True)
+    assert len(warmup._attempts[(server.host, server.port)]) == 2
+    with HttpTransport() as transport:
+        assert warmup.take(server.host, server.port, 5) is not None  # as the https probe
+        assert _get(transport, server) == BODY  # the plain request: on the second
+    assert warmup.take(server.host, server.port, 0.1) is None
+    assert len(server.connections) == 2
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -166,7 +184,10 @@ def test_the_cli_sends_its_first_request_on_the_warm_connection(
     run = _cli(*args, env=env)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["Descriptor"]["digest"] == image.digest
-    assert run.stderr.count("on the connection opened while imginspect started") == 1, run.stderr
+    # Loopback registries are insecure: the https probe and the plain request each had a
+    # warm connection; a failed TLS handshake (a plain-HTTP registry) logs no line.
+    warm = run.stderr.count("on the connection opened while imginspect started")
+    assert warm == (2 if registry_name == "registry_tls" else 1), run.stderr
 
 
 def test_the_cli_opens_nothing_early_with_a_proxy_set(

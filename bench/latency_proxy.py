@@ -3,7 +3,10 @@
 Every byte that goes through the proxy arrives ``latency_ms / 2`` later than it left, in both
 directions, so one request/response exchange costs one extra round trip of ``latency_ms``.
 Opening a connection costs one more round trip (the TCP handshake a real network would
-need): the first client->server chunk of each connection is held an extra ``latency_ms``. So,
+need): the handshake counts as done ``latency_ms`` after the proxy accepted the connection,
+and the first client->server chunk is not forwarded before that (a client that sends at once
+waits the extra ``latency_ms``; one that opened its connection earlier, as a real client that
+connects ahead of time would, has it done already). So,
 roughly, a client pays ``(new connections + request/response exchanges) * latency_ms`` on top
 of what it pays on loopback, which is what makes round trips visible.
 
@@ -197,6 +200,7 @@ class LatencyProxy:
     async def _handle(
         self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
     ) -> None:
+        accepted = asyncio.get_running_loop().time()
         if self._open >= self.max_connections:
             self._count(refused=1)
             client_writer.close()
@@ -215,7 +219,8 @@ class LatencyProxy:
         state = _ConnState("down", time.monotonic())
         loop = asyncio.get_running_loop()
         one_way = self.latency / 2
-        first_extra = self.latency if self.handshake else 0.0
+        # The simulated TCP handshake ends one round trip after the connection was accepted.
+        handshake_done = accepted + self.latency if self.handshake else 0.0
 
         async def pump(
             reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str
@@ -223,14 +228,13 @@ class LatencyProxy:
             queue: asyncio.Queue[tuple[float, bytes | None]] = asyncio.Queue()
 
             async def read_side() -> None:
-                extra = first_extra if direction == "up" else 0.0
                 release = 0.0
+                not_before = handshake_done if direction == "up" else 0.0
                 while True:
                     data = await reader.read(CHUNK)
                     now = loop.time()
                     state.active = time.monotonic()
-                    release = max(release, now + one_way + extra)
-                    extra = 0.0
+                    release = max(release, max(now, not_before) + one_way)
                     if not data:
                         await queue.put((release, None))
                         return

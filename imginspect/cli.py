@@ -234,18 +234,11 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     if batch and request.mode is OutputMode.RAW:
         raise UsageError("--raw takes a single reference")
     first_domain = options.domain_of(first)
-    if first_domain is not None:
-        from imginspect import warmup
-
-        # Connect to the first registry while the HTTP stack loads and the configuration is
-        # read: the handshake's round trip overlaps them.
-        from imginspect.reference import is_loopback_host
-
-        warmup.start_for_domain(
-            first_domain, insecure=bool(params["insecure"]) or is_loopback_host(first_domain)
-        )
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
+    cache = _open_cache(log) if not params["no_cache"] else None
+    if first_domain is not None:
+        _warm_up(first_domain, insecure=bool(params["insecure"]), cache=cache)
     resolver, settings = options.credentials_and_settings(
         **credential_params,
         first_domain=first_domain,
@@ -262,7 +255,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
             settings=settings,
             insecure=params["insecure"],
             max_wait=params["max_wait"],
-            cache=_open_cache(log) if not params["no_cache"] else None,
+            cache=cache,
             log=log,
         ) as inspector,
         Progress.for_run(
@@ -286,6 +279,19 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     code = batch_exit_code(codes)
     if code:
         sys.exit(code)
+
+
+def _warm_up(domain: str, *, insecure: bool, cache: Cache | None) -> None:
+    """Connect to the first reference's registry while the HTTP stack loads and the
+    configuration is read: the handshake's round trip overlaps them. An insecure registry
+    whose scheme is not cached negotiates it with two requests at once: one connection each."""
+    from imginspect import warmup
+    from imginspect.reference import is_loopback_host
+
+    negotiates = (insecure or is_loopback_host(domain)) and not (
+        cache is not None and (cache.get_host(domain) or {}).get("scheme")
+    )
+    warmup.start_for_domain(domain, insecure=negotiates)
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:

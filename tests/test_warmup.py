@@ -200,3 +200,23 @@ def test_the_cli_opens_nothing_early_with_a_proxy_set(
     run = _cli("--json", "--debug", f"{registry_plain.host}/{image.repo}:{image.tag}", env=env)
     assert run.returncode == 0, run.stderr
     assert "opened while imginspect started" not in run.stderr
+
+
+def test_a_cached_scheme_means_one_warm_connection(tmp_path: Path) -> None:
+    """Cold, an insecure registry's scheme is negotiated on two warm connections (the TLS
+    probe and the plain request); once the cache knows the scheme, one request needs one:
+    no second connection is opened only to be closed unused."""
+    env = _clean_env(tmp_path)
+    with BadServer() as server:
+        ref = server.ref("good")
+        first = _cli("--json", "--debug", ref, env=env)
+        assert first.returncode == 0, first.stderr
+        assert server.wait_idle()
+        assert len(server.connections) == 2  # the TLS probe and the plain request
+        assert server.tls_probes == 1
+        second = _cli("--json", "--debug", ref, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "on the connection opened while imginspect started" in second.stderr
+        assert server.wait_idle()
+        assert len(server.connections) == 3, server.connections
+        assert server.tls_probes == 1

@@ -7,6 +7,7 @@ routing rules, checked against httpx's own routing of the same patterns."""
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import zlib
 from collections.abc import Iterator
@@ -337,3 +338,64 @@ def test_proxy_routing_is_httpx_routing(
         client.get(full)
     ours = proxy_for(proxy_rules(mounts), Target(full)) or "direct"
     assert seen == [ours]
+
+
+# ---------------------------------------------------------------- streams and headers
+
+
+def test_a_warm_socket_stream_maps_socket_failures_to_httpcore_errors() -> None:
+    """What the transport catches (httpcore's exceptions) is what a stream over a warm-up
+    socket raises: a read timeout, a reset read, a write to a closed peer, a TLS handshake
+    with a server that does not speak TLS."""
+    import ssl
+
+    from imginspect.connections import _SocketStream
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        stream = _SocketStream(socket.create_connection(("127.0.0.1", port)))
+        peer, _ = listener.accept()
+        assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
+        assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
+        assert stream.get_extra_info("socket") is not None
+        assert stream.get_extra_info("is_readable") is False
+        assert stream.get_extra_info("ssl_object") is None
+        with pytest.raises(httpcore.ReadTimeout):
+            stream.read(10, timeout=0.05)
+        peer.sendall(b"hello")
+        assert stream.read(10, timeout=5) == b"hello"
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+        peer.close()  # a reset, not a clean close
+        with pytest.raises((httpcore.ReadError, httpcore.WriteError)):
+            for _ in range(50):
+                stream.write(b"x" * 65536, timeout=5)
+                stream.read(10, timeout=5)
+        stream.close()
+
+        tls = _SocketStream(socket.create_connection(("127.0.0.1", port)))
+        plain, _ = listener.accept()
+        with plain:
+            plain.settimeout(5)
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            answer = threading.Thread(
+                target=lambda: (plain.recv(4096), plain.sendall(b"HTTP/1.1 400 Bad\r\n\r\n")),
+                daemon=True,
+            )
+            answer.start()
+            with pytest.raises(httpcore.ConnectError):
+                tls.start_tls(context, server_hostname="localhost", timeout=5)
+            answer.join(5)
+
+
+def test_response_headers_decode_as_httpx_decodes_them() -> None:
+    from imginspect.connections import decode_headers
+
+    assert decode_headers([(b"Content-Type", b"a/b")]) == (("content-type", "a/b"),)
+    assert decode_headers([(b"X-Name", "é".encode())]) == (("x-name", "é"),)
+    assert decode_headers([(b"X-Name", b"\xe9")]) == (("x-name", "é"),)  # Latin-1
+
+
+def test_a_proxy_pattern_without_a_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid proxy pattern"):
+        proxy_rules({"example.com": None})

@@ -8,21 +8,18 @@ connection: if that is to exactly the host and port started here, it gets this s
 (waiting for the handshake if it is still under way) instead of connecting again, so the
 handshake overlaps the imports. Nothing is ever sent on the socket before the transport
 takes it; one that is not taken (a mirror or hosts.toml sent the request elsewhere) is closed
-at exit. Never with a proxy in the environment: then connections go to the proxy.
+at exit. Never when a proxy is configured: then connections go to the proxy.
 
-Standard library only (socket, threading): importing it costs nothing measurable, which is
-the point.
+Standard library only (socket, threading; the proxy check reads the environment through
+:mod:`imginspect._httpx_compat`, without httpx): importing it costs nothing measurable, which
+is the point.
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 import socket
 import threading
-
-#: The environment variables that route connections through a proxy (any case).
-_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
 
 
 class _Attempt:
@@ -50,8 +47,12 @@ _attempts: dict[tuple[str, int], list[_Attempt]] = {}
 
 
 def proxied() -> bool:
-    """Whether the environment names a proxy (then nothing is opened here)."""
-    return any(name.lower() in _PROXY_VARIABLES and value for name, value in os.environ.items())
+    """Whether connections may go through a proxy (then nothing is opened here): the same
+    reading of the environment (and, on macOS and Windows, the system settings) as the
+    transport's."""
+    from imginspect._httpx_compat import environment_proxies
+
+    return any(proxy is not None for proxy in environment_proxies().values())
 
 
 def start(host: str, port: int, *, count: int = 1, timeout: float = 10.0) -> bool:

@@ -220,3 +220,17 @@ def test_a_cached_scheme_means_one_warm_connection(tmp_path: Path) -> None:
         assert server.wait_idle()
         assert len(server.connections) == 3, server.connections
         assert server.tls_probes == 1
+
+
+def test_no_proxy_star_means_direct_connections_so_a_warm_one(
+    server: BadServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transport's reading of the environment decides: NO_PROXY=* sends everything
+    directly, so the warm connection is opened (and used)."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "*")
+    assert warmup.start(server.host, server.port)
+    with HttpTransport() as transport:
+        assert _get(transport, server) == BODY
+    assert len(server.connections) == 1
+    assert warmup.take(server.host, server.port, 0.1) is None  # it was taken

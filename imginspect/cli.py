@@ -283,15 +283,11 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
 
 def _warm_up(domain: str, *, insecure: bool, cache: Cache | None) -> None:
     """Connect to the first reference's registry while the HTTP stack loads and the
-    configuration is read: the handshake's round trip overlaps them. An insecure registry
-    whose scheme is not cached negotiates it with two requests at once: one connection each."""
+    configuration is read (see :mod:`imginspect.warmup`)."""
     from imginspect import warmup
-    from imginspect.reference import is_loopback_host
 
-    negotiates = (insecure or is_loopback_host(domain)) and not (
-        cache is not None and (cache.get_host(domain) or {}).get("scheme")
-    )
-    warmup.start_for_domain(domain, insecure=negotiates)
+    known = cache is not None and bool((cache.get_host(domain) or {}).get("scheme"))
+    warmup.start_for_domain(domain, insecure=insecure, scheme_known=known)
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:

@@ -70,14 +70,15 @@ def start(host: str, port: int, *, count: int = 1, timeout: float = 10.0) -> boo
     return True
 
 
-def start_for_domain(domain: str, *, insecure: bool = False) -> bool:
+def start_for_domain(domain: str, *, insecure: bool = False, scheme_known: bool = False) -> bool:
     """:func:`start` for a reference's registry domain (``docker.io``: Docker Hub's API host),
-    on its port, or 443: https comes first for every registry, insecure ones too. An
-    ``insecure`` registry with a port gets two: its scheme is negotiated with an https
-    attempt and a plain-http request at once, to that same port (see registry.py)."""
+    on its port, or 443: https comes first for every registry, insecure ones too. An insecure
+    registry (``insecure``, or a loopback host) with a port whose scheme is not known yet
+    gets two: its scheme is negotiated with an https attempt and a plain-http request at once,
+    to that same port (see registry.py)."""
     from urllib.parse import urlsplit
 
-    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
+    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST, is_loopback_host
 
     host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
     try:
@@ -85,7 +86,8 @@ def start_for_domain(domain: str, *, insecure: bool = False) -> bool:
         name, explicit_port = parts.hostname, parts.port
     except ValueError:
         return False
-    count = 2 if insecure and explicit_port is not None else 1
+    negotiates = (insecure or is_loopback_host(domain)) and not scheme_known
+    count = 2 if negotiates and explicit_port is not None else 1
     return bool(name) and start(str(name), explicit_port or 443, count=count)
 
 

@@ -113,17 +113,24 @@ def _wait_for(condition: object, seconds: float = 5.0) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("domain", "insecure", "key"),
+    ("domain", "insecure", "known", "key"),
     [
-        ("docker.io", False, ("registry-1.docker.io", 443, 1)),
-        ("ghcr.io", True, ("ghcr.io", 443, 1)),  # no port: plain http would go to 80
-        ("localhost:5000", False, ("localhost", 5000, 1)),
-        ("localhost:5000", True, ("localhost", 5000, 2)),  # the https probe, and plain http
-        ("[::1]:5000", True, ("::1", 5000, 2)),
+        ("docker.io", False, False, ("registry-1.docker.io", 443, 1)),
+        ("ghcr.io", True, False, ("ghcr.io", 443, 1)),  # no port: plain http would go to 80
+        ("registry.example:5000", False, False, ("registry.example", 5000, 1)),
+        # the https probe, and plain http
+        ("registry.example:5000", True, False, ("registry.example", 5000, 2)),
+        ("localhost:5000", False, False, ("localhost", 5000, 2)),  # loopback: insecure
+        ("[::1]:5000", False, False, ("::1", 5000, 2)),
+        ("localhost:5000", False, True, ("localhost", 5000, 1)),  # the cache knows the scheme
     ],
 )
 def test_the_host_and_port_of_a_domain(
-    domain: str, insecure: bool, key: tuple[str, int, int], monkeypatch: pytest.MonkeyPatch
+    domain: str,
+    insecure: bool,
+    known: bool,
+    key: tuple[str, int, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started: list[tuple[str, int, int]] = []
 
@@ -132,7 +139,7 @@ def test_the_host_and_port_of_a_domain(
         return True
 
     monkeypatch.setattr(warmup, "start", start)
-    assert warmup.start_for_domain(domain, insecure=insecure)
+    assert warmup.start_for_domain(domain, insecure=insecure, scheme_known=known)
     assert started == [key]
 
 

@@ -1,7 +1,8 @@
 """What imginspect takes from httpx, and how it imports it.
 
-Requests go through httpcore directly (:mod:`imginspect.connections`); httpx itself is used
-where its rules are the reference: proxies. :func:`environment_proxies` reads
+Direct requests speak HTTP/1.1 through :mod:`imginspect.http11`; requests through a proxy go
+to httpcore's proxy pools (:mod:`imginspect.proxied`). httpx itself is used where its rules are
+the reference: proxies. :func:`environment_proxies` reads
 ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` as httpx does (``urllib``'s ``getproxies``, httpx's
 mount patterns), and :func:`proxy_origin` parses a proxy URL with ``httpx.Proxy`` (its scheme
 rules, credentials in the URL). httpx is imported only when the environment names a proxy.

@@ -1,45 +1,43 @@
-"""HTTP/1.1 exchanges over httpcore: connection reuse, the per-operation deadline, proxies.
+"""Direct HTTP/1.1 connections: reuse per origin, the per-operation deadline, proxies.
 
 transport.py decides *what* to send (retries, redirects, bounds, errors); this module sends
-one request and hands back httpcore's streaming response. Requests go to httpcore, httpx's
-connection layer, directly: ``httpx.Client`` adds URL merging, cookie, auth, redirect and
-decoder layers per request, all of which transport.py does itself, and they cost more CPU
-than the exchange (0.45 ms of 1.0 ms per request in a batch, see bench/README.md).
+one request and hands back the streaming response. Direct requests speak HTTP/1.1 through
+:mod:`imginspect.http11` on sockets opened here; ``httpx.Client`` and httpcore's pool added
+URL merging, cookie, auth, redirect and decoder layers and a state machine per request, all of
+which cost more CPU than the exchange (bench/README.md).
 
 * **Direct connections** (no proxy) are kept per origin and TLS mode in a LIFO stack of idle
   connections: a request pops one (or opens a new one), and puts it back once its response
   is read. Taking and returning are O(1) under a lock held for a list operation; a
   connection is only ever touched by the thread that holds it, so none is closed while
-  another thread uses it (the race httpcore's pool has when it closes surplus or expired
-  connections outside its lock). At most :data:`MAX_IN_FLIGHT` requests are in flight.
+  another thread uses it. At most :data:`MAX_IN_FLIGHT` requests are in flight.
 * **Proxies** the environment names (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
-  ``NO_PROXY``, by httpx's rules: see :mod:`imginspect._httpx_compat`) each get an
-  ``httpcore.HTTPProxy`` pool (forwarding for http, ``CONNECT`` tunnels for https).
+  ``NO_PROXY``, by httpx's rules: see :mod:`imginspect._httpx_compat`) go through
+  :mod:`imginspect.proxied` (httpcore's ``HTTPProxy`` pools), imported only then.
 * **The deadline.** Every connect, TLS handshake, read and write is capped by what is left
-  of the current :func:`deadline`: httpcore applies its read timeout per socket read, so a
-  server that trickles one byte now and then would otherwise never time out.
+  of the current :func:`deadline`: a timeout applies per socket read, so a server that
+  trickles one byte now and then would otherwise never time out.
 """
 
 from __future__ import annotations
 
 import contextvars
 import re
-import select
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-import httpcore
-
-from imginspect import warmup
+from imginspect import http11, warmup
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from imginspect.proxied import ProxyPools
 
 #: Requests in flight at once over direct connections (the CLI's --concurrency is at most
 #: 64; --sizes fans out further), and idle connections kept per origin.
@@ -75,169 +73,6 @@ def _capped(timeout: float | None) -> float | None:
         return timeout
     left = max(left, 0.001)  # 0 would mean "non-blocking" to the socket layer
     return left if timeout is None else min(timeout, left)
-
-
-#: Per thread: connections opened since the current request started (see _DeadlineBackend).
-_opened = threading.local()
-
-
-def opened_since_reset() -> int:
-    """Connections this thread opened since :func:`reset_opened`."""
-    return int(getattr(_opened, "count", 0))
-
-
-def reset_opened() -> None:
-    _opened.count = 0
-    _opened.warm = None
-
-
-def warm_taken_since_reset() -> str | None:
-    """``host:port`` of the warm-up connection (:mod:`imginspect.warmup`) this thread took
-    since :func:`reset_opened`, if it did."""
-    taken: str | None = getattr(_opened, "warm", None)
-    return taken
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """A connection whose every read, write and TLS handshake ends by the deadline."""
-
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _capped(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _capped(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        return _DeadlineStream(
-            self._inner.start_tls(ssl_context, server_hostname, _capped(timeout))
-        )
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _SocketStream(httpcore.NetworkStream):
-    """An httpcore stream over a socket connected elsewhere (:mod:`imginspect.warmup`), with
-    httpcore's exceptions (httpcore's own stream class is not public API)."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
-            self._sock.settimeout(timeout)
-            return self._sock.recv(max_bytes)
-        except TimeoutError as exc:
-            raise httpcore.ReadTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.ReadError(str(exc)) from exc
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
-            while buffer:
-                self._sock.settimeout(timeout)
-                buffer = buffer[self._sock.send(buffer) :]
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
-
-    def close(self) -> None:
-        self._sock.close()
-
-    def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            self._sock.settimeout(timeout)
-            return _SocketStream(
-                ssl_context.wrap_socket(self._sock, server_hostname=server_hostname)
-            )
-        except TimeoutError as exc:
-            self.close()
-            raise httpcore.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:  # ssl.SSLError included
-            self.close()
-            raise httpcore.ConnectError(str(exc)) from exc
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "ssl_object" and isinstance(self._sock, ssl.SSLSocket):
-            return self._sock  # what httpcore asks of it (the ALPN protocol), it has
-        if info == "client_addr":
-            return self._sock.getsockname()
-        if info == "server_addr":
-            return self._sock.getpeername()
-        if info == "socket":
-            return self._sock
-        if info == "is_readable":
-            return _readable(self._sock)
-        return None
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Whether reading would not block: data, or the peer closed (an idle connection that
-    is readable is one the server closed)."""
-    if sock.fileno() < 0:
-        return True
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-class DeadlineBackend(httpcore.NetworkBackend):
-    """Opens :class:`_DeadlineStream` connections (the connect itself is capped too), and
-    counts them per thread (:func:`opened_since_reset`)."""
-
-    def __init__(self, inner: httpcore.NetworkBackend | None = None) -> None:
-        self._inner = inner or httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        if local_address is None and not socket_options:
-            warm = warmup.take(host, port, _capped(timeout))
-            if warm is not None:
-                _opened.warm = f"{host}:{port}"
-                # Not counted as opened: it waited since start-up, so a request that fails
-                # on it before any response byte is sent once more, as on a reused one.
-                return _DeadlineStream(_SocketStream(warm))
-        stream = self._inner.connect_tcp(
-            host, port, _capped(timeout), local_address, socket_options
-        )
-        _opened.count = opened_since_reset() + 1
-        return _DeadlineStream(stream)
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        stream = self._inner.connect_unix_socket(path, _capped(timeout), socket_options)
-        _opened.count = opened_since_reset() + 1
-        return _DeadlineStream(stream)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
 
 
 # ---------------------------------------------------------------------- requests
@@ -286,15 +121,56 @@ class Target:
         shown = f"[{host}]" if ":" in host else host
         self.host_header = shown if self.port == default else f"{shown}:{self.port}"
 
-    def core_url(self) -> httpcore.URL:
-        default = 443 if self.scheme == "https" else 80
-        return httpcore.URL(
-            scheme=self.scheme.encode(),
-            host=self.host.encode(),
-            # none for the default port, as httpx: a proxy's request line has no ":80"
-            port=None if self.port == default else self.port,
-            target=self.target.encode("ascii"),
-        )
+
+#: Per thread: connections opened since the current request started.
+_opened = threading.local()
+
+
+def opened_since_reset() -> int:
+    """Connections this thread opened since :func:`reset_opened`."""
+    return int(getattr(_opened, "count", 0))
+
+
+def reset_opened() -> None:
+    _opened.count = 0
+    _opened.warm = None
+
+
+def warm_taken_since_reset() -> str | None:
+    """``host:port`` of the warm-up connection (:mod:`imginspect.warmup`) this thread took
+    since :func:`reset_opened`, if it did."""
+    taken: str | None = getattr(_opened, "warm", None)
+    return taken
+
+
+def _count_opened() -> None:
+    _opened.count = opened_since_reset() + 1
+
+
+class Request:
+    """One request, ready for the wire: ``headers`` as bytes, ``Host`` first."""
+
+    __slots__ = ("body", "connect_timeout", "headers", "method", "read_timeout", "target")
+
+    def __init__(
+        self,
+        method: str,
+        target: Target,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.body = body
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+
+    @property
+    def url(self) -> str:
+        return f"{self.target.scheme}://{self.target.host_header}{self.target.target}"
 
 
 def build_request(
@@ -305,28 +181,19 @@ def build_request(
     body: bytes | None,
     connect_timeout: float,
     read_timeout: float,
-) -> httpcore.Request:
-    """An httpcore request with ``Host`` (and ``Content-Length`` for a body) set. Header
-    values must be ASCII (UnicodeEncodeError otherwise: tokens and credentials are checked
-    before they get here)."""
+) -> Request:
+    """A request with ``Host`` (and ``Content-Length`` for a body) set. Header values must
+    be ASCII (UnicodeEncodeError otherwise: tokens and credentials are checked before they
+    get here); a name or value with a line break is refused (ValueError), so nothing
+    received can inject a header."""
     raw = [(b"Host", target.host_header.encode("ascii"))]
     raw += [(name.encode("ascii"), value.encode("ascii")) for name, value in headers]
     if body is not None:
         raw.append((b"Content-Length", str(len(body)).encode("ascii")))
-    return httpcore.Request(
-        method=method.encode("ascii"),
-        url=target.core_url(),
-        headers=raw,
-        content=body if body is not None else b"",
-        extensions={
-            "timeout": {
-                "connect": connect_timeout,
-                "read": read_timeout,
-                "write": read_timeout,
-                "pool": connect_timeout,
-            }
-        },
-    )
+    for name, value in raw:
+        if b"\r" in value or b"\n" in value or not http11.is_token(name):
+            raise ValueError(f"invalid header {name[:50]!r}")
+    return Request(method, target, raw, body, connect_timeout, read_timeout)
 
 
 def decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
@@ -411,25 +278,6 @@ def proxy_for(rules: list[ProxyRule], target: Target) -> str | None:
     return None
 
 
-def _proxy_pool(
-    proxy_url: str, ssl_context: ssl.SSLContext, backend: httpcore.NetworkBackend
-) -> httpcore.HTTPProxy:
-    from imginspect._httpx_compat import proxy_origin
-
-    scheme, host, port, path, credentials = proxy_origin(proxy_url)
-    return httpcore.HTTPProxy(
-        proxy_url=httpcore.URL(scheme=scheme, host=host, port=port, target=path),
-        proxy_auth=credentials,
-        ssl_context=ssl_context,
-        # Surplus or expired connections closed outside httpcore's lock race with the thread
-        # handed them: keep-alive limit = connection limit, and no client-side expiry.
-        max_connections=MAX_IN_FLIGHT,
-        max_keepalive_connections=MAX_IN_FLIGHT,
-        keepalive_expiry=None,
-        network_backend=backend,
-    )
-
-
 # ---------------------------------------------------------------------- connections
 
 #: (scheme, host, port, TLS mode) of a direct connection.
@@ -440,57 +288,63 @@ Release = Callable[[], None]
 
 class Connections:
     """Every connection of a run: direct ones reused per origin and TLS mode, proxied ones
-    through one httpcore pool per proxy and TLS mode."""
+    through :mod:`imginspect.proxied`."""
 
     def __init__(self, proxies: Mapping[str, str | None] | None = None) -> None:
         """``proxies``: httpx mount patterns -> proxy URL or None (direct), e.g.
         :func:`imginspect._httpx_compat.environment_proxies`; invalid ones raise
         ValueError here."""
-        self.backend = DeadlineBackend()
         self._rules = proxy_rules(proxies or {})
+        self._proxy_pools: ProxyPools | None = None
         if any(rule.proxy is not None for rule in self._rules):
             from imginspect._httpx_compat import proxy_origin
+            from imginspect.proxied import ProxyPools
 
             for rule in self._rules:
                 if rule.proxy is not None:
                     proxy_origin(rule.proxy)  # refuse an unusable proxy now, not per request
-        self._idle: dict[OriginKey, list[httpcore.HTTPConnection]] = {}
-        self._proxy_pools: dict[tuple[str, object], httpcore.HTTPProxy] = {}
+            self._proxy_pools = ProxyPools(_capped, _count_opened, MAX_IN_FLIGHT)
+        self._idle: dict[OriginKey, list[http11.Connection]] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._closed = False
 
     def send(
         self,
-        request: httpcore.Request,
+        request: Request,
         target: Target,
         *,
         tls_mode: object,
         ssl_context: Callable[[], ssl.SSLContext],
         pool_timeout: float | None,
-    ) -> tuple[httpcore.Response, Release]:
+    ) -> tuple[http11.Response, Release]:
         """Send ``request`` (to ``target``) and return the response, whose body is still to
         be read, with the function that gives its connection back: call it once the body
         is read or given up (it closes the response). ``ssl_context`` is called only when an
-        https connection is opened; ``tls_mode`` keys connections by it."""
-        proxy = proxy_for(self._rules, target) if self._rules else None
-        if proxy is not None:
-            pool = self._proxy_pool(proxy, tls_mode, ssl_context)
-            response = pool.handle_request(request)
-            return response, response.close
+        https connection is opened; ``tls_mode`` keys connections by it. Raises
+        :mod:`imginspect.http11`'s exceptions."""
+        if self._proxy_pools is not None:
+            proxy = proxy_for(self._rules, target)
+            if proxy is not None:
+                return self._proxy_pools.send(
+                    request, target, proxy, tls_mode=tls_mode, ssl_context=ssl_context
+                )
         key: OriginKey = (target.scheme, target.host, target.port, tls_mode)
         if not self._slots.acquire(timeout=_capped(pool_timeout)):
-            raise httpcore.PoolTimeout(f"no free connection within {pool_timeout} s")
-        connection: httpcore.HTTPConnection | None = None
+            raise http11.PoolTimeout(f"no free connection within {pool_timeout} s")
+        connection: http11.Connection | None = None
         try:
-            connection = self._take(key, target, ssl_context)
-            try:
-                response = connection.handle_request(request)
-            except httpcore.ConnectionNotAvailable:
-                # Not idle after all (the server closed it as we took it): a new one.
-                connection.close()
-                connection = self._new(target, ssl_context)
-                response = connection.handle_request(request)
+            connection = self._take(key)
+            if connection is None:
+                connection = self._open(target, ssl_context, request.connect_timeout)
+            response = connection.request(
+                request.method,
+                target.target,
+                request.headers,
+                request.body,
+                read_timeout=request.read_timeout,
+                write_timeout=request.read_timeout,
+            )
         except BaseException:
             if connection is not None:
                 connection.close()
@@ -511,32 +365,55 @@ class Connections:
 
         return response, release
 
-    def _take(
-        self, key: OriginKey, target: Target, ssl_context: Callable[[], ssl.SSLContext]
-    ) -> httpcore.HTTPConnection:
+    def _take(self, key: OriginKey) -> http11.Connection | None:
+        """An idle connection to the origin, or None."""
         while True:
             with self._lock:
                 stack = self._idle.get(key)
                 connection = stack.pop() if stack else None
             if connection is None:
-                return self._new(target, ssl_context)
+                return None
             # An idle connection the server has closed meanwhile reads as readable (EOF):
             # one poll of its socket, by the only thread that holds it.
-            if connection.is_idle() and not connection.has_expired():
+            if not connection.has_expired():
                 return connection
             connection.close()
 
-    def _new(
-        self, target: Target, ssl_context: Callable[[], ssl.SSLContext]
-    ) -> httpcore.HTTPConnection:
-        return httpcore.HTTPConnection(
-            origin=httpcore.Origin(target.scheme.encode(), target.host.encode(), target.port),
-            # Only an https origin uses it: a plain-HTTP run builds no TLS context.
-            ssl_context=ssl_context() if target.scheme == "https" else None,
-            network_backend=self.backend,
-        )
+    def _open(
+        self, target: Target, ssl_context: Callable[[], ssl.SSLContext], timeout: float
+    ) -> http11.Connection:
+        """A new connection (the warm-up's, if one waits for this origin), TLS done for an
+        https origin (only then is a TLS context built)."""
+        host, port = target.host, target.port
+        sock = warmup.take(host, port, _capped(timeout))
+        if sock is not None:
+            # Not counted as opened: it waited since start-up, so a request that fails on it
+            # before any response byte is sent once more, as on a reused one.
+            _opened.warm = f"{host}:{port}"
+        else:
+            try:
+                sock = socket.create_connection((host, port), timeout=_capped(timeout))
+            except TimeoutError as exc:
+                raise http11.ConnectTimeout(str(exc) or "timed out") from exc
+            except OSError as exc:
+                raise http11.ConnectError(str(exc) or type(exc).__name__) from exc
+            _count_opened()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if target.scheme == "https":
+                context = ssl_context()
+                context.set_alpn_protocols(["http/1.1"])
+                sock.settimeout(_capped(timeout))
+                sock = context.wrap_socket(sock, server_hostname=host)
+        except TimeoutError as exc:
+            sock.close()
+            raise http11.ConnectTimeout(str(exc) or "timed out") from exc
+        except OSError as exc:  # ssl.SSLError included
+            sock.close()
+            raise http11.ConnectError(str(exc) or type(exc).__name__) from exc
+        return http11.Connection(sock, _capped)
 
-    def _give_back(self, key: OriginKey, connection: httpcore.HTTPConnection) -> None:
+    def _give_back(self, key: OriginKey, connection: http11.Connection) -> None:
         if connection.is_idle():
             with self._lock:
                 if not self._closed:
@@ -546,25 +423,13 @@ class Connections:
                         return
         connection.close()
 
-    def _proxy_pool(
-        self, proxy: str, tls_mode: object, ssl_context: Callable[[], ssl.SSLContext]
-    ) -> httpcore.HTTPProxy:
-        key = (proxy, tls_mode)
-        with self._lock:
-            pool = self._proxy_pools.get(key)
-            if pool is None:
-                pool = _proxy_pool(proxy, ssl_context(), self.backend)
-                self._proxy_pools[key] = pool
-        return pool
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
             idle = [c for stack in self._idle.values() for c in stack]
             self._idle.clear()
-            pools = list(self._proxy_pools.values())
-            self._proxy_pools.clear()
+            pools = self._proxy_pools
         for connection in idle:
             connection.close()
-        for pool in pools:
-            pool.close()
+        if pools is not None:
+            pools.close()  # a later request through a proxy opens a new pool

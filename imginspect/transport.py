@@ -1,7 +1,7 @@
 """HTTP transport: TLS modes, retries, redirects, bounded reads, and network errors.
 
-Requests go out through :mod:`imginspect.connections` (httpcore connections, reused per origin
-and TLS mode; proxies from the environment). This module picks the TLS context per request
+Requests go out through :mod:`imginspect.connections` (HTTP/1.1 connections, reused per
+origin and TLS mode; proxies from the environment). This module picks the TLS context per request
 (built lazily: a plain-HTTP run never builds a verifying one), retries what may be retried,
 follows redirects itself so that an ``Authorization`` header never reaches another host,
 reads every body with a size bound (refusing by ``Content-Length`` before reading when it
@@ -19,16 +19,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
-import httpcore
-
-from imginspect import __version__
+from imginspect import __version__, http11
 from imginspect.connections import (
     Connections,
     InvalidURLError,
     Release,
+    Request,
     Target,
     build_request,
     deadline,
@@ -239,17 +237,16 @@ class HttpTransport:
             return self._connections
 
     def _dispatch(
-        self, request: httpcore.Request, target: Target, *, verify: bool, tls_host: str
-    ) -> tuple[httpcore.Response, Release]:
+        self, request: Request, target: Target, *, verify: bool, tls_host: str
+    ) -> tuple[http11.Response, Release]:
         """Send one request on a connection (the seam tests replace to see the wire)."""
         mode, given = self._tls_mode(verify, tls_host)
-        connect_timeout = request.extensions["timeout"]["pool"]
         return self._pool().send(
             request,
             target,
             tls_mode=mode,
             ssl_context=lambda: self._context(mode, given),
-            pool_timeout=connect_timeout,
+            pool_timeout=request.connect_timeout,
         )
 
     def close(self) -> None:
@@ -466,6 +463,8 @@ class HttpTransport:
             raise RegistryError(
                 f"cannot request {what} from {_origin(url)}: a header value is not ASCII"
             ) from None
+        except ValueError as exc:  # a line break in a header value
+            raise RegistryError(f"cannot request {what} from {_origin(url)}: {exc}") from None
         try:
             response, release = self._send_on_connection(
                 request, target, verify=verify, tls_host=tls_host, idempotent=idempotent
@@ -477,7 +476,7 @@ class HttpTransport:
                 )
             finally:
                 release()
-        except httpcore.TimeoutException as exc:
+        except http11.TimeoutException as exc:
             left = remaining_time()
             if left is not None and left <= 0.05:
                 raise _deadline_passed(what, url) from None
@@ -485,18 +484,18 @@ class HttpTransport:
                 f"timed out fetching {what} from {_origin(url)} ({type(exc).__name__})",
                 hint="the registry did not answer in time; check the network or retry later",
             ) from None
-        except (httpcore.ConnectError, httpcore.ProxyError) as exc:
+        except (http11.ConnectError, http11.ProxyError) as exc:
             failure = ConnectionFailedError(
                 f"cannot connect to {_origin(url)}: {_reason(exc)}",
                 hint=_connect_hint(exc, tls_host),
             )
             failure.permanent = _is_permanent_connect_failure(exc)
             raise failure from None
-        except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError) as exc:
+        except (http11.RemoteProtocolError, http11.ReadError, http11.WriteError) as exc:
             raise _connection_broke(what, url, exc) from None
-        except httpcore.UnsupportedProtocol as exc:
+        except http11.UnsupportedProtocol as exc:
             raise RegistryError(f"invalid URL for {what}: {_reason(exc)}") from None
-        except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
+        except (http11.NetworkError, http11.ProtocolError) as exc:
             raise NetworkError(
                 f"HTTP error fetching {what} from {_origin(url)}: {_reason(exc)}"
             ) from None
@@ -510,13 +509,13 @@ class HttpTransport:
 
     def _send_on_connection(
         self,
-        request: httpcore.Request,
+        request: Request,
         target: Target,
         *,
         verify: bool,
         tls_host: str,
         idempotent: bool,
-    ) -> tuple[httpcore.Response, Release]:
+    ) -> tuple[http11.Response, Release]:
         """Send; a GET or HEAD whose *reused* keep-alive connection turns out to be closed
         before any response byte (the server's or a load balancer's idle timeout fired as we
         reused it) is sent once more, on a fresh connection, as Go's net/http, urllib3 and
@@ -526,17 +525,17 @@ class HttpTransport:
             sent = self._dispatch(request, target, verify=verify, tls_host=tls_host)
             if self._log is not None and warm_taken_since_reset() is not None:
                 self._log(
-                    f"{request.method.decode()} {target.scheme}://{target.host_header}: on the "
+                    f"{request.method} {target.scheme}://{target.host_header}: on the "
                     "connection opened while imginspect started"
                 )
             return sent
-        except (httpcore.RemoteProtocolError, httpcore.ReadError, httpcore.WriteError) as exc:
+        except (http11.RemoteProtocolError, http11.ReadError, http11.WriteError) as exc:
             reused = opened_since_reset() == 0
             if not (idempotent and reused):
                 raise
             if self._log is not None:
                 self._log(
-                    f"{request.method.decode()} {request.url}: reused connection was closed "
+                    f"{request.method} {request.url}: reused connection was closed "
                     f"({_reason(exc)}); once more on a new connection"
                 )
             return self._dispatch(request, target, verify=verify, tls_host=tls_host)
@@ -561,7 +560,7 @@ def _request_headers(headers: Mapping[str, str], *, form: bool) -> list[tuple[st
 
 
 def _read_bounded(
-    response: httpcore.Response,
+    response: http11.Response,
     headers: tuple[tuple[str, str], ...],
     *,
     method: str,
@@ -571,7 +570,7 @@ def _read_bounded(
 ) -> bytes:
     """The body, decoded (gzip, deflate) and bounded: at most ``max_bytes`` after decoding,
     the deadline checked between reads."""
-    stream = cast("Iterable[bytes]", response.stream)
+    stream = response.stream
     if method == "HEAD":
         # Content-Length describes the body a GET would have sent; there is none to read,
         # but reading the (empty) stream lets the connection be reused.
@@ -622,7 +621,7 @@ def _read_bounded(
         while True:
             try:
                 chunk = next(body, None)
-            except httpcore.TimeoutException:
+            except http11.TimeoutException:
                 left = remaining_time()
                 if left is not None and left <= 0.05:  # the deadline, not a read timeout
                     raise too_slow() from None

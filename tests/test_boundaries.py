@@ -45,8 +45,17 @@ PURE_MODULES = [
 ]
 FORBIDDEN_IN_CORE = ("httpx", "httpcore", "click", "rich", "platformdirs", "socket", "ssl")
 #: Modules that may reach the network's standard library (sockets, TLS contexts) but no HTTP
-#: client, CLI or presentation library.
-NO_HTTP_CLIENT_MODULES = ["imginspect.hosts", "imginspect.trust", "imginspect.layout"]
+#: client, CLI or presentation library. The transport speaks HTTP/1.1 itself (http11); httpcore
+#: is imported only for a proxy (imginspect.proxied).
+NO_HTTP_CLIENT_MODULES = [
+    "imginspect.hosts",
+    "imginspect.trust",
+    "imginspect.layout",
+    "imginspect.http11",
+    "imginspect.connections",
+    "imginspect.transport",
+    "imginspect.registry",
+]
 
 
 def _imported_modules(code: str) -> set[str]:

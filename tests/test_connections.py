@@ -13,13 +13,12 @@ import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import httpcore
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imginspect import connections
+from imginspect import connections, http11
 from imginspect.connections import Connections, InvalidURLError, Target, proxy_for, proxy_rules
 from imginspect.errors import NetworkError, RegistryError, TooLargeError
 from imginspect.transport import HttpTransport, Timeouts
@@ -185,22 +184,22 @@ def test_an_idle_connection_closed_by_the_server_is_replaced(server: BadServer) 
 
 def test_in_flight_requests_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     """With every slot taken, a request waits for one, and gives up after its pool timeout
-    (a NetworkError through the transport, as httpcore's PoolTimeout)."""
+    (a NetworkError through the transport)."""
     monkeypatch.setattr(connections, "MAX_IN_FLIGHT", 1)
     with BadServer(scenarios=[Scenario("plain", manifest=Reply(200, body=DOCUMENT))]) as bad:
         pool = Connections()
         target = Target(f"{bad.url}/v2/plain/manifests/x")
 
-        def send() -> tuple[httpcore.Response, connections.Release]:
+        def send() -> tuple[http11.Response, connections.Release]:
             request = connections.build_request(
                 "GET", target, [], body=None, connect_timeout=5, read_timeout=5
             )
             return pool.send(request, target, tls_mode=None, ssl_context=_no_tls, pool_timeout=0.2)
 
         held, release = send()
-        with pytest.raises(httpcore.PoolTimeout):
+        with pytest.raises(http11.PoolTimeout):
             send()
-        assert held.read() == DOCUMENT  # read to the end: the connection can be reused
+        assert b"".join(held.stream) == DOCUMENT  # read to the end: the connection can be reused
         release()
         again, release_again = send()  # the slot is free again, and the connection reused
         assert again.status == 200
@@ -343,49 +342,68 @@ def test_proxy_routing_is_httpx_routing(
 # ---------------------------------------------------------------- streams and headers
 
 
-def test_a_warm_socket_stream_maps_socket_failures_to_httpcore_errors() -> None:
-    """What the transport catches (httpcore's exceptions) is what a stream over a warm-up
-    socket raises: a read timeout, a reset read, a write to a closed peer, a TLS handshake
-    with a server that does not speak TLS."""
+def test_socket_failures_become_the_errors_the_transport_maps() -> None:
+    """What the transport catches is what a connection raises, on a warm-up socket as on one
+    opened here: a read timeout, a reset peer, a TLS handshake with a server that does not
+    speak TLS (a ConnectError, chained to the ssl error the transport's hints read)."""
     import ssl
-
-    from imginspect.connections import _SocketStream
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        stream = _SocketStream(socket.create_connection(("127.0.0.1", port)))
+        connection = http11.Connection(socket.create_connection(("127.0.0.1", port)))
         peer, _ = listener.accept()
-        assert stream.get_extra_info("server_addr") == ("127.0.0.1", port)
-        assert stream.get_extra_info("client_addr")[0] == "127.0.0.1"
-        assert stream.get_extra_info("socket") is not None
-        assert stream.get_extra_info("is_readable") is False
-        assert stream.get_extra_info("ssl_object") is None
-        with pytest.raises(httpcore.ReadTimeout):
-            stream.read(10, timeout=0.05)
-        peer.sendall(b"hello")
-        assert stream.read(10, timeout=5) == b"hello"
+        with pytest.raises(http11.ReadTimeout):
+            connection.request(
+                "GET", "/", [(b"Host", b"x")], None, read_timeout=0.05, write_timeout=5
+            )
+        assert connection.is_closed()
+        peer.close()
+
+        connection = http11.Connection(socket.create_connection(("127.0.0.1", port)))
+        peer, _ = listener.accept()
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
         peer.close()  # a reset, not a clean close
-        with pytest.raises((httpcore.ReadError, httpcore.WriteError)):
-            for _ in range(50):
-                stream.write(b"x" * 65536, timeout=5)
-                stream.read(10, timeout=5)
-        stream.close()
-
-        tls = _SocketStream(socket.create_connection(("127.0.0.1", port)))
-        plain, _ = listener.accept()
-        with plain:
-            plain.settimeout(5)
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            answer = threading.Thread(
-                target=lambda: (plain.recv(4096), plain.sendall(b"HTTP/1.1 400 Bad\r\n\r\n")),
-                daemon=True,
+        with pytest.raises((http11.ReadError, http11.WriteError, http11.RemoteProtocolError)):
+            connection.request(
+                "GET",
+                "/",
+                [(b"Host", b"x"), (b"X", b"y" * 65536)],
+                None,
+                read_timeout=5,
+                write_timeout=5,
             )
-            answer.start()
-            with pytest.raises(httpcore.ConnectError):
-                tls.start_tls(context, server_hostname="localhost", timeout=5)
-            answer.join(5)
+
+        pool = Connections()
+        answer = threading.Thread(target=lambda: _answer_not_tls(listener), daemon=True)
+        answer.start()
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        target = Target(f"https://127.0.0.1:{port}/v2/")
+        request = connections.build_request(
+            "GET", target, [], body=None, connect_timeout=5, read_timeout=5
+        )
+        with pytest.raises(http11.ConnectError) as failure:
+            pool.send(request, target, tls_mode=False, ssl_context=lambda: context, pool_timeout=5)
+        assert isinstance(failure.value.__cause__, ssl.SSLError)
+        answer.join(5)
+        pool.close()
+
+
+def _answer_not_tls(listener: socket.socket) -> None:
+    plain, _ = listener.accept()
+    with plain:
+        plain.settimeout(5)
+        plain.recv(4096)
+        plain.sendall(b"HTTP/1.1 400 Bad\r\n\r\n")
+
+
+def test_header_values_with_line_breaks_are_never_sent() -> None:
+    target = Target("http://127.0.0.1:1/v2/")
+    for name, value in (("X-A", "a\r\nInjected: 1"), ("X A", "b"), ("", "c"), ("X-B", "d\ne")):
+        with pytest.raises(ValueError, match="invalid header"):
+            connections.build_request(
+                "GET", target, [(name, value)], body=None, connect_timeout=1, read_timeout=1
+            )
 
 
 def test_response_headers_decode_as_httpx_decodes_them() -> None:

@@ -46,6 +46,7 @@ OWN_MODULES = frozenset(
         "imginspect.errors",
         "imginspect.files",
         "imginspect.hosts",
+        "imginspect.http11",
         "imginspect.inspector",
         "imginspect.jsonenc",
         "imginspect.layout",
@@ -66,17 +67,15 @@ OWN_MODULES = frozenset(
     }
 )
 
-#: Other top-level packages and modules a ``--json`` run may import. Optional packages
-#: httpcore probes for (h2, socksio, anyio, trio; sniffio: httpcore before 1.0.3) and
-#: Windows-only modules the stdlib probes for are listed because ``-X importtime`` reports the
-#: attempt; so are the modules urllib.request brings (http, email, calendar, quopri), which
-#: reads the system's proxy settings on macOS and Windows. httpx is not here: the transport
-#: imports it only for a proxy.
+#: Other top-level packages and modules a ``--json`` run may import. Windows-only modules the
+#: stdlib probes for are listed because ``-X importtime`` reports the attempt; so are the
+#: modules urllib.request brings (http, email, calendar, quopri), which reads the system's
+#: proxy settings on macOS and Windows. httpx, httpcore and h11 are not here: the transport
+#: speaks HTTP/1.1 itself (imginspect.http11) and imports them only for a proxy.
 OTHER_PACKAGES = frozenset(
     {
         # dependencies
-        "anyio", "certifi", "click", "h11", "h2", "httpcore", "platformdirs", "socksio",
-        "sniffio", "trio",
+        "certifi", "click", "platformdirs",
         # standard library
         "_ast", "_bisect", "_blake2", "_bz2", "_compression", "_contextvars", "_datetime",
         "_hashlib", "_json", "_locale", "_lzma", "_opcode", "_opcode_metadata",

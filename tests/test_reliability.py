@@ -24,20 +24,20 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-import httpcore
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imginspect import http11
 from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, Credential
 from imginspect.challenge import Challenge, parse_challenges
-from imginspect.connections import Target
+from imginspect.connections import Request, Target
 from imginspect.errors import AuthError, ImginspectError
 from imginspect.hosts import HostResolver
 from imginspect.manifest import decode_config_platform, decode_document
@@ -415,19 +415,18 @@ class _MockedHttpTransport(HttpTransport):
         self._handler = handler
 
     def _dispatch(
-        self, request: httpcore.Request, target: Target, *, verify: bool, tls_host: str
-    ) -> tuple[httpcore.Response, Callable[[], None]]:
-        body = request.stream
-        assert isinstance(body, Iterable)
+        self, request: Request, target: Target, *, verify: bool, tls_host: str
+    ) -> tuple[http11.Response, Callable[[], None]]:
         sent = httpx.Request(
-            request.method.decode(),
+            request.method,
             f"{target.scheme}://{target.host_header}{target.target}",
             headers=request.headers,
-            content=b"".join(body),
+            content=request.body or b"",
         )
         answer = self._handler(sent)
-        response = httpcore.Response(
-            answer.status_code, headers=answer.headers.raw, content=answer.read()
+        body = answer.read()
+        response = http11.Response(
+            answer.status_code, list(answer.headers.raw), iter((body,) if body else ()), None
         )
         return response, response.close
 

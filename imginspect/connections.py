@@ -401,8 +401,7 @@ class Connections:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if target.scheme == "https":
-                context = ssl_context()
-                context.set_alpn_protocols(["http/1.1"])
+                context = ssl_context()  # ALPN "http/1.1" is set where it is built
                 sock.settimeout(_capped(timeout))
                 sock = context.wrap_socket(sock, server_hostname=host)
         except TimeoutError as exc:

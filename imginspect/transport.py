@@ -224,6 +224,9 @@ class HttpTransport:
                     from imginspect.trust import system_trust_context
 
                     context = system_trust_context()
+                # Set once, before any connection uses it: OpenSSL must not see the
+                # context change while another thread starts a handshake with it.
+                context.set_alpn_protocols(["http/1.1"])
                 self._contexts[mode] = context
         return context
 

@@ -349,11 +349,13 @@ class Connection:
                 # framing (perhaps a smuggling attempt by an intermediary). Transfer-Encoding
                 # frames the body, then the connection is closed (RFC 9112 6.1 and 6.3).
                 self._keep_alive = False
-            if transfer_codings[-1] == b"chunked":
-                return self._chunked(timeout)
-            # Another last coding: the body runs until the server closes (RFC 9112 6.3).
-            self._keep_alive = False
-            return self._until_close(timeout)
+            if transfer_codings != [b"chunked"]:
+                # A transfer coding we did not offer (no TE header is sent), e.g. "gzip,
+                # chunked": its bytes cannot be used as they are. h11 refuses these too.
+                raise RemoteProtocolError(
+                    f"unsupported Transfer-Encoding {b', '.join(transfer_codings)[:100]!r}"
+                )
+            return self._chunked(timeout)
         if lengths:
             if len(set(lengths)) != 1 or not lengths[0].isdigit():
                 raise RemoteProtocolError(f"invalid Content-Length {b', '.join(lengths)[:100]!r}")
@@ -403,6 +405,8 @@ class Connection:
         if buffer:
             yield buffer
         while True:
+            # Over TLS, an EOF without close_notify (many servers) reads as b"" too: the
+            # sockets are wrapped with suppress_ragged_eofs (the default).
             data = self._recv(timeout)
             if not data:
                 break

@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 MAX_HEAD_BYTES = 100 * 1024
 #: A chunk-size line (with any chunk extensions), at most.
 MAX_CHUNK_LINE_BYTES = 4096
+#: Interim (1xx) responses accepted before the final one (100 Continue, 103 Early Hints).
+MAX_INTERIM_RESPONSES = 16
 #: Bytes asked of the socket per read.
 READ_SIZE = 64 * 1024
 
@@ -217,10 +219,16 @@ class Connection:
         try:
             self._write(data, write_timeout)
             status, fields, http10 = self._read_head(read_timeout)
+            interim = 0
             while 100 <= status < 200:
                 if status == 101:
                     raise RemoteProtocolError("the server switched protocols unasked (101)")
-                status, fields, http10 = self._read_head(read_timeout)  # an interim response
+                interim += 1
+                if interim > MAX_INTERIM_RESPONSES:  # each is bounded; their number too
+                    raise RemoteProtocolError(
+                        f"more than {MAX_INTERIM_RESPONSES} interim (1xx) responses"
+                    )
+                status, fields, http10 = self._read_head(read_timeout)
             stream = self._body(method, status, fields, http10, read_timeout)
         except BaseException:
             self.close()

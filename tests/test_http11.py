@@ -718,6 +718,23 @@ def test_interim_responses_in_their_own_reads() -> None:
         assert_reused(connection, server)
 
 
+def test_endless_interim_responses_are_refused() -> None:
+    """Each interim head is bounded; so is their number (a server answering 100 Continue
+    forever is not read forever)."""
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    just_enough = (
+        interim * http11.MAX_INTERIM_RESPONSES + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    with serve(just_enough) as server:
+        response, body = request(server.connect())
+        assert (response.status, body) == (200, b"ok")
+    with serve(interim * (http11.MAX_INTERIM_RESPONSES + 1), close=True) as server:
+        connection = server.connect()
+        with pytest.raises(http11.RemoteProtocolError, match="interim"):
+            request(connection)
+        assert connection.is_closed()
+
+
 def test_a_close_after_an_interim_response() -> None:
     with serve(b"HTTP/1.1 100 Continue\r\n\r\n", close=True) as server:
         connection = server.connect()

@@ -392,7 +392,7 @@ class Connections:
             _opened.warm = f"{host}:{port}"
         else:
             try:
-                sock = socket.create_connection((host, port), timeout=_capped(timeout))
+                sock = warmup.connect(host, port, _capped(timeout))
             except TimeoutError as exc:
                 raise http11.ConnectTimeout(str(exc) or "timed out") from exc
             except OSError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import socket
 import threading
+from typing import cast
 
 
 class _Attempt:
@@ -33,13 +34,22 @@ class _Attempt:
 
     def _run(self) -> None:
         try:
-            sock = socket.create_connection((self.host, self.port), self.timeout)
+            sock = connect(self.host, self.port, self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock = sock
         except (OSError, ValueError):
             self.sock = None  # the transport connects itself, and reports the failure
         finally:
             self.done.set()
+
+
+def connect(host: str, port: int, timeout: float | None) -> socket.socket:
+    """``socket.create_connection`` with an ASCII host name passed as bytes: a str is
+    encoded with the "idna" codec, whose import (stringprep and unicodedata included) costs
+    more than a millisecond at start-up. Any other name goes as it is (IDNA applies)."""
+    name = host.encode("ascii") if host.isascii() else host
+    # typeshed types the host as str; getaddrinfo, which create_connection calls, takes bytes
+    return socket.create_connection((cast("str", name), port), timeout)
 
 
 _lock = threading.Lock()

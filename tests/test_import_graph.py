@@ -100,11 +100,8 @@ _TREE_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)\s*$")
 #: "did you mean" of an unknown command or tag (difflib), credential helpers (subprocess,
 #: shutil.which). A dependency may still import them (on Python 3.10 click's uuid imports
 #: platform, which imports subprocess; certifi's importlib.resources imports tempfile and
-#: shutil), so these are not checked by the allow-list but by who imports them. The "idna"
-#: codec (encodings.idna, with stringprep and unicodedata) is what ``getaddrinfo`` and TLS
-#: encode a str host name with; an ASCII name is passed as bytes (warmup.connect), so only a
-#: TLS handshake or a non-ASCII name needs it.
-LAZY_MODULES = ("difflib", "subprocess", "shutil", "encodings.idna")
+#: shutil), so these are not checked by the allow-list but by who imports them.
+LAZY_MODULES = ("difflib", "subprocess", "shutil")
 
 
 def imported_modules(stderr: str) -> set[str]:

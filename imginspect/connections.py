@@ -410,6 +410,9 @@ class Connections:
         except OSError as exc:  # ssl.SSLError included
             sock.close()
             raise http11.ConnectError(str(exc) or type(exc).__name__) from exc
+        except BaseException:  # e.g. a certs.d directory that cannot be used (ssl_context)
+            sock.close()
+            raise
         return http11.Connection(sock, _capped)
 
     def _give_back(self, key: OriginKey, connection: http11.Connection) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import ssl
 import threading
 import zlib
 from collections.abc import Iterator
@@ -417,3 +418,33 @@ def test_response_headers_decode_as_httpx_decodes_them() -> None:
 def test_a_proxy_pattern_without_a_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match="invalid proxy pattern"):
         proxy_rules({"example.com": None})
+
+
+def test_a_tls_context_that_cannot_be_built_closes_the_socket_and_frees_the_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TLS context is built when the first https connection opens; when that fails (a
+    certs.d directory that cannot be used raises a ConfigError), the connected socket is
+    closed, not leaked, and the request's slot is given back."""
+    monkeypatch.setattr(connections, "MAX_IN_FLIGHT", 1)
+    pool = Connections()
+
+    def broken() -> ssl.SSLContext:
+        raise RegistryError("certs.d is broken")
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        target = Target(f"https://127.0.0.1:{listener.getsockname()[1]}/v2/")
+        request = connections.build_request(
+            "GET", target, [], body=None, connect_timeout=5, read_timeout=5
+        )
+        for _ in range(2):  # the second would wait for the slot if the first kept it
+            with pytest.raises(RegistryError, match="is broken") as failure:
+                pool.send(request, target, tls_mode=True, ssl_context=broken, pool_timeout=0.5)
+            peer, _ = listener.accept()
+            with peer:
+                peer.settimeout(2)
+                # closed by the client, nothing sent: not left to the garbage collector
+                # (the traceback kept here still holds the frame that opened it)
+                assert peer.recv(10) == b""
+            assert failure.traceback
+    pool.close()

@@ -448,3 +448,45 @@ def test_a_tls_context_that_cannot_be_built_closes_the_socket_and_frees_the_slot
                 assert peer.recv(10) == b""
             assert failure.traceback
     pool.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [("X-Token", "a\r\nInjected: 1", "invalid header"), ("X-Token", "é", "not ASCII")],
+)
+def test_a_header_that_cannot_be_sent_is_a_registry_error(
+    name: str, value: str, reason: str
+) -> None:
+    """Nothing goes on the wire (no server here: a connect would fail differently)."""
+    with HttpTransport() as transport, pytest.raises(RegistryError, match=reason):
+        transport.request(
+            "GET", "http://127.0.0.1:9/v2/", headers={name: value}, max_bytes=100, what="probe"
+        )
+
+
+def test_a_proxied_body_cut_short_is_a_network_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a proxy (httpcore's pool), a failure while the body is read is mapped like a
+    direct one: the connection broke, a NetworkError naming what was fetched."""
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+    seen: list[bytes] = []
+
+    def proxy(listener: socket.socket) -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.settimeout(5)
+            seen.append(peer.recv(65536).split(b"\r\n", 1)[0])
+            peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        thread = threading.Thread(target=proxy, args=(listener,), daemon=True)
+        thread.start()
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        with HttpTransport() as transport, pytest.raises(NetworkError) as failure:
+            transport.request(
+                "GET", "http://registry.invalid/v2/", max_bytes=1000, what="probe", retry=False
+            )
+        thread.join(5)
+    assert seen == [b"GET http://registry.invalid/v2/ HTTP/1.1"]
+    assert "while fetching probe" in failure.value.message, failure.value.message

@@ -285,9 +285,17 @@ def _warm_up(domain: str, *, insecure: bool, cache: Cache | None) -> None:
     """Connect to the first reference's registry while the HTTP stack loads and the
     configuration is read (see :mod:`imginspect.warmup`)."""
     from imginspect import warmup
+    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
 
-    known = cache is not None and bool((cache.get_host(domain) or {}).get("scheme"))
-    warmup.start_for_domain(domain, insecure=insecure, scheme_known=known)
+    api_host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
+    known = (cache.get_host(api_host) or {}) if cache is not None else {}
+    scheme_known = bool(known.get("scheme"))
+    if not warmup.start_for_domain(domain, insecure=insecure, scheme_known=scheme_known):
+        return  # a proxy, or a name that cannot be connected to
+    if domain == DEFAULT_DOMAIN and "challenge" not in known:
+        # A first run on Docker Hub: its 401 will name auth.docker.io, whose token is the
+        # next request. Once the challenge is cached, a token may be too: nothing then.
+        warmup.start_for_realm(warmup.DOCKER_HUB_REALM, api_host)
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:

@@ -6,7 +6,9 @@ round trip or more. The CLI calls :func:`start` as soon as it has parsed the fir
 reference, and the transport's network backend calls :func:`take` when it opens a
 connection: if that is to exactly the host and port started here, it gets this socket
 (waiting for the handshake if it is still under way) instead of connecting again, so the
-handshake overlaps the imports. Nothing is ever sent on the socket before the transport
+handshake overlaps the imports. The same is done for the registry's token service when it
+is on another host (:func:`start_for_realm`: Docker Hub's, or the realm a cached challenge
+names). Nothing is ever sent on the socket before the transport
 takes it; one that is not taken (a mirror or hosts.toml sent the request elsewhere) is closed
 at exit. Never when a proxy is configured: then connections go to the proxy.
 
@@ -99,6 +101,34 @@ def start_for_domain(domain: str, *, insecure: bool = False, scheme_known: bool 
     negotiates = (insecure or is_loopback_host(domain)) and not scheme_known
     count = 2 if negotiates and explicit_port is not None else 1
     return bool(name) and start(str(name), explicit_port or 443, count=count)
+
+
+#: Docker Hub's token service, as its registry's challenge names it
+#: (``Bearer realm="https://auth.docker.io/token",service="registry.docker.io"``).
+DOCKER_HUB_REALM = "https://auth.docker.io/token"
+
+
+def start_for_realm(realm: str, registry_host: str) -> bool:
+    """:func:`start` for a token realm on another host than the registry's: its token is
+    the run's first or second request (first when the challenge is known and the token is
+    not), and connecting there would otherwise wait until then. An http(s) realm only;
+    nothing for a realm on the registry's own host and port (that connection is reused)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(realm)
+        name, port = parts.hostname, parts.port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not name:
+        return False
+    port = port or (443 if parts.scheme == "https" else 80)
+    registry = urlsplit(f"//{registry_host}")
+    try:
+        same = (registry.hostname, registry.port or 443) == (name, port)
+    except ValueError:
+        return False
+    return not same and start(name, port)
 
 
 def take(host: str, port: int, timeout: float | None) -> socket.socket | None:

@@ -241,3 +241,93 @@ def test_no_proxy_star_means_direct_connections_so_a_warm_one(
         assert _get(transport, server) == BODY
     assert len(server.connections) == 1
     assert warmup.take(server.host, server.port, 0.1) is None  # it was taken
+
+
+# ---------------------------------------------------------------- the token service
+
+
+def test_the_token_request_takes_a_connection_started_for_its_realm(
+    registry_token: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A realm on another host or port than the registry's gets its own warm connection,
+    and the token request (keyed by the realm's host and port) is sent on it."""
+    for name in list(os.environ):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            monkeypatch.delenv(name)
+    token_server = registry_token.token_server
+    assert token_server is not None
+    lines: list[str] = []
+    try:
+        assert warmup.start_for_realm(token_server.realm, registry_token.host)
+        with HttpTransport(log=lines.append) as transport:
+            response = transport.request(
+                "GET",
+                f"{token_server.realm}?service={token_server.service}",
+                max_bytes=65536,
+                what="token",
+            )
+        assert response.status == 200
+        assert any("on the connection opened while imginspect started" in line for line in lines)
+    finally:
+        warmup.discard()
+
+
+@pytest.mark.parametrize(
+    ("realm", "registry_host"),
+    [
+        ("https://registry.example:5000/token", "registry.example:5000"),  # reused: same host
+        ("https://registry.example/token", "registry.example"),  # 443 both
+        ("http://registry.example:80/token", "registry.example:80"),
+        ("ftp://auth.example/token", "registry.example"),
+        ("https://[::1/token", "registry.example"),  # unusable, as the transport finds too
+        ("/token", "registry.example"),
+    ],
+)
+def test_no_realm_connection_where_none_would_be_used(
+    realm: str, registry_host: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[str, int]] = []
+    monkeypatch.setattr(warmup, "start", lambda host, port, **_: started.append((host, port)))
+    assert not warmup.start_for_realm(realm, registry_host)
+    assert started == []
+
+
+def test_a_first_docker_hub_run_warms_its_token_service_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cold, Docker Hub's 401 will send the client to auth.docker.io: that connection is
+    opened while imginspect starts, beside the registry's. Once the cache knows the
+    challenge, a token may be cached as well: then only the registry's."""
+    from imginspect.cache import Cache
+    from imginspect.cli import _warm_up
+
+    started: list[tuple[str, int]] = []
+
+    def record(host: str, port: int, **_: object) -> bool:
+        started.append((host, port))
+        return True
+
+    monkeypatch.setattr(warmup, "start", record)
+    cache = Cache(tmp_path / "cache")
+    _warm_up("docker.io", insecure=False, cache=cache)
+    assert started == [("registry-1.docker.io", 443), ("auth.docker.io", 443)]
+
+    started.clear()
+    _warm_up("ghcr.io", insecure=False, cache=cache)  # its realm is on its own host
+    assert started == [("ghcr.io", 443)]
+
+    started.clear()
+    cache.update_host(
+        "registry-1.docker.io",
+        challenge={
+            "scheme": "bearer",
+            "params": {"realm": warmup.DOCKER_HUB_REALM, "service": "registry.docker.io"},
+        },
+    )
+    _warm_up("docker.io", insecure=False, cache=Cache(tmp_path / "cache"))
+    assert started == [("registry-1.docker.io", 443)]
+
+    started.clear()
+    monkeypatch.setattr(warmup, "start", lambda host, port, **_: False)  # e.g. a proxy
+    _warm_up("docker.io", insecure=False, cache=Cache(tmp_path / "other"))
+    assert started == []

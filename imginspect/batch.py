@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
+from imginspect._record import Record
 from imginspect.checks import check_expected_digest, check_required, select_platform
 from imginspect.errors import AuthError, ExitCode, ImginspectError, UsageError
 from imginspect.output import OutputMode
@@ -36,8 +37,8 @@ CHECK_VERDICTS = frozenset({int(ExitCode.MISSING_PLATFORM), int(ExitCode.DIGEST_
 IMAGE_CONFIG_MODES = frozenset({OutputMode.TABLE, OutputMode.EXTENDED_JSON_V2, OutputMode.TEMPLATE})
 
 
-@dataclass(frozen=True)
-class InspectRequest:
+@dataclass(frozen=True, repr=False, eq=False)
+class InspectRequest(Record):
     """What to do for each reference: what the output needs, and the checks."""
 
     mode: OutputMode = OutputMode.TABLE
@@ -101,8 +102,8 @@ class InspectRequest:
         return bool(self.template.uses() & TEMPLATE_CONFIG_FIELDS)
 
 
-@dataclass(frozen=True)
-class Outcome:
+@dataclass(frozen=True, repr=False, eq=False)
+class Outcome(Record):
     """What one reference gave: an inspection, a digest, and/or an error.
 
     ``error`` is an operational failure (exit 1-6; then there is no result) or a check

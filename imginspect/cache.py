@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from imginspect import sources
+from imginspect._record import Record
 from imginspect.challenge import MAX_TOKEN_LIFETIME, usable_token
 from imginspect.digest import compute_digest, is_valid_digest
 
@@ -180,8 +181,8 @@ def _copy_host_field(name: str, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
-class CacheStats:
+@dataclass(frozen=True, repr=False, eq=False)
+class CacheStats(Record):
     path: Path
     entries: int
     bytes: int

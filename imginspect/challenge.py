@@ -13,14 +13,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
+from imginspect._record import Record
+
 # RFC 7230 token characters.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 # token68 may also contain these (RFC 7235 section 2.1).
 _TOKEN68_EXTRA = frozenset("-._~+/=")
 
 
-@dataclass(frozen=True)
-class Challenge:
+@dataclass(frozen=True, repr=False, eq=False)
+class Challenge(Record):
     """One challenge: a lower-cased scheme and its parameters (keys lower-cased)."""
 
     scheme: str

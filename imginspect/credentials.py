@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from imginspect._record import Record
 from imginspect.auth import Credential
 from imginspect.errors import ConfigError, UsageError
 from imginspect.files import home, os_reason, read_bounded
@@ -209,8 +210,8 @@ def password_from_stdin(data: str) -> str:
 # ---------------------------------------------------------------------- explanation
 
 
-@dataclass(frozen=True)
-class Explanation:
+@dataclass(frozen=True, repr=False, eq=False)
+class Explanation(Record):
     """Which credential source applies to a repository and how it is used. Never a secret."""
 
     domain: str
@@ -287,8 +288,8 @@ class Explanation:
 # ---------------------------------------------------------------------- files
 
 
-@dataclass(frozen=True)
-class _Location:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Location(Record):
     """A place credentials may be stored."""
 
     label: str  # a path, or "DOCKER_AUTH_CONFIG"
@@ -298,16 +299,16 @@ class _Location:
     kind: str  # "env", "docker-config" or "auth-file"
 
 
-@dataclass(frozen=True)
-class _File:
+@dataclass(frozen=True, repr=False, eq=False)
+class _File(Record):
     location: _Location
     auths: dict[str, dict[str, Any]]
     cred_helpers: dict[str, str]
     creds_store: str
 
 
-@dataclass(frozen=True)
-class _Found:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Found(Record):
     credential: Credential
     kind: str
     helper: str = ""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from imginspect import platforms
+from imginspect._record import Record
 from imginspect.errors import ExitCode, ImginspectError
 from imginspect.manifest import Child, ChildKind, Descriptor
 
@@ -64,8 +65,8 @@ SET_FIELDS = ("ExposedPorts", "Volumes")
 CONFIG_FIELDS = ("Config", *VALUE_FIELDS[:5], "Env", *VALUE_FIELDS[5:], "Labels", *SET_FIELDS)
 
 
-@dataclass(frozen=True)
-class ConfigChange:
+@dataclass(frozen=True, repr=False, eq=False)
+class ConfigChange(Record):
     """One config field that differs between A's and B's image of a platform.
 
     :data:`VALUE_FIELDS` (and ``Config``: an image config on one side only): ``a`` and ``b``,
@@ -81,8 +82,8 @@ class ConfigChange:
     changed: tuple[tuple[str, str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class LayerChanges:
+@dataclass(frozen=True, repr=False, eq=False)
+class LayerChanges(Record):
     """The layers of a platform's image that differ, by digest: ``removed`` (in A only, in
     A's order), ``added`` (in B only, in B's order), and whether the layers both have are
     in another order (``reordered``). A layer present twice counts twice."""
@@ -96,8 +97,8 @@ class LayerChanges:
         return bool(self.removed or self.added or self.reordered)
 
 
-@dataclass(frozen=True)
-class EntryDiff:
+@dataclass(frozen=True, repr=False, eq=False)
+class EntryDiff(Record):
     """One platform (or attestation) in A, in B, or in both."""
 
     key: str
@@ -134,8 +135,8 @@ class EntryDiff:
         return SAME if self.a.digest == self.b.digest else CHANGED
 
 
-@dataclass(frozen=True)
-class ImageDiff:
+@dataclass(frozen=True, repr=False, eq=False)
+class ImageDiff(Record):
     """The differences between two targets; ``differ`` is the verdict."""
 
     a: Descriptor

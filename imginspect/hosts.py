@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from imginspect._record import Record
 from imginspect.settings import Mirror, RegistrySettings
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
 CredentialProvider = Callable[[str, str], "Credential | None"]
 
 
-@dataclass(frozen=True)
-class HostConfig:
+@dataclass(frozen=True, repr=False, eq=False)
+class HostConfig(Record):
     """What a run knows about one registry host (``host[:port]`` as references write it)."""
 
     host: str

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imginspect import mediatypes as mt
+from imginspect._record import Record
 from imginspect.errors import MalformedDocumentError
 from imginspect.manifest import Descriptor, ImageManifest, Platform, _parse_json_object
 
@@ -31,8 +32,8 @@ NO_LAYER = "no layer"
 NO_HISTORY = "no history"
 
 
-@dataclass(frozen=True)
-class Healthcheck:
+@dataclass(frozen=True, repr=False, eq=False)
+class Healthcheck(Record):
     """``config.Healthcheck``: durations in nanoseconds, as Docker stores them."""
 
     test: tuple[str, ...] = ()
@@ -43,8 +44,8 @@ class Healthcheck:
     retries: int | None = None
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+@dataclass(frozen=True, repr=False, eq=False)
+class HistoryEntry(Record):
     """One ``history`` entry: how one build step was made."""
 
     created: str | None = None
@@ -54,8 +55,8 @@ class HistoryEntry:
     empty_layer: bool = False
 
 
-@dataclass(frozen=True)
-class ImageConfig:
+@dataclass(frozen=True, repr=False, eq=False)
+class ImageConfig(Record):
     """The decoded image configuration. Absent fields are None (or empty)."""
 
     created: str | None = None
@@ -76,8 +77,8 @@ class ImageConfig:
     history: tuple[HistoryEntry, ...] = ()
 
 
-@dataclass(frozen=True)
-class LayerStep:
+@dataclass(frozen=True, repr=False, eq=False)
+class LayerStep(Record):
     """One row of an image's build: a layer and/or the history entry that produced it.
 
     ``layer`` is None for an ``empty_layer`` history entry (e.g. ``ENV``), or for a history
@@ -95,8 +96,8 @@ class LayerStep:
     unmatched: str | None = None
 
 
-@dataclass(frozen=True)
-class ImageDetails:
+@dataclass(frozen=True, repr=False, eq=False)
+class ImageDetails(Record):
     """What ``--image-config`` reports for one image manifest."""
 
     #: the image manifest's digest

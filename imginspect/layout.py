@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from imginspect import mediatypes as mt
+from imginspect._record import Record
 from imginspect.digest import algorithm_of, compute_digest, is_valid_digest
 from imginspect.errors import (
     DigestMismatchError,
@@ -224,8 +225,8 @@ def _check_size(size: int, max_bytes: int, what: str, subject: str) -> None:
 # ---------------------------------------------------------------------------------- the client
 
 
-@dataclass(frozen=True)
-class _Opened:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Opened(Record):
     store: _Store
     index_raw: bytes
     index_digest: str

@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from imginspect import mediatypes as mt
+from imginspect._record import Record
 from imginspect.digest import is_valid_digest
 from imginspect.errors import MalformedDocumentError, UnsupportedManifestError
 
@@ -23,8 +24,8 @@ from imginspect.errors import MalformedDocumentError, UnsupportedManifestError
 MAX_INDEX_DEPTH = 8
 
 
-@dataclass(frozen=True)
-class Platform:
+@dataclass(frozen=True, repr=False, eq=False)
+class Platform(Record):
     """The platform an image runs on (OCI image index ``platform`` / image config fields)."""
 
     os: str = ""
@@ -46,8 +47,8 @@ class Platform:
         return not (self.os or self.architecture)
 
 
-@dataclass(frozen=True)
-class Descriptor:
+@dataclass(frozen=True, repr=False, eq=False)
+class Descriptor(Record):
     """An OCI content descriptor."""
 
     media_type: str
@@ -60,8 +61,8 @@ class Descriptor:
     data: str | None = None
 
 
-@dataclass(frozen=True)
-class ImageManifest:
+@dataclass(frozen=True, repr=False, eq=False)
+class ImageManifest(Record):
     """A single-platform image (or artifact) manifest: Docker schema2 or OCI."""
 
     media_type: str
@@ -79,8 +80,8 @@ class ImageManifest:
         return self.config.size + sum(layer.size for layer in self.layers)
 
 
-@dataclass(frozen=True)
-class Index:
+@dataclass(frozen=True, repr=False, eq=False)
+class Index(Record):
     """A multi-platform index: OCI image index or Docker manifest list."""
 
     media_type: str
@@ -104,8 +105,8 @@ class ChildKind(str, Enum):
     NO_PLATFORM = "no platform"
 
 
-@dataclass(frozen=True)
-class Child:
+@dataclass(frozen=True, repr=False, eq=False)
+class Child(Record):
     """An index entry with its classification."""
 
     descriptor: Descriptor

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from imginspect._record import Record
 from imginspect.batch import InspectRequest
 from imginspect.errors import ImginspectError, UsageError
 from imginspect.output import FORMAT_NAMES, OutputMode, TableStyle
@@ -36,8 +37,8 @@ OptionKind = Literal[
 ]
 
 
-@dataclass(frozen=True)
-class OptionSpec:
+@dataclass(frozen=True, repr=False, eq=False)
+class OptionSpec(Record):
     """One command line option as data: cli.py makes it a click option (the only place that
     knows click). ``dest`` is the parameter name the command receives; ``range`` is
     (min, max), None meaning unbounded; ``completions`` are the words offered for its value."""

@@ -12,6 +12,8 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
+from imginspect._record import Record
+
 if TYPE_CHECKING:
     from imginspect.batch import Outcome
     from imginspect.imageconfig import ImageDetails
@@ -61,8 +63,8 @@ class OutputMode(enum.Enum):
         return self not in (OutputMode.DIGEST, OutputMode.RAW)
 
 
-@dataclass(frozen=True)
-class TableStyle:
+@dataclass(frozen=True, repr=False, eq=False)
+class TableStyle(Record):
     """How the table is drawn (the other modes have no style)."""
 
     no_trunc: bool = False

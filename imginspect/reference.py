@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from imginspect._record import Record
 from imginspect.digest import DIGEST_HEX_LENGTHS, DIGEST_HINT, is_valid_digest
 from imginspect.errors import InvalidReferenceError
 
@@ -117,8 +118,8 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-@dataclass(frozen=True)
-class Reference:
+@dataclass(frozen=True, repr=False, eq=False)
+class Reference(Record):
     """A normalized image reference, as :func:`parse_reference` returns it.
 
     Build one with :func:`parse_reference`; the constructor does not validate, so a hand-made

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from imginspect import platforms
+from imginspect._record import Record
 from imginspect.errors import (
     ImginspectError,
     MalformedDocumentError,
@@ -129,8 +130,8 @@ def classify(
     return tuple(dict.fromkeys(kinds)) or (OTHER,)
 
 
-@dataclass(frozen=True)
-class Evidence:
+@dataclass(frozen=True, repr=False, eq=False)
+class Evidence(Record):
     """One referrer, cosign tag or attestation manifest of a subject."""
 
     found_by: str
@@ -149,8 +150,8 @@ class Evidence:
         return self.annotations.get(CREATED_ANNOTATION)
 
 
-@dataclass(frozen=True)
-class SubjectEvidence:
+@dataclass(frozen=True, repr=False, eq=False)
+class SubjectEvidence(Record):
     """What refers to one subject: the index itself (``platform`` None) or one image."""
 
     digest: str
@@ -168,8 +169,8 @@ class SubjectEvidence:
         return frozenset(k for e in self.evidence for k in e.kinds)
 
 
-@dataclass(frozen=True)
-class SupplyChainReport:
+@dataclass(frozen=True, repr=False, eq=False)
+class SupplyChainReport(Record):
     """The evidence of a target and, for an index, of each image platform."""
 
     result: InspectResult
@@ -437,8 +438,8 @@ def supply_chain(
     return SupplyChainReport(result, done)
 
 
-@dataclass(frozen=True)
-class ReferrersQuery:
+@dataclass(frozen=True, repr=False, eq=False)
+class ReferrersQuery(Record):
     """What `imginspect referrers` reports for each reference, and the evidence it requires
     (None: no check)."""
 
@@ -447,8 +448,8 @@ class ReferrersQuery:
     require: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True)
-class ReferrersOutcome:
+@dataclass(frozen=True, repr=False, eq=False)
+class ReferrersOutcome(Record):
     """What one reference of `imginspect referrers` gave: a report, and/or an error (an
     operational failure, 1-6, without a report; or the ``--require-evidence`` verdict, 7,
     with the report it judged)."""

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from imginspect._record import Record
 from imginspect.manifest import (
     Child,
     Descriptor,
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from imginspect.imageconfig import ImageDetails
 
 
-@dataclass(frozen=True)
-class ImageSize:
+@dataclass(frozen=True, repr=False, eq=False)
+class ImageSize(Record):
     """What pulling one image transfers: config plus layers, compressed as stored."""
 
     compressed: int
@@ -37,8 +38,8 @@ class ImageSize:
         return cls(manifest.compressed_size, len(manifest.layers))
 
 
-@dataclass(frozen=True)
-class RateLimit:
+@dataclass(frozen=True, repr=False, eq=False)
+class RateLimit(Record):
     """Docker Hub's ``RateLimit-Limit: 100;w=21600`` / ``RateLimit-Remaining: 76;w=21600``."""
 
     limit: int | None
@@ -70,8 +71,8 @@ def _quota(value: str | None) -> tuple[int | None, int | None]:
 EMPTY_PLATFORM = Platform()
 
 
-@dataclass(frozen=True)
-class InspectResult:
+@dataclass(frozen=True, repr=False, eq=False)
+class InspectResult(Record):
     """The answer for one reference."""
 
     #: what was inspected: a registry reference, or an OCI layout target

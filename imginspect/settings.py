@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from imginspect._record import Record
 from imginspect.errors import CertsDirError, ConfigError
 from imginspect.files import os_reason, read_bounded, xdg_config_home
 from imginspect.reference import DOCKER_HUB_HOSTS, host_without_port, is_loopback_host
@@ -55,8 +56,8 @@ Warn = Callable[[str], None]
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Mirror:
+@dataclass(frozen=True, repr=False, eq=False)
+class Mirror(Record):
     """One ``registry-mirrors`` entry, normalized as the daemon does (trailing ``/``)."""
 
     url: str  # "https://mirror.example.com/" or "http://10.0.0.5:5000/prefix/"

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from imginspect._record import Record
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -25,8 +27,8 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class FetchedManifest:
+@dataclass(frozen=True, repr=False, eq=False)
+class FetchedManifest(Record):
     """A manifest or index exactly as received, with its verified digest."""
 
     raw: bytes
@@ -42,8 +44,8 @@ class FetchedManifest:
         return len(self.raw)
 
 
-@dataclass(frozen=True)
-class ReferrersPage:
+@dataclass(frozen=True, repr=False, eq=False)
+class ReferrersPage(Record):
     """One page of the OCI 1.1 referrers API: an image index of referrer descriptors."""
 
     raw: bytes
@@ -52,8 +54,8 @@ class ReferrersPage:
     filters_applied: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
-class ManifestHead:
+@dataclass(frozen=True, repr=False, eq=False)
+class ManifestHead(Record):
     """What a HEAD request tells about a manifest without its body."""
 
     digest: str

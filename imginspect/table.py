@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from rich.console import Console
 from rich.text import Text
 
+from imginspect._record import Record
 from imginspect.digest import short_digest
 from imginspect.manifest import Child, ChildKind
 from imginspect.result import ImageSize, InspectResult
@@ -37,14 +38,14 @@ INDENT = "  "
 CONTINUATION = "    "
 
 
-@dataclass(frozen=True)
-class _Column:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Column(Record):
     header: str
     right: bool = False
 
 
-@dataclass(frozen=True)
-class _Cell:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Cell(Record):
     text: str
     style: str = ""
 

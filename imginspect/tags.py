@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from imginspect._record import Record
 from imginspect.errors import UsageError
 
 if TYPE_CHECKING:
@@ -132,8 +133,8 @@ def sort_by_version(tags: Iterable[str], *, reverse: bool = False) -> list[str]:
     return versions + others
 
 
-@dataclass(frozen=True)
-class TagDigest:
+@dataclass(frozen=True, repr=False, eq=False)
+class TagDigest(Record):
     """A tag and the digest it points to (None when the registry would not say by HEAD)."""
 
     tag: str
@@ -189,8 +190,8 @@ def tag_digests(
 # ------------------------------------------------------------------ queries
 
 
-@dataclass(frozen=True)
-class TagsQuery:
+@dataclass(frozen=True, repr=False, eq=False)
+class TagsQuery(Record):
     """What `imginspect tags` lists: the repository, a filter, an order, a limit, and
     whether each tag's digest is resolved (``workers`` HEAD requests at a time)."""
 

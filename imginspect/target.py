@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
+from imginspect._record import Record
 from imginspect.digest import DIGEST_HINT, is_valid_digest
 from imginspect.errors import InvalidReferenceError
 from imginspect.reference import Reference, is_valid_tag, parse_reference
@@ -54,8 +55,8 @@ _REF_NAME_RE: Final = re.compile(rf"{_REF_NAME_COMPONENT}(?:/{_REF_NAME_COMPONEN
 _DIGEST_LIKE_RE: Final = re.compile(r"(?:sha256|sha384|sha512):.*", re.ASCII | re.DOTALL)
 
 
-@dataclass(frozen=True)
-class LayoutTarget:
+@dataclass(frozen=True, repr=False, eq=False)
+class LayoutTarget(Record):
     """An OCI image layout directory (``oci:``) or its tar form (``oci-archive:``).
 
     ``domain``, ``name``, ``tag``, ``target`` and :meth:`with_digest` mean what they mean on a

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imginspect._record import Record
 from imginspect.errors import UsageError
 
 #: Longest template accepted (a --format value).
@@ -56,8 +57,8 @@ class TemplateError(UsageError):
 # --------------------------------------------------------------------------- lexing
 
 
-@dataclass(frozen=True)
-class _Tok:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Tok(Record):
     kind: str  # field var ident string number lparen rparen pipe assign decl comma dot
     text: str
     pos: int

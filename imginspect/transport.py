@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from imginspect import __version__, http11
+from imginspect._record import Record
 from imginspect.connections import (
     Connections,
     InvalidURLError,
@@ -58,8 +59,8 @@ MAX_QUOTED_BODY_BYTES = 64 * 1024
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
-@dataclass(frozen=True)
-class Timeouts:
+@dataclass(frozen=True, repr=False, eq=False)
+class Timeouts(Record):
     connect: float = 10.0
     read: float = 30.0
 
@@ -71,8 +72,8 @@ class Timeouts:
         return connect, read
 
 
-@dataclass(frozen=True)
-class Response:
+@dataclass(frozen=True, repr=False, eq=False)
+class Response(Record):
     """A fully read (and size-bounded) HTTP response. ``headers`` are ``(name, value)``
     pairs in the order received, names in lower case: plain values, no httpx types."""
 
@@ -108,8 +109,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+@dataclass(frozen=True, repr=False, eq=False)
+class RetryPolicy(Record):
     """Bounded retries with jittered exponential backoff."""
 
     tries: int = 3

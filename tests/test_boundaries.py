@@ -13,6 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "imginspect"
 PURE_MODULES = [
+    "imginspect._record",
     "imginspect.reference",
     "imginspect.digest",
     "imginspect.mediatypes",

@@ -33,6 +33,7 @@ OWN_MODULES = frozenset(
     {
         "imginspect",
         "imginspect._httpx_compat",
+        "imginspect._record",
         "imginspect.auth",
         "imginspect.batch",
         "imginspect.cache",

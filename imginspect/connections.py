@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextvars
 import re
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +34,7 @@ from urllib.parse import quote, urlsplit
 from imginspect import http11, warmup
 
 if TYPE_CHECKING:
+    import ssl  # at run time only where TLS is used: a plain-HTTP run never loads it
     from collections.abc import Mapping
 
     from imginspect.proxied import ProxyPools

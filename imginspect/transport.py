@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import random
 import socket
-import ssl
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from imginspect import __version__, http11
@@ -45,6 +45,9 @@ from imginspect.errors import (
     TooLargeError,
 )
 from imginspect.reference import is_docker_hub
+
+if TYPE_CHECKING:
+    import ssl  # at run time only where TLS is used: a plain-HTTP run never loads it
 
 __all__ = ["HttpTransport", "Response", "RetryPolicy", "Timeouts", "deadline", "remaining_time"]
 
@@ -101,7 +104,7 @@ class Response(Record):
 
 Logger = Callable[[str], None]
 #: The verifying TLS context for an https host (``host[:port]``); None: the default one.
-SslContextForHost = Callable[[str], ssl.SSLContext | None]
+SslContextForHost = Callable[[str], "ssl.SSLContext | None"]
 
 #: Statuses worth another try: the server says it is busy or briefly broken.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -725,6 +728,8 @@ def _new_connections() -> Connections:
 
 def _unverified_context() -> ssl.SSLContext:
     """TLS without verification (``--insecure``, an insecure-registries entry)."""
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -756,6 +761,8 @@ def _reason(exc: BaseException) -> str:
 
 def _is_permanent_connect_failure(exc: BaseException) -> bool:
     """TLS handshake and DNS failures: retrying at once cannot help."""
+    import ssl  # loaded already when TLS was tried, cheap then
+
     seen: BaseException | None = exc
     for _ in range(10):
         if seen is None:

@@ -250,3 +250,19 @@ def test_lazy_import_check_catches_an_import_by_imginspect_or_at_run_time(
         "imginspect.cli": None,
     }
     assert lazy_imports_seen(nested) == {"subprocess": "imginspect.credentials"}
+
+
+def test_a_plain_http_registry_whose_scheme_is_cached_loads_no_tls(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: dict[str, PushedImage]
+) -> None:
+    """ssl (with _ssl, OpenSSL's bindings: 4-8 ms of start-up) is imported only where TLS is
+    used: a cold run against an insecure registry probes https; a warm run against a
+    plain-HTTP one (its scheme cached, as for a CI job's localhost:5000) does not."""
+    image = corpus_plain["oci-index"]
+    args = ["-m", "imginspect", "--json", registry_plain.ref(image.repo, image.tag)]
+    cold, cold_modules = run_importtime(tmp_path, args)
+    assert cold.returncode == 0, cold.stderr[-2000:]
+    assert "ssl" in cold_modules  # the https probe: the check below can fail
+    warm, warm_modules = run_importtime(tmp_path, args)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    assert not {"ssl", "_ssl"} & warm_modules, sorted(warm_modules)

@@ -203,7 +203,7 @@ def decode_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, str],
     for encoding in ("ascii", "utf-8"):
         try:
             return tuple(
-                (name.decode(encoding).lower(), value.decode(encoding)) for name, value in pairs
+                [(name.decode(encoding).lower(), value.decode(encoding)) for name, value in pairs]
             )
         except UnicodeDecodeError:
             continue

@@ -102,9 +102,22 @@ class UnsupportedProtocol(HTTPError):
     pass
 
 
+#: Field names already found valid (the same dozen come in every response): a set lookup
+#: instead of a scan. Bounded: cleared when full, as a hostile server could send many.
+_VALID_NAMES: set[bytes] = set()
+_MAX_VALID_NAMES = 512
+
+
 def is_token(name: bytes) -> bool:
     """Whether ``name`` is a valid header field name (an RFC 9110 token)."""
-    return bool(name) and _TOKEN_BYTES.issuperset(name)
+    if name in _VALID_NAMES:
+        return True
+    if not name or not _TOKEN_BYTES.issuperset(name):
+        return False
+    if len(_VALID_NAMES) >= _MAX_VALID_NAMES:
+        _VALID_NAMES.clear()
+    _VALID_NAMES.add(name)
+    return True
 
 
 def _no_cap(timeout: float | None) -> float | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from imginspect import mediatypes as mt
@@ -285,3 +286,32 @@ def test_decoder_raises_only_project_errors_on_shapes(
     doc.setdefault("schemaVersion", 2)
     with contextlib.suppress(ImginspectError):
         decode_document(json.dumps(doc).encode(), ctype)
+
+
+_DIGEST_GRAMMAR = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
+
+
+def _digest_by_the_grammar(value: str) -> bool:
+    match = _DIGEST_GRAMMAR.fullmatch(value)
+    if match is None:
+        return False
+    lengths = {"sha256": 64, "sha384": 96, "sha512": 128}
+    encoded = match.group(2)
+    return lengths.get(match.group(1)) == len(encoded) and set(encoded) <= set("0123456789abcdef")
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    st.one_of(
+        st.from_regex(r"sha256:[0-9a-fA-FxX:\n]{62,66}", fullmatch=True),
+        st.from_regex(r"sha(256|384|512):[0-9a-f]{63,129}", fullmatch=True),
+        st.text(max_size=80),
+    )
+)
+@example("sha256:" + "a" * 64 + "\n")
+@example("sha512:" + "a" * 128 + "\n")
+def test_the_digest_fast_path_agrees_with_the_grammar(value: str) -> None:
+    """sha256 digests skip the regular expression; the answer is the grammar's."""
+    from imginspect.digest import is_valid_digest
+
+    assert is_valid_digest(value) == _digest_by_the_grammar(value)

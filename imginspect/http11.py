@@ -7,11 +7,12 @@ connected socket, strictly where a mistake could desynchronise a reused connecti
 where servers are known to differ:
 
 * the response head (status line and header fields, 100 KiB at most, as httpcore bounds it)
-  may end its lines with CRLF or a bare LF; ``1xx`` interim responses are skipped; obsolete
-  line folding is unfolded;
+  may end its lines with CRLF or a bare LF; up to 16 ``1xx`` interim responses are skipped;
+  obsolete line folding is unfolded;
 * the body is framed as RFC 9112 section 6.3 says: none for ``HEAD``, ``204`` and ``304``;
-  ``Transfer-Encoding`` (chunked as the last coding) before ``Content-Length``; conflicting or
-  malformed lengths are refused; otherwise the body runs until the server closes;
+  ``Transfer-Encoding: chunked`` before ``Content-Length`` (no other transfer coding is
+  accepted: none is offered); conflicting or malformed lengths are refused; otherwise the
+  body runs until the server closes;
 * a connection is reused only when its response was read to its framed end, the server did
   not ask to close it (``Connection: close``, or HTTP/1.0 without keep-alive), its framing
   was not faulty (``Transfer-Encoding`` with ``Content-Length``, or in HTTP/1.0: RFC 9112

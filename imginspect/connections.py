@@ -317,17 +317,24 @@ class Connections:
         tls_mode: object,
         ssl_context: Callable[[], ssl.SSLContext],
         pool_timeout: float | None,
+        proxy_ssl_context: Callable[[], ssl.SSLContext] | None = None,
     ) -> tuple[http11.Response, Release]:
         """Send ``request`` (to ``target``) and return the response, whose body is still to
         be read, with the function that gives its connection back: call it once the body
         is read or given up (it closes the response). ``ssl_context`` is called only when an
-        https connection is opened; ``tls_mode`` keys connections by it. Raises
+        https connection is opened; ``tls_mode`` keys connections by it.
+        ``proxy_ssl_context`` (default: ``ssl_context``) verifies an https proxy. Raises
         :mod:`imginspect.http11`'s exceptions."""
         if self._proxy_pools is not None:
             proxy = proxy_for(self._rules, target)
             if proxy is not None:
                 return self._proxy_pools.send(
-                    request, target, proxy, tls_mode=tls_mode, ssl_context=ssl_context
+                    request,
+                    target,
+                    proxy,
+                    tls_mode=tls_mode,
+                    ssl_context=ssl_context,
+                    proxy_ssl_context=proxy_ssl_context or ssl_context,
                 )
         key: OriginKey = (target.scheme, target.host, target.port, tls_mode)
         if not self._slots.acquire(timeout=_capped(pool_timeout)):

@@ -133,7 +133,7 @@ class ProxyPools:
     def __init__(self, cap: Cap, opened: Callable[[], None], max_connections: int) -> None:
         self._backend = _DeadlineBackend(cap, opened)
         self._max = max_connections
-        self._pools: dict[tuple[str, object], httpcore.HTTPProxy] = {}
+        self._pools: dict[tuple[str, object, bool], httpcore.HTTPProxy] = {}
         self._lock = threading.Lock()
 
     def send(
@@ -144,8 +144,16 @@ class ProxyPools:
         *,
         tls_mode: object,
         ssl_context: Callable[[], ssl.SSLContext],
+        proxy_ssl_context: Callable[[], ssl.SSLContext],
     ) -> tuple[http11.Response, Callable[[], None]]:
-        pool = self._pool(proxy, tls_mode, ssl_context)
+        """``ssl_context`` verifies an https target at the end of a CONNECT tunnel (built
+        only then); ``proxy_ssl_context`` verifies an https proxy itself (the operating
+        system's store, not httpcore's default, which is certifi's bundle)."""
+        if target.scheme == "https":
+            pool = self._pool(proxy, tls_mode, ssl_context, proxy_ssl_context)
+        else:
+            # Forwarded in the clear: no TLS context for the target is needed, or built.
+            pool = self._pool(proxy, None, None, proxy_ssl_context)
         default = 443 if target.scheme == "https" else 80
         core_request = httpcore.Request(
             method=request.method.encode("ascii"),
@@ -177,9 +185,13 @@ class ProxyPools:
         )
 
     def _pool(
-        self, proxy: str, tls_mode: object, ssl_context: Callable[[], ssl.SSLContext]
+        self,
+        proxy: str,
+        tls_mode: object,
+        ssl_context: Callable[[], ssl.SSLContext] | None,
+        proxy_ssl_context: Callable[[], ssl.SSLContext],
     ) -> httpcore.HTTPProxy:
-        key = (proxy, tls_mode)
+        key = (proxy, tls_mode, ssl_context is not None)
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
@@ -189,7 +201,9 @@ class ProxyPools:
                 pool = httpcore.HTTPProxy(
                     proxy_url=httpcore.URL(scheme=scheme, host=host, port=port, target=path),
                     proxy_auth=credentials,
-                    ssl_context=ssl_context(),
+                    ssl_context=ssl_context() if ssl_context is not None else None,
+                    # httpcore refuses one for an http:// proxy
+                    proxy_ssl_context=proxy_ssl_context() if scheme == b"https" else None,
                     # Surplus or expired connections closed outside httpcore's lock race with
                     # the thread handed them: keep-alive limit = connection limit, and no
                     # client-side expiry.

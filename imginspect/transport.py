@@ -254,6 +254,9 @@ class HttpTransport:
             tls_mode=mode,
             ssl_context=lambda: self._context(mode, given),
             pool_timeout=request.connect_timeout,
+            # an https proxy is verified against the system's store, whatever the registry's
+            # TLS settings (--insecure and certs.d are about the registry)
+            proxy_ssl_context=lambda: self._context(True, None),
         )
 
     def close(self) -> None:

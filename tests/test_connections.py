@@ -13,6 +13,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -490,3 +491,97 @@ def test_a_proxied_body_cut_short_is_a_network_error(monkeypatch: pytest.MonkeyP
         thread.join(5)
     assert seen == [b"GET http://registry.invalid/v2/ HTTP/1.1"]
     assert "while fetching probe" in failure.value.message, failure.value.message
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for variable in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
+    return monkeypatch
+
+
+def _answer_once(listener: socket.socket, seen: list[bytes], wrap: ssl.SSLContext | None) -> None:
+    peer, _ = listener.accept()
+    try:
+        if wrap is not None:
+            peer = wrap.wrap_socket(peer, server_side=True)
+        peer.settimeout(5)
+        seen.append(peer.recv(65536).split(b"\r\n", 1)[0])
+        peer.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    except OSError:
+        pass  # the client refused the handshake: nothing seen
+    finally:
+        peer.close()
+
+
+def test_an_https_proxy_is_verified_against_the_system_store(
+    no_proxy_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A corporate https:// proxy whose CA the operating system trusts is verified with the
+    system's store (truststore: the macOS and Windows verifiers too), not with httpcore's
+    default context (certifi's bundle and OpenSSL's paths, which do not have it: here they
+    point at nothing); a proxy the system's store does not trust is refused."""
+    import trustme
+
+    import imginspect.trust
+
+    ca = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    (tmp_path / "empty").mkdir()
+    no_proxy_env.setenv("SSL_CERT_FILE", str(tmp_path / "empty" / "none.pem"))
+    no_proxy_env.setenv("SSL_CERT_DIR", str(tmp_path / "empty"))
+    for trusted in (True, False):
+
+        def system_store(trusted: bool = trusted) -> ssl.SSLContext:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            if trusted:
+                ca.configure_trust(context)  # the corporate CA, installed in the OS store
+            return context
+
+        no_proxy_env.setattr(imginspect.trust, "system_trust_context", system_store)
+        seen: list[bytes] = []
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            thread = threading.Thread(
+                target=_answer_once, args=(listener, seen, server_context), daemon=True
+            )
+            thread.start()
+            no_proxy_env.setenv("HTTP_PROXY", f"https://127.0.0.1:{listener.getsockname()[1]}")
+            with HttpTransport() as transport:
+                if trusted:
+                    response = transport.request(
+                        "GET", "http://registry.invalid/v2/", max_bytes=100, what="probe"
+                    )
+                    assert (response.status, response.body) == (200, b"ok")
+                else:
+                    with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+                        transport.request(
+                            "GET", "http://registry.invalid/v2/", max_bytes=100, what="probe"
+                        )
+            thread.join(5)
+        assert seen == ([b"GET http://registry.invalid/v2/ HTTP/1.1"] if trusted else [])
+
+
+def test_a_plain_http_target_through_an_http_proxy_builds_no_tls_context(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    """Forwarded in the clear: neither the system's store nor any TLS context is loaded."""
+    import imginspect.trust
+
+    def refuse() -> ssl.SSLContext:
+        raise AssertionError("a TLS context was built for a plain-HTTP request")
+
+    no_proxy_env.setattr(imginspect.trust, "system_trust_context", refuse)
+    seen: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        thread = threading.Thread(target=_answer_once, args=(listener, seen, None), daemon=True)
+        thread.start()
+        no_proxy_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+        with HttpTransport() as transport:
+            response = transport.request(
+                "GET", "http://registry.invalid/v2/", max_bytes=100, what="probe", retry=False
+            )
+        thread.join(5)
+    assert (response.status, response.body) == (200, b"ok")
+    assert seen == [b"GET http://registry.invalid/v2/ HTTP/1.1"]

@@ -148,11 +148,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - current)
 
 
-def _host_port(url: str) -> str:
-    """``host[:port]`` of a URL, without user info: what certs.d and the breaker key on."""
-    return urlsplit(url).netloc.rpartition("@")[2]
-
-
 def _same_host(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
     return (pa.hostname, pa.port or _default_port(pa.scheme)) == (
@@ -296,11 +291,18 @@ class HttpTransport:
         current_headers = dict(headers or {})
         current_url = url
         current_method = method
-        tls_host = _host_port(url)
+        tls_host: str | None = None
         for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                target = Target(current_url)  # parsed once per hop, here
+            except InvalidURLError as exc:
+                raise RegistryError(f"invalid URL for {what}: {exc}") from None
+            if tls_host is None:
+                tls_host = target.netloc  # every hop is verified as the first URL's host
             response = self._send_with_retry(
                 current_method,
                 current_url,
+                target,
                 current_headers,
                 max_bytes=max_bytes,
                 what=what,
@@ -340,6 +342,7 @@ class HttpTransport:
         self,
         method: str,
         url: str,
+        target: Target,
         headers: Mapping[str, str],
         *,
         max_bytes: int,
@@ -350,10 +353,6 @@ class HttpTransport:
         retry: bool,
     ) -> Response:
         policy = self._retry
-        try:
-            target = Target(url)
-        except InvalidURLError as exc:
-            raise RegistryError(f"invalid URL for {what}: {exc}") from None
         host = target.netloc
         self._check_reachable(host)
         attempt = 0

@@ -3,13 +3,12 @@
 A cold run spends about 100 ms importing its HTTP stack and reading configuration before it
 sends anything; on a real network the DNS lookup and TCP handshake to the registry take a
 round trip or more. The CLI calls :func:`start` as soon as it has parsed the first
-reference, and the transport's network backend calls :func:`take` when it opens a
+reference, and :mod:`imginspect.connections` calls :func:`take` when it opens a
 connection: if that is to exactly the host and port started here, it gets this socket
 (waiting for the handshake if it is still under way) instead of connecting again, so the
-handshake overlaps the imports. The same is done for the registry's token service when it
-is on another host (:func:`start_for_realm`: Docker Hub's, or the realm a cached challenge
-names). Nothing is ever sent on the socket before the transport
-takes it; one that is not taken (a mirror or hosts.toml sent the request elsewhere) is closed
+handshake overlaps the imports. The same is done for a token service on another host
+(:func:`start_for_realm`; the CLI asks it for Docker Hub's on a first run). Nothing is ever
+sent on the socket before the transport takes it; one that is not taken (a mirror or hosts.toml sent the request elsewhere) is closed
 at exit. Never when a proxy is configured: then connections go to the proxy.
 
 Standard library only (socket, threading; the proxy check reads the environment through

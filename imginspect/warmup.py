@@ -8,8 +8,9 @@ connection: if that is to exactly the host and port started here, it gets this s
 (waiting for the handshake if it is still under way) instead of connecting again, so the
 handshake overlaps the imports. The same is done for a token service on another host
 (:func:`start_for_realm`; the CLI asks it for Docker Hub's on a first run). Nothing is ever
-sent on the socket before the transport takes it; one that is not taken (a mirror or hosts.toml sent the request elsewhere) is closed
-at exit. Never when a proxy is configured: then connections go to the proxy.
+sent on the socket before the transport takes it; one that is not taken (a mirror or
+hosts.toml sent the request elsewhere) is closed at exit. Never when a proxy is configured:
+then connections go to the proxy.
 
 Standard library only (socket, threading; the proxy check reads the environment through
 :mod:`imginspect._httpx_compat`, without httpx): importing it costs nothing measurable, which

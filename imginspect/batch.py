@@ -8,10 +8,11 @@ reference is inspected.
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from imginspect._record import Record
 from imginspect.checks import check_expected_digest, check_required, select_platform
@@ -19,8 +20,6 @@ from imginspect.errors import AuthError, ExitCode, ImginspectError, UsageError
 from imginspect.output import OutputMode
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from imginspect.inspector import Inspector
     from imginspect.manifest import Child, Platform
     from imginspect.result import InspectResult
@@ -227,23 +226,97 @@ def inspect_many(
 def ordered_map(func: Callable[[T], R], items: Iterable[T], *, workers: int) -> Iterator[R]:
     """``map`` over a thread pool, yielding in input order with at most ``2 * workers``
     items in flight, so a batch of any length streams its results and holds only a few in
-    memory. ``workers=1`` runs in the calling thread."""
+    memory. ``workers=1`` runs in the calling thread. An exception ``func`` raises for an
+    item is raised where that item's result would be yielded. Closing the iterator early
+    drops the items not yet started; those running finish in their (daemon) threads."""
     if workers <= 1:
         yield from map(func, items)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="inspect")
-    pending: deque[Future[R]] = deque()
+    pool = _Pool(func, workers)
+    window: deque[_Job[T, R]] = deque()
     try:
         for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) >= workers * 2:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+            window.append(pool.submit(item))
+            if len(window) >= workers * 2:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.stop()
+
+
+class _Job(Generic[T, R]):
+    """One item of :func:`ordered_map`: ``done`` is held until its result is set."""
+
+    __slots__ = ("done", "error", "item", "value")
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+        self.value: R | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Lock()
+        self.done.acquire()
+
+    def result(self) -> R:
+        self.done.acquire()  # released once, by the worker that ran it
+        self.done.release()
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]  # set, as error is None
+
+
+class _Pool(Generic[T, R]):
+    """Up to ``workers`` daemon threads taking jobs first in, first out.
+
+    What ``concurrent.futures.ThreadPoolExecutor`` did here, without importing it: that
+    module loads ``logging`` (and ``traceback``, ``string``...), about 5 ms of every batch's
+    start-up. Threads are started as jobs arrive (a batch of three references starts
+    three), are daemons (a hung reference never holds up the process's exit: each is bounded
+    by its own deadline anyway), and are named ``inspect_N`` as the executor named them.
+    """
+
+    def __init__(self, func: Callable[[T], R], workers: int) -> None:
+        self._func = func
+        self._workers = workers
+        self._jobs: deque[_Job[T, R]] = deque()
+        self._ready = threading.Semaphore(0)  # one release per job queued, and per stop
+        self._threads = 0
+        self._stopped = False
+
+    def submit(self, item: T) -> _Job[T, R]:
+        job: _Job[T, R] = _Job(item)
+        self._jobs.append(job)
+        self._ready.release()
+        if self._threads < self._workers:
+            thread = threading.Thread(
+                target=self._work, name=f"inspect_{self._threads}", daemon=True
+            )
+            self._threads += 1
+            thread.start()
+        return job
+
+    def stop(self) -> None:
+        """Run no more jobs: those not started are dropped; idle threads end."""
+        self._stopped = True
+        self._jobs.clear()
+        self._ready.release(self._threads)
+
+    def _work(self) -> None:
+        while True:
+            self._ready.acquire()
+            if self._stopped:
+                return
+            try:
+                job = self._jobs.popleft()
+            except IndexError:  # stop() cleared the queue under us
+                return
+            try:
+                job.value = self._func(job.item)
+            except BaseException as error:  # raised in the consumer, by result()
+                job.error = error
+            finally:
+                job.done.release()
+            del job  # its result belongs to the consumer: do not keep it alive here
 
 
 def batch_exit_code(codes: Iterable[int]) -> int:

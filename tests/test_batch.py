@@ -72,6 +72,54 @@ def test_window_is_bounded_and_results_stream() -> None:
     results.close()  # type: ignore[attr-defined]
 
 
+def test_an_error_is_raised_at_its_item_and_the_others_still_run() -> None:
+    def work(n: int) -> int:
+        if n == 2:
+            raise ValueError("two")
+        return n
+
+    results = ordered_map(work, range(6), workers=3)
+    assert [next(results), next(results)] == [0, 1]
+    with pytest.raises(ValueError, match="two"):
+        next(results)
+    # A generator that raised is finished; a caller that wants the rest catches per item,
+    # as inspect_one does (it returns an Outcome with the error instead of raising).
+    assert list(results) == []
+
+    def caught(n: int) -> object:
+        try:
+            return work(n)
+        except ValueError as error:
+            return str(error)
+
+    assert list(ordered_map(caught, range(6), workers=3)) == [0, 1, "two", 3, 4, 5]
+
+
+def test_closing_early_drops_what_has_not_started_and_threads_are_bounded_daemons() -> None:
+    started: list[int] = []
+    release = threading.Event()
+    threads: set[threading.Thread] = set()
+    lock = threading.Lock()
+
+    def work(n: int) -> int:
+        with lock:
+            started.append(n)
+            threads.add(threading.current_thread())
+        if n > 0:
+            assert release.wait(10)
+        return n
+
+    results = ordered_map(work, range(100), workers=2)
+    assert next(results) == 0  # items 0..3 were submitted (a window of 2 x 2)
+    results.close()  # type: ignore[attr-defined]
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(threads) <= 2
+    assert all(t.daemon and t.name.startswith("inspect_") for t in threads)
+    assert sorted(started) == sorted(set(started)) and max(started) <= 3, started
+
+
 def test_one_worker_runs_in_the_calling_thread() -> None:
     threads = set()
 

@@ -266,3 +266,16 @@ def test_a_plain_http_registry_whose_scheme_is_cached_loads_no_tls(
     warm, warm_modules = run_importtime(tmp_path, args)
     assert warm.returncode == 0, warm.stderr[-2000:]
     assert not {"ssl", "_ssl"} & warm_modules, sorted(warm_modules)
+
+
+def test_a_batch_does_not_import_concurrent_futures_or_logging(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: dict[str, PushedImage]
+) -> None:
+    """A batch runs its references on imginspect.batch's own thread pool: the executor of
+    concurrent.futures imports logging (with traceback, string...), about 5 ms of the
+    start-up of every batch. Not vacuous: several references, so the pool is used."""
+    refs = [registry_plain.ref(image.repo, image.tag) for image in corpus_plain.values()][:4]
+    done, modules = run_importtime(tmp_path, ["-m", "imginspect", "--json", *refs])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.splitlines()) == len(refs) > 1
+    assert not {"concurrent", "concurrent.futures", "logging"} & modules, sorted(modules)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.cache import Cache
 from imginspect.challenge import (
     MAX_TOKEN_LIFETIME,
@@ -43,7 +43,7 @@ DEFAULT_TOKEN_LIFETIME = 60.0
 CLIENT_ID = "imginspect"
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Credential(Record):
     """A secret for one registry. Exactly one of the three forms is normally set."""
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.checks import check_expected_digest, check_required, select_platform
 from imginspect.errors import AuthError, ExitCode, ImginspectError, UsageError
 from imginspect.output import OutputMode
@@ -36,7 +36,7 @@ CHECK_VERDICTS = frozenset({int(ExitCode.MISSING_PLATFORM), int(ExitCode.DIGEST_
 IMAGE_CONFIG_MODES = frozenset({OutputMode.TABLE, OutputMode.EXTENDED_JSON_V2, OutputMode.TEMPLATE})
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class InspectRequest(Record):
     """What to do for each reference: what the output needs, and the checks."""
 
@@ -101,7 +101,7 @@ class InspectRequest(Record):
         return bool(self.template.uses() & TEMPLATE_CONFIG_FIELDS)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Outcome(Record):
     """What one reference gave: an inspection, a digest, and/or an error.
 

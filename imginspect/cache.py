@@ -59,12 +59,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
 from imginspect import sources
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.challenge import MAX_TOKEN_LIFETIME, usable_token
 from imginspect.digest import compute_digest, is_valid_digest
 
@@ -181,7 +180,7 @@ def _copy_host_field(name: str, value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class CacheStats(Record):
     path: Path
     entries: int

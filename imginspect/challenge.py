@@ -10,10 +10,10 @@ remains is usable. Pure module.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TypeGuard
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 
 # RFC 7230 token characters.
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -21,7 +21,7 @@ _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 _TOKEN68_EXTRA = frozenset("-._~+/=")
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Challenge(Record):
     """One challenge: a lower-cased scheme and its parameters (keys lower-cased)."""
 

@@ -71,12 +71,11 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.auth import Credential
 from imginspect.errors import ConfigError, UsageError
 from imginspect.files import home, os_reason, read_bounded
@@ -210,7 +209,7 @@ def password_from_stdin(data: str) -> str:
 # ---------------------------------------------------------------------- explanation
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Explanation(Record):
     """Which credential source applies to a repository and how it is used. Never a secret."""
 
@@ -288,7 +287,7 @@ class Explanation(Record):
 # ---------------------------------------------------------------------- files
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _Location(Record):
     """A place credentials may be stored."""
 
@@ -299,7 +298,7 @@ class _Location(Record):
     kind: str  # "env", "docker-config" or "auth-file"
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _File(Record):
     location: _Location
     auths: dict[str, dict[str, Any]]
@@ -307,7 +306,7 @@ class _File(Record):
     creds_store: str
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _Found(Record):
     credential: Credential
     kind: str

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from imginspect import platforms
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.errors import ExitCode, ImginspectError
 from imginspect.manifest import Child, ChildKind, Descriptor
 
@@ -65,7 +65,7 @@ SET_FIELDS = ("ExposedPorts", "Volumes")
 CONFIG_FIELDS = ("Config", *VALUE_FIELDS[:5], "Env", *VALUE_FIELDS[5:], "Labels", *SET_FIELDS)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ConfigChange(Record):
     """One config field that differs between A's and B's image of a platform.
 
@@ -82,7 +82,7 @@ class ConfigChange(Record):
     changed: tuple[tuple[str, str, str], ...] = ()
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class LayerChanges(Record):
     """The layers of a platform's image that differ, by digest: ``removed`` (in A only, in
     A's order), ``added`` (in B only, in B's order), and whether the layers both have are
@@ -97,7 +97,7 @@ class LayerChanges(Record):
         return bool(self.removed or self.added or self.reordered)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class EntryDiff(Record):
     """One platform (or attestation) in A, in B, or in both."""
 
@@ -135,7 +135,7 @@ class EntryDiff(Record):
         return SAME if self.a.digest == self.b.digest else CHANGED
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ImageDiff(Record):
     """The differences between two targets; ``differ`` is the verdict."""
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.settings import Mirror, RegistrySettings
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 CredentialProvider = Callable[[str, str], "Credential | None"]
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class HostConfig(Record):
     """What a run knows about one registry host (``host[:port]`` as references write it)."""
 

@@ -15,11 +15,10 @@ Pure module: json and the project's own pure modules only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from imginspect import mediatypes as mt
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.errors import MalformedDocumentError
 from imginspect.manifest import Descriptor, ImageManifest, Platform, _parse_json_object
 
@@ -32,7 +31,7 @@ NO_LAYER = "no layer"
 NO_HISTORY = "no history"
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Healthcheck(Record):
     """``config.Healthcheck``: durations in nanoseconds, as Docker stores them."""
 
@@ -44,7 +43,7 @@ class Healthcheck(Record):
     retries: int | None = None
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class HistoryEntry(Record):
     """One ``history`` entry: how one build step was made."""
 
@@ -55,7 +54,7 @@ class HistoryEntry(Record):
     empty_layer: bool = False
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ImageConfig(Record):
     """The decoded image configuration. Absent fields are None (or empty)."""
 
@@ -77,7 +76,7 @@ class ImageConfig(Record):
     history: tuple[HistoryEntry, ...] = ()
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class LayerStep(Record):
     """One row of an image's build: a layer and/or the history entry that produced it.
 
@@ -96,7 +95,7 @@ class LayerStep(Record):
     unmatched: str | None = None
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ImageDetails(Record):
     """What ``--image-config`` reports for one image manifest."""
 

@@ -37,11 +37,10 @@ import tarfile
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 from imginspect import mediatypes as mt
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.digest import algorithm_of, compute_digest, is_valid_digest
 from imginspect.errors import (
     DigestMismatchError,
@@ -225,7 +224,7 @@ def _check_size(size: int, max_bytes: int, what: str, subject: str) -> None:
 # ---------------------------------------------------------------------------------- the client
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _Opened(Record):
     store: _Store
     index_raw: bytes

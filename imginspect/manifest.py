@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from imginspect import mediatypes as mt
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.digest import is_valid_digest
 from imginspect.errors import MalformedDocumentError, UnsupportedManifestError
 
@@ -24,7 +23,7 @@ from imginspect.errors import MalformedDocumentError, UnsupportedManifestError
 MAX_INDEX_DEPTH = 8
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Platform(Record):
     """The platform an image runs on (OCI image index ``platform`` / image config fields)."""
 
@@ -47,7 +46,7 @@ class Platform(Record):
         return not (self.os or self.architecture)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Descriptor(Record):
     """An OCI content descriptor."""
 
@@ -61,7 +60,7 @@ class Descriptor(Record):
     data: str | None = None
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ImageManifest(Record):
     """A single-platform image (or artifact) manifest: Docker schema2 or OCI."""
 
@@ -80,7 +79,7 @@ class ImageManifest(Record):
         return self.config.size + sum(layer.size for layer in self.layers)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Index(Record):
     """A multi-platform index: OCI image index or Docker manifest list."""
 
@@ -105,7 +104,7 @@ class ChildKind(str, Enum):
     NO_PLATFORM = "no platform"
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Child(Record):
     """An index entry with its classification."""
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.batch import InspectRequest
 from imginspect.errors import ImginspectError, UsageError
 from imginspect.output import FORMAT_NAMES, OutputMode, TableStyle
@@ -37,7 +36,7 @@ OptionKind = Literal[
 ]
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class OptionSpec(Record):
     """One command line option as data: cli.py makes it a click option (the only place that
     knows click). ``dest`` is the parameter name the command receives; ``range`` is

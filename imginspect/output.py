@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import enum
 import io
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 
 if TYPE_CHECKING:
     from imginspect.batch import Outcome
@@ -63,7 +62,7 @@ class OutputMode(enum.Enum):
         return self not in (OutputMode.DIGEST, OutputMode.RAW)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class TableStyle(Record):
     """How the table is drawn (the other modes have no style)."""
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Final
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.digest import DIGEST_HEX_LENGTHS, DIGEST_HINT, is_valid_digest
 from imginspect.errors import InvalidReferenceError
 
@@ -118,7 +118,7 @@ def _quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Reference(Record):
     """A normalized image reference, as :func:`parse_reference` returns it.
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING
 
 from imginspect import platforms
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.errors import (
     ImginspectError,
     MalformedDocumentError,
@@ -130,7 +130,7 @@ def classify(
     return tuple(dict.fromkeys(kinds)) or (OTHER,)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Evidence(Record):
     """One referrer, cosign tag or attestation manifest of a subject."""
 
@@ -150,7 +150,7 @@ class Evidence(Record):
         return self.annotations.get(CREATED_ANNOTATION)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class SubjectEvidence(Record):
     """What refers to one subject: the index itself (``platform`` None) or one image."""
 
@@ -169,7 +169,7 @@ class SubjectEvidence(Record):
         return frozenset(k for e in self.evidence for k in e.kinds)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class SupplyChainReport(Record):
     """The evidence of a target and, for an index, of each image platform."""
 
@@ -438,7 +438,7 @@ def supply_chain(
     return SupplyChainReport(result, done)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ReferrersQuery(Record):
     """What `imginspect referrers` reports for each reference, and the evidence it requires
     (None: no check)."""
@@ -448,7 +448,7 @@ class ReferrersQuery(Record):
     require: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ReferrersOutcome(Record):
     """What one reference of `imginspect referrers` gave: a report, and/or an error (an
     operational failure, 1-6, without a report; or the ``--require-evidence`` verdict, 7,

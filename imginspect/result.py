@@ -7,10 +7,9 @@ table renderers that present it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.manifest import (
     Child,
     Descriptor,
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from imginspect.imageconfig import ImageDetails
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ImageSize(Record):
     """What pulling one image transfers: config plus layers, compressed as stored."""
 
@@ -38,7 +37,7 @@ class ImageSize(Record):
         return cls(manifest.compressed_size, len(manifest.layers))
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class RateLimit(Record):
     """Docker Hub's ``RateLimit-Limit: 100;w=21600`` / ``RateLimit-Remaining: 76;w=21600``."""
 
@@ -71,7 +70,7 @@ def _quota(value: str | None) -> tuple[int | None, int | None]:
 EMPTY_PLATFORM = Platform()
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class InspectResult(Record):
     """The answer for one reference."""
 

@@ -33,12 +33,11 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.errors import CertsDirError, ConfigError
 from imginspect.files import os_reason, read_bounded, xdg_config_home
 from imginspect.reference import DOCKER_HUB_HOSTS, host_without_port, is_loopback_host
@@ -56,7 +55,7 @@ Warn = Callable[[str], None]
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Mirror(Record):
     """One ``registry-mirrors`` entry, normalized as the daemon does (trailing ``/``)."""
 

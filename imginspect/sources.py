@@ -11,10 +11,9 @@ Pure module: dataclasses and a protocol.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -27,7 +26,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class FetchedManifest(Record):
     """A manifest or index exactly as received, with its verified digest."""
 
@@ -44,7 +43,7 @@ class FetchedManifest(Record):
         return len(self.raw)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ReferrersPage(Record):
     """One page of the OCI 1.1 referrers API: an image index of referrer descriptors."""
 
@@ -54,7 +53,7 @@ class ReferrersPage(Record):
     filters_applied: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class ManifestHead(Record):
     """What a HEAD request tells about a manifest without its body."""
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.digest import short_digest
 from imginspect.manifest import Child, ChildKind
 from imginspect.result import ImageSize, InspectResult
@@ -38,13 +37,13 @@ INDENT = "  "
 CONTINUATION = "    "
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _Column(Record):
     header: str
     right: bool = False
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _Cell(Record):
     text: str
     style: str = ""

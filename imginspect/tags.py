@@ -18,10 +18,9 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.errors import UsageError
 
 if TYPE_CHECKING:
@@ -133,7 +132,7 @@ def sort_by_version(tags: Iterable[str], *, reverse: bool = False) -> list[str]:
     return versions + others
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class TagDigest(Record):
     """A tag and the digest it points to (None when the registry would not say by HEAD)."""
 
@@ -190,7 +189,7 @@ def tag_digests(
 # ------------------------------------------------------------------ queries
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class TagsQuery(Record):
     """What `imginspect tags` lists: the repository, a filter, an order, a limit, and
     whether each tag's digest is resolved (``workers`` HEAD requests at a time)."""

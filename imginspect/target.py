@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Final, Literal
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.digest import DIGEST_HINT, is_valid_digest
 from imginspect.errors import InvalidReferenceError
 from imginspect.reference import Reference, is_valid_tag, parse_reference
@@ -55,7 +55,7 @@ _REF_NAME_RE: Final = re.compile(rf"{_REF_NAME_COMPONENT}(?:/{_REF_NAME_COMPONEN
 _DIGEST_LIKE_RE: Final = re.compile(r"(?:sha256|sha384|sha512):.*", re.ASCII | re.DOTALL)
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class LayoutTarget(Record):
     """An OCI image layout directory (``oci:``) or its tar form (``oci-archive:``).
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.errors import UsageError
 
 #: Longest template accepted (a --format value).
@@ -57,7 +57,7 @@ class TemplateError(UsageError):
 # --------------------------------------------------------------------------- lexing
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class _Tok(Record):
     kind: str  # field var ident string number lparen rparen pipe assign decl comma dot
     text: str

@@ -17,12 +17,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from imginspect import __version__, http11
-from imginspect._record import Record
+from imginspect._record import Record, record
 from imginspect.connections import (
     Connections,
     InvalidURLError,
@@ -62,7 +61,7 @@ MAX_QUOTED_BODY_BYTES = 64 * 1024
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Timeouts(Record):
     connect: float = 10.0
     read: float = 30.0
@@ -75,7 +74,7 @@ class Timeouts(Record):
         return connect, read
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class Response(Record):
     """A fully read (and size-bounded) HTTP response. ``headers`` are ``(name, value)``
     pairs in the order received, names in lower case: plain values, no httpx types."""
@@ -112,7 +111,7 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
 
-@dataclass(frozen=True, repr=False, eq=False)
+@record
 class RetryPolicy(Record):
     """Bounded retries with jittered exponential backoff."""
 

@@ -20,6 +20,14 @@ threads want it, a digest found on disk is not looked up again, and a missing di
 not probed again for :data:`ABSENT_RECHECK`. What remains per reference is the read of its
 tag file.
 
+What a run learns (manifests, config blobs, tags) is written behind: queued in memory (reads
+see it at once) and written by a background thread, started by the first entry queued (a warm
+run that learns nothing starts none), while the run waits on the network. :meth:`Cache.flush`
+writes what is still pending when the run ends, :meth:`Cache.close` also stops the thread.
+Each entry is written once, by whichever thread takes it first. The thread is a daemon: a
+write cut off by the process's exit leaves at most a temp file, which the next scan of the
+content directories (or eviction, anywhere) removes once it is :data:`STALE_TMP_AGE` old.
+
 Everything under the cache directory is untrusted input (another user, a crash or an attacker
 may have changed any of it), so:
 
@@ -43,7 +51,8 @@ may have changed any of it), so:
   entry that is not what it should be is a miss and is removed.
 * Writes go to a new 0600 temp file (``O_EXCL``) in the checked directory, renamed over the
   name: a link found there is replaced, never followed. Eviction and ``clear`` never descend
-  into a linked directory and unlink links themselves.
+  into a linked directory and unlink links themselves. Content is queued only if it matches
+  its digest (checked once, when queued), and written only under that name.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -70,6 +80,12 @@ from imginspect.digest import compute_digest, is_valid_digest
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Pending (not yet written) content beyond this is flushed at once, to bound memory.
 PENDING_LIMIT = 16 * 1024 * 1024
+#: flush() and close() wait at most this long (seconds) for entries another thread (the
+#: background writer) is writing: a stuck file system never hangs the end of a run.
+FLUSH_WAIT = 5.0
+#: A temp file older than this (seconds) is a write cut off by an exit (a write takes
+#: milliseconds): it is removed when found by a scan of the content directories or eviction.
+STALE_TMP_AGE = 600.0
 #: The largest manifest read back: what a source accepts (``imginspect.sources``).
 MAX_MANIFEST_BYTES = sources.MAX_MANIFEST_BYTES
 #: The largest content of any kind: config blobs.
@@ -196,6 +212,67 @@ def _close_all(fds: dict[tuple[str, ...], int]) -> None:
     fds.clear()
 
 
+#: What is pending: content by digest, a tag by (name, tag).
+_Entry = str | tuple[str, str]
+
+
+class _Claim:
+    """An entry being written by one thread; ``done`` is held until the write is over."""
+
+    __slots__ = ("done", "owner")
+
+    def __init__(self) -> None:
+        self.owner = threading.get_ident()
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
+class _Writer:
+    """A background writer thread's state. The thread holds no reference to its Cache while
+    it sleeps: a cache never closed is still collected, which stops its writer."""
+
+    __slots__ = ("stopped", "thread", "wake")
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.wake = True  # something may be pending that the thread has not looked at
+        self.stopped = False
+
+
+def _write_behind(ref: weakref.ref[Cache], cond: threading.Condition, writer: _Writer) -> None:
+    """The background writer: write what is pending, sleep until more is, end when told."""
+    while True:
+        with cond:
+            while not writer.wake and not writer.stopped:
+                cond.wait()
+            if writer.stopped:
+                return
+        cache = ref()
+        if cache is None:
+            return
+        with contextlib.suppress(Exception):  # _drain gives up no entry; nothing ends us
+            cache._drain(writer)
+        del cache
+
+
+def _finalize(
+    dirs: dict[tuple[str, ...], int], cond: threading.Condition, writers: set[_Writer]
+) -> None:
+    """A cache collected: its writer (asleep: it holds no reference) ends, its fds close."""
+    with cond:
+        for writer in writers:
+            writer.stopped = True
+        writers.clear()
+        cond.notify_all()
+    _close_all(dirs)
+
+
+def _held_here(lock: object) -> bool:
+    """True if this thread holds RLock ``lock`` (a signal handler interrupted it inside)."""
+    is_owned = getattr(lock, "_is_owned", None)
+    return bool(is_owned()) if is_owned is not None else False
+
+
 class Cache:
     """A content-addressed, size-bounded disk cache. Safe to share between processes."""
 
@@ -220,16 +297,28 @@ class Cache:
         # Directories found missing by a read (relative path -> time.monotonic() of the look).
         self._absent: dict[tuple[str, ...], float] = {}
         self._dirs_lock = threading.RLock()
-        self._finalizer = weakref.finalize(self, _close_all, self._dirs)
-        # Write-behind: what a run learns is written by flush() (at the end of the run, or
-        # when much is pending), not by the worker threads while they wait on the network;
-        # their file system calls contend for the GIL and slow a batch down. Reads see it.
-        # Re-entrant: flush() may run in a signal handler on a thread that holds it.
+        # Write-behind: what a run learns is queued (reads see it) and written by a background
+        # thread (see _write_behind) while the worker threads wait on the network; flush()
+        # writes what is left. Each entry being written is claimed by its writer (_claims),
+        # so no other thread writes it too. Re-entrant: flush() may run in a signal handler
+        # on a thread that holds it.
         self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._flushing = threading.Lock()
         self._pending_content: dict[str, tuple[bytes, str | None]] = {}
         self._pending_tags: dict[tuple[str, str], str] = {}
         self._pending_bytes = 0
+        self._claims: dict[_Entry, _Claim] = {}
+        self._writer: _Writer | None = None
+        self._writers: set[_Writer] = set()  # running ones: stopped when this is collected
+        self._no_writer = False  # no thread could be started: flush() writes everything
+        self._finalizer = weakref.finalize(self, _finalize, self._dirs, self._cond, self._writers)
+        # Not at exit: a writer may still be writing then (the process's end closes the fds).
+        self._finalizer.atexit = False
+        self._evicting = threading.Lock()
+        # Temp file names: unique per process and object, no random bytes per file.
+        self._tmp_tag = os.urandom(6).hex()
+        self._tmp_seq = itertools.count()
         # Content read (and verified) from disk in this run, kept for the run's other
         # references: a batch of many tags of few images reads each file once.
         self._seen: dict[str, tuple[bytes, str | None]] = {}
@@ -240,13 +329,22 @@ class Cache:
         # stat them again; dropped when this process removes the file. (Another process may
         # evict it meanwhile, as it may between any stat and read: then a read misses.)
         self._stored: set[str] = set()
+        # Digests whose content a read found missing in this run: written without a stat
+        # first (should another process have stored it meanwhile, the same bytes replace it).
+        self._missing: set[str] = set()
         # Host entries read or written in this run (validated; {} for none).
         self._hosts: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
-        """Flush, then close the directories this object holds open (also done when it is
-        garbage collected). Only when no other thread uses the cache any more."""
-        self.flush()
+        """Write what is pending and stop the background writer, then close the directories
+        this object holds open (also done when it is garbage collected). Only when no other
+        thread uses the cache any more. Waits at most :data:`FLUSH_WAIT` for an entry the
+        writer is writing; should it still be writing then, its directories stay open."""
+        deadline = time.monotonic() + FLUSH_WAIT
+        writer = self._stop_writer()
+        self._flush_until(deadline)
+        if not self._ended(writer, deadline):
+            return
         with self._dirs_lock:
             _close_all(self._dirs)
             self._refused.clear()
@@ -299,7 +397,7 @@ class Cache:
             return None
         algorithm, _, name = digest.partition(":")
         where = ("content", algorithm)
-        data = self._read(where, name, self._content_limit(limit), touch=True)
+        data = self._read(where, name, self._content_limit(limit), touch=True, missing=digest)
         if data is None:
             return None
         if compute_digest(data, algorithm) != digest:
@@ -321,24 +419,90 @@ class Cache:
         if is_valid_digest(digest):
             with self._lock:
                 self._pending_tags[(name, tag)] = digest
+                self._wake_writer()
 
     def _queue(self, digest: str, data: bytes, content_type: str | None) -> None:
+        if digest in self._pending_content or digest in self._stored:
+            return  # queued already, or on disk (found or written by this process)
         if not is_valid_digest(digest) or len(data) > self._content_limit():
             return
         if compute_digest(data, digest.split(":", 1)[0]) != digest:
-            return  # never store what does not match its name
+            return  # never store what does not match its name (checked here only)
         with self._lock:
             if digest in self._pending_content:
                 return
             self._pending_content[digest] = (data, content_type)
             self._pending_bytes += len(data)
             too_much = self._pending_bytes > PENDING_LIMIT
-        # One thread writes at a time when much is pending; the others go on.
+            self._wake_writer()
+        # Memory stays bounded should the writer fall behind: one queueing thread writes
+        # too; the others go on.
         if too_much and self._flushing.acquire(blocking=False):
             try:
                 self.flush()
             finally:
                 self._flushing.release()
+
+    # ------------------------------------------------------------------ writing behind
+
+    def _wake_writer(self) -> None:
+        """Something was queued (lock held): wake the writer, or start it the first time."""
+        writer = self._writer
+        if writer is None:
+            if self._no_writer:
+                return
+            writer = _Writer()
+            thread = threading.Thread(
+                target=_write_behind,
+                args=(weakref.ref(self), self._cond, writer),
+                name="imginspect-cache-writer",
+                daemon=True,  # never keeps the process alive
+            )
+            try:
+                thread.start()
+            except RuntimeError:  # at interpreter shutdown, or out of threads
+                self._no_writer = True
+                return
+            writer.thread = thread
+            self._writer = writer
+            self._writers.add(writer)
+            return  # it starts with a look at what is pending
+        if not writer.wake:  # else it looks again anyway before it sleeps
+            writer.wake = True
+            self._cond.notify()
+
+    def _stop_writer(self) -> _Writer | None:
+        """Tell the writer to stop after the entry it is writing; returns it (or None)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.stopped = True
+                self._writers.discard(writer)
+                self._cond.notify_all()
+            return writer
+
+    @staticmethod
+    def _ended(writer: _Writer | None, deadline: float) -> bool:
+        """Wait (until ``deadline``) for a stopped writer's thread to end."""
+        if writer is None or writer.thread is None:
+            return True
+        writer.thread.join(max(0.0, deadline - time.monotonic()))
+        return not writer.thread.is_alive()
+
+    def _drain(self, writer: _Writer) -> None:
+        """The writer's work: write what is pending until nothing is left to take."""
+        while not writer.stopped:
+            with self._lock:
+                writer.wake = False  # what is queued from now on wakes it again
+                claims = self._claims
+                pending: list[_Entry] = [*self._pending_content, *self._pending_tags]
+                entries = [entry for entry in pending if entry not in claims]
+            if not entries:
+                return
+            for entry in entries:
+                if writer.stopped:
+                    return
+                self._write_pending(entry)
 
     def flush(self) -> None:
         """Write what this run learnt; called when the run ends (Inspector.close).
@@ -347,36 +511,138 @@ class Cache:
         another flush is under way): idempotent, never raises (only a BaseException a signal
         handler raises, such as KeyboardInterrupt, passes through). What is pending stays
         visible to reads, and pending, until it is written: a flush cut short by such an
-        exception is completed by the next call.
+        exception is completed by the next call. An entry another thread (the background
+        writer) is writing is not written again: flush waits for it, at most
+        :data:`FLUSH_WAIT` (not in a signal handler that interrupted this thread inside the
+        cache: what it holds may be what that write needs).
         """
+        self._flush_until()
+
+    def _flush_until(self, *deadline: float) -> None:
         try:
-            self._flush()
+            self._flush(*deadline)
         except Exception as exc:  # the cache can only make things faster
             self._debug(f"cache: flush failed: {exc!r}")
 
-    def _flush(self) -> None:
+    def _flush(self, deadline: float | None = None) -> None:
+        """Write what is pending; wait for the others' entries until ``deadline``
+        (``time.monotonic()``; default: :data:`FLUSH_WAIT` from now)."""
+        if deadline is None:
+            deadline = time.monotonic() + FLUSH_WAIT
         with self._lock:
-            content = list(self._pending_content.items())
-            tags = list(self._pending_tags.items())
-        for digest, (data, content_type) in content:
-            if content_type is None:
-                self._store_content(digest, data)
-            else:
-                self._store_manifest(digest, data, content_type)
+            entries: list[_Entry] = [*self._pending_content, *self._pending_tags]
+        others: list[_Claim] = []
+        for entry in entries:
+            self._write_pending(entry, others)
+        if not others or _held_here(self._lock) or _held_here(self._dirs_lock):
+            return
+        for claim in others:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not claim.done.acquire(timeout=remaining):
+                return  # still writing: it completes on its own unless the process ends
+            claim.done.release()
+        # What was given back unwritten (a flush cut short), or a tag moved meanwhile.
+        for entry in entries:
+            self._write_pending(entry)
+
+    def _write_pending(self, entry: _Entry, others: list[_Claim] | None = None) -> None:
+        """Write pending ``entry``, unless it was written or another call is writing it
+        (then its claim is added to ``others``; not a claim of this thread's: a flush that
+        a signal handler's flush interrupted, which goes on when the handler returns)."""
+        claim: _Claim | None = None
+        content: tuple[bytes, str | None] | None = None
+        digest: str | None = None
+        written = False
+        try:
             with self._lock:
-                if self._pending_content.pop(digest, None) is not None:
-                    self._pending_bytes -= len(data)
-        for key, digest in tags:
-            self._write(("tags",), _key(*key), digest.encode())
+                taken = self._claims.get(entry)
+                if taken is not None:
+                    if others is not None and taken.owner != threading.get_ident():
+                        others.append(taken)
+                    return
+                if isinstance(entry, str):
+                    content = self._pending_content.get(entry)
+                else:
+                    digest = self._pending_tags.get(entry)
+                if content is None and digest is None:
+                    return  # written meanwhile
+                claim = _Claim()
+                self._claims[entry] = claim
+            try:
+                if isinstance(entry, str):
+                    if content is not None:
+                        self._store(entry, *content)
+                elif digest is not None:
+                    self._write(("tags",), _key(*entry), digest.encode())
+            except Exception as exc:  # the cache can only make things faster: a miss
+                self._debug(f"cache: cannot write {entry}: {exc!r}")
+            written = True
+        finally:
+            if claim is not None:
+                # Released first: a flush waiting for it needs no lock this thread may want.
+                claim.done.release()
+                self._finish(entry, content, digest, written)
+
+    def _finish(
+        self,
+        entry: _Entry,
+        content: tuple[bytes, str | None] | None,
+        digest: str | None,
+        written: bool,
+    ) -> None:
+        """The write of ``entry`` is over: it is no longer pending, unless it was cut short
+        (by a signal: pending still, for the next flush) or a tag moved meanwhile."""
+        with self._lock:
+            self._claims.pop(entry, None)
+            if not written:
+                if self._writer is not None:
+                    self._writer.wake = True
+                    self._cond.notify()
+            elif isinstance(entry, str):
+                if content is not None and entry in self._pending_content:
+                    del self._pending_content[entry]
+                    self._pending_bytes -= len(content[0])
+            elif self._pending_tags.get(entry) == digest:
+                del self._pending_tags[entry]
+
+    def _store(self, digest: str, data: bytes, content_type: str | None) -> None:
+        """Write content as queued (name, size and digest checked by _queue) with a
+        manifest's Content-Type first, unless it is stored already."""
+        if digest in self._missing:
             with self._lock:
-                if self._pending_tags.get(key) == digest:
-                    del self._pending_tags[key]
+                self._missing.discard(digest)
+        elif self._is_stored(digest):
+            return  # content is immutable: what is there under this name is this content
+        algorithm, _, name = digest.partition(":")
+        where = ("content", algorithm)
+        if content_type is not None and _SAFE_TYPE.fullmatch(content_type):
+            self._write(where, name + ".type", content_type.encode())
+        if not self._write(where, name, data):
+            return
+        self._known_stored(digest)
+        with self._lock:
+            total = self._total = None if self._total is None else self._total + len(data)
+        if total is None:
+            total = self._scan()[1]  # once per process: counts what was just written
+            with self._lock:
+                self._total = total
+        if total > self.max_bytes and self._evicting.acquire(blocking=False):
+            try:
+                self._evict()
+            finally:
+                self._evicting.release()
 
     def _known_stored(self, digest: str) -> None:
         with self._lock:
             if len(self._stored) >= MAX_KNOWN_STORED:
                 self._stored.clear()
             self._stored.add(digest)
+
+    def _known_missing(self, digest: str) -> None:
+        with self._lock:
+            if len(self._missing) >= MAX_KNOWN_STORED:
+                self._missing.clear()
+            self._missing.add(digest)
 
     def _is_stored(self, digest: str) -> bool:
         """A regular file of ours, within the bound, is under this digest's name."""
@@ -396,23 +662,6 @@ class Cache:
             return False
         self._known_stored(digest)
         return True
-
-    def _store_content(self, digest: str, data: bytes) -> None:
-        if not is_valid_digest(digest) or len(data) > self._content_limit():
-            return
-        if self._is_stored(digest):
-            return  # content is immutable: what is there under this name is this content
-        algorithm, _, name = digest.partition(":")
-        if compute_digest(data, algorithm) != digest:
-            return  # never store what does not match its name
-        if not self._write(("content", algorithm), name, data):
-            return
-        self._known_stored(digest)
-        total = self._total
-        total = self._scan()[1] if total is None else total + len(data)
-        self._total = total
-        if total > self.max_bytes:
-            self._evict()
 
     def get_manifest(self, digest: str) -> tuple[bytes, str | None] | None:
         known = self._pending_content.get(digest) or self._seen.get(digest)
@@ -442,14 +691,6 @@ class Cache:
                 self._remove(("content", algorithm), name + ".type", "is not a media type")
         self._remember(self._seen, digest, (data, content_type), len(data))
         return data, content_type
-
-    def _store_manifest(self, digest: str, data: bytes, content_type: str) -> None:
-        if not is_valid_digest(digest) or self._is_stored(digest):
-            return
-        if _SAFE_TYPE.fullmatch(content_type):
-            algorithm, _, name = digest.partition(":")
-            self._write(("content", algorithm), name + ".type", content_type.encode())
-        self._store_content(digest, data)
 
     # ------------------------------------------------------------------ tags
 
@@ -540,10 +781,15 @@ class Cache:
         root_fd = self._dir(())
         if root_fd is None:
             return
+        # The writer's directories are closed: it stops first (what is pending stays so).
+        writer = self._stop_writer()
+        ended = self._ended(writer, time.monotonic() + FLUSH_WAIT)
         with self._dirs_lock:
             for where in [w for w in self._dirs if w]:
-                with contextlib.suppress(OSError):
-                    os.close(self._dirs.pop(where))
+                fd = self._dirs.pop(where)
+                if ended:  # else left open: the writer may still use it
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
             self._refused = {w for w in self._refused if not w}
         for sub in _SUBDIRS:
             _remove_tree(root_fd, sub, 0)
@@ -551,37 +797,55 @@ class Cache:
         self._hosts.clear()
         with self._lock:
             self._stored.clear()
+            self._missing.clear()
+            if self._pending_content or self._pending_tags:
+                self._wake_writer()  # a new writer
 
-    def _files(self, where: tuple[str, ...]) -> list[tuple[str, os.stat_result]]:
-        """The regular files of ours in directory ``where`` (no temp files, no links)."""
+    def _files(
+        self, where: tuple[str, ...], *, sweep: bool = False
+    ) -> list[tuple[str, os.stat_result]]:
+        """The regular files of ours in directory ``where`` (no temp files, no links).
+        ``sweep``: remove temp files older than :data:`STALE_TMP_AGE` (writes cut off)."""
         dir_fd = self._dir(where)
         if dir_fd is None:
             return []
-        return [
-            (name, st)
-            for name, st in _list_dir(dir_fd)
-            if not name.startswith(_TMP_PREFIX) and self._file_problem(st, None) is None
-        ]
+        found = []
+        stale = time.time() - STALE_TMP_AGE
+        for name, st in _list_dir(dir_fd):
+            if name.startswith(_TMP_PREFIX):
+                if sweep and st.st_mtime < stale:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)  # the name: a link is not followed
+            elif self._file_problem(st, None) is None:
+                found.append((name, st))
+        return found
 
-    def _content_files(self) -> list[tuple[float, int, tuple[str, ...], str]]:
+    def _content_files(
+        self, *, sweep: bool = False
+    ) -> list[tuple[float, int, tuple[str, ...], str]]:
         found: list[tuple[float, int, tuple[str, ...], str]] = []
         for algorithm in _ALGORITHMS:
             where = ("content", algorithm)
-            for name, st in self._files(where):
+            for name, st in self._files(where, sweep=sweep):
                 if not name.endswith(".type"):
                     found.append((st.st_mtime, st.st_size, where, name))
         return found
 
     def _scan(self) -> tuple[list[tuple[float, int, tuple[str, ...], str]], int]:
-        files = self._content_files()
+        """The content files and their total size; stale temp files are removed."""
+        files = self._content_files(sweep=True)
         return files, sum(size for _mtime, size, _where, _name in files)
 
     def _evict(self) -> None:
-        """Delete the least recently used content until 90% of the bound is left."""
+        """Delete the least recently used content until 90% of the bound is left, and
+        stale temp files everywhere."""
         files, total = self._scan()
         if total > self.max_bytes:
             total = self._delete_oldest(files, total)
-        self._total = total
+        with self._lock:
+            self._total = total
+        for sub in ("tags", "hosts", "tokens"):
+            self._files((sub,), sweep=True)
 
     def _delete_oldest(
         self, files: list[tuple[float, int, tuple[str, ...], str]], total: int
@@ -723,16 +987,27 @@ class Cache:
         return None
 
     def _read(
-        self, where: tuple[str, ...], name: str, limit: int, *, touch: bool = False
+        self,
+        where: tuple[str, ...],
+        name: str,
+        limit: int,
+        *,
+        touch: bool = False,
+        missing: str | None = None,
     ) -> bytes | None:
         """The bytes of regular file ``name`` in ``where`` if it is ours and at most
-        ``limit`` bytes; never follows a link nor waits on a FIFO."""
+        ``limit`` bytes; never follows a link nor waits on a FIFO. A content file found
+        missing is remembered (``missing``: its digest), so that writing it needs no stat."""
         dir_fd = self._dir(where)
         if dir_fd is None:
+            if missing is not None:
+                self._known_missing(missing)
             return None
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
         except FileNotFoundError:
+            if missing is not None:
+                self._known_missing(missing)
             return None
         except OSError as exc:
             # ELOOP: a symlink; ENXIO: a socket.
@@ -778,7 +1053,8 @@ class Cache:
         dir_fd = self._dir(where, create=True)
         if dir_fd is None:
             return False
-        tmp = f"{_TMP_PREFIX}{os.urandom(8).hex()}"
+        # Unique without a random number per file: O_EXCL refuses a name that exists.
+        tmp = f"{_TMP_PREFIX}{os.getpid()}-{self._tmp_tag}-{next(self._tmp_seq)}"
         try:
             # A new file (O_EXCL, never a link): 0600, private from the first byte.
             fd = os.open(tmp, _NEW_FILE_FLAGS, 0o600, dir_fd=dir_fd)

@@ -32,7 +32,15 @@ from imginspect.errors import (
 from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST, is_valid_tag
 from imginspect.result import RateLimit
 from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead, ReferrersPage
-from imginspect.transport import HttpTransport, Response, parse_retry_after
+from imginspect.transport import HttpTransport, Response, parse_retry_after, remaining_time
+
+#: How long (seconds) a request waits for another request's scheme negotiation before it
+#: negotiates on its own. The answer takes one TCP connect and one TLS handshake attempt (a
+#: few round trips: milliseconds on a LAN, well under a second across the world); when the
+#: https probe works, also the first answer. It takes longer only when that request hangs
+#: (e.g. on its own repository): then the others lose at most this much, and probe as
+#: every request did before negotiations were shared.
+SCHEME_WAIT = 2.0
 
 
 class RegistryClient:
@@ -68,6 +76,11 @@ class RegistryClient:
             self._scheme = urlsplit(self._endpoint).scheme
         #: the scheme came from the cache: if it stops working, negotiate again
         self._scheme_from_cache = False
+        # One negotiation at a time (see _negotiate): the token of the request leading it, and
+        # a condition notified whenever the scheme becomes known or a negotiation ends. Its
+        # lock guards _scheme, _scheme_from_cache and _leader; it is never held across I/O.
+        self._leader: object | None = None
+        self._scheme_settled = threading.Condition(threading.Lock())
         if self._scheme is None and cache is not None:
             known = (cache.get_host(self.api_host) or {}).get("scheme")
             if known in ("https", "http"):
@@ -362,8 +375,11 @@ class RegistryClient:
             all_headers["Authorization"] = authorization
         # The transport reads error bodies (to quote them) to its own small bound.
         limit = max_bytes if method != "HEAD" else 0
-        scheme = self._scheme
-        if scheme is not None:
+        lead: object | None = None
+        for _attempt in range(2):
+            scheme, from_cache, lead = self._scheme_or_lead()
+            if scheme is None:
+                break
             try:
                 response = self._transport.request(
                     method,
@@ -375,10 +391,9 @@ class RegistryClient:
                     follow_redirects=follow_redirects,
                 )
             except ConnectionFailedError:
-                if not self._scheme_from_cache:
+                if not from_cache:
                     raise
                 # The registry changed since it was cached (e.g. now speaks TLS): negotiate.
-                self._scheme, self._scheme_from_cache = None, False
             else:
                 if not (
                     scheme == "http"
@@ -388,8 +403,78 @@ class RegistryClient:
                     return response
                 # The registry moved from http to https on the same port (Go and nginx say so
                 # in a 400 to a plain request): negotiate again, https first.
+            self._forget_scheme(scheme, from_cache)
+        # The scheme is unknown: this request leads the negotiation, or negotiates on its own
+        # (another's said nothing within the bound, or two schemes in a row stopped working).
+        try:
+            return self._negotiate(method, path, all_headers, limit, what, follow_redirects)
+        finally:
+            if lead is not None:
+                self._end_negotiation(lead)
+
+    def _scheme_or_lead(self) -> tuple[str | None, bool, object | None]:
+        """The scheme to use, or who finds it out: ``(scheme, from_cache, None)`` when it is
+        known (now, or after waiting for another request's negotiation); ``(None, False,
+        token)`` when this request leads the negotiation (it must pass ``token`` to
+        :meth:`_end_negotiation` when done); ``(None, False, None)`` when it negotiates on
+        its own, another request's negotiation having said nothing within the bound.
+
+        The bound is :data:`SCHEME_WAIT` per leader (a new leader after one whose negotiation
+        failed gets its own), and at most half of what is left of this request's deadline:
+        the other half is left to try on its own.
+        """
+        scheme, from_cache = self._scheme, self._scheme_from_cache
+        if scheme is not None:  # the usual case: no lock (a racing read = an earlier start)
+            return scheme, from_cache, None
+        waited_for: object | None = None
+        until = waited = 0.0
+        with self._scheme_settled:
+            while True:
+                if self._scheme is not None:
+                    return self._scheme, self._scheme_from_cache, None
+                leader = self._leader
+                if leader is None:
+                    self._leader = token = object()
+                    return None, False, token
+                now = time.monotonic()
+                if leader is not waited_for:
+                    left = remaining_time()
+                    waited = SCHEME_WAIT if left is None else max(0.0, min(SCHEME_WAIT, left / 2))
+                    waited_for, until = leader, now + waited
+                if now >= until:
+                    break
+                self._scheme_settled.wait(until - now)
+        if self._transport.log is not None:
+            self._transport.log(
+                f"scheme of {self.api_host}: still unknown after {waited:.2f} s of another "
+                "request's negotiation; negotiating on its own"
+            )
+        return None, False, None
+
+    def _end_negotiation(self, token: object) -> None:
+        """The negotiation ``token`` leads is over, with a scheme or without (an error): the
+        requests waiting for it use the scheme, or one of them leads the next negotiation."""
+        with self._scheme_settled:
+            if self._leader is token:
+                self._leader = None
+            self._scheme_settled.notify_all()
+
+    def _settle_scheme(self, scheme: str) -> None:
+        """The scheme is known (not yet remembered in the cache): waiting requests use it."""
+        with self._scheme_settled:
+            if self._scheme is None:
+                self._scheme = scheme
+                self._scheme_settled.notify_all()
+
+    def _forget_scheme(self, scheme: str, from_cache: bool) -> None:
+        """``scheme`` stopped working: negotiate again, unless another request has already
+        replaced it (its failure is older news)."""
+        with self._scheme_settled:
+            if (self._scheme, self._scheme_from_cache) == (scheme, from_cache):
                 self._scheme, self._scheme_from_cache = None, False
-        return self._negotiate(method, path, all_headers, limit, what, follow_redirects)
+                # a negotiation still running settled the scheme forgotten now: the next one
+                # need not wait for it to end
+                self._leader = None
 
     def _negotiate(
         self,
@@ -400,12 +485,27 @@ class RegistryClient:
         what: str,
         follow_redirects: bool,
     ) -> Response:
-        """The first request to an insecure registry whose scheme is not known: https without
+        """A request to an insecure registry whose scheme is not known: https without
         verification, then plain http if TLS fails to connect (as the Docker daemon does).
 
-        Negotiate without holding a lock: a request that hangs (one bad repository) must not
-        hold up the other references of a batch, each bound by its own deadline. Threads that
-        start before the scheme is known probe on their own; that is harmless.
+        One negotiation at a time (single-flight): the first request that needs the scheme
+        leads (:meth:`_scheme_or_lead`); requests that start meanwhile wait on a condition for
+        its outcome, then use the scheme it found, so a batch of 8 workers sends one TLS probe
+        and one speculative plain request, not 8 of each (8 handshakes to answer one question,
+        and impolite to a real registry). No lock is held across the network: the leader only
+        announces what it learns.
+
+        The wait is bounded, because the leader's request may hang on its own repository long
+        after the scheme question was answered, and each reference has its own deadline:
+
+        * the scheme is announced as soon as it is known: https when its answer comes; http
+          at once when the TLS probe failed for good (the host answered, not with TLS), while
+          the leader still waits for its own plain answer;
+        * a waiter waits at most :data:`SCHEME_WAIT` (and half its remaining deadline), then
+          negotiates on its own, as every request did before;
+        * a negotiation that ends without a scheme (an error) wakes the waiters: the first to
+          wake leads the next one, the others wait for it in turn (no herd of probes; the
+          transport's breaker makes a dead host fail them at once).
         """
 
         def send(scheme: str, *, retry: bool = True) -> Response:
@@ -438,10 +538,12 @@ class RegistryClient:
             response = send("https", retry=False)  # refused or failed TLS: try plain http
         except ConnectionFailedError as failure:
             # As the Docker daemon does for insecure registries: fall back to plain HTTP.
-            if failure.permanent and self._scheme is None:
-                # The host answered, but not with TLS: references that start now need not
-                # probe again (the scheme is remembered for good once http has answered).
-                self._scheme = "http"
+            if failure.permanent:
+                # The host answered, but not with TLS: requests waiting for this negotiation,
+                # and those that start now, use http without waiting for this request's own
+                # answer, which may hang (the scheme is remembered for good, in the cache,
+                # once http has answered).
+                self._settle_scheme("http")
             response = plain.result() if plain is not None else send("http")
             self._remember_scheme("http")
             return response
@@ -449,8 +551,10 @@ class RegistryClient:
         return response
 
     def _remember_scheme(self, scheme: str) -> None:
-        self._scheme = scheme
-        if self._cache is not None:
+        with self._scheme_settled:
+            self._scheme, self._scheme_from_cache = scheme, False
+            self._scheme_settled.notify_all()
+        if self._cache is not None:  # a file: written outside the lock
             self._cache.update_host(self.api_host, scheme=scheme)
 
     def _error_for(

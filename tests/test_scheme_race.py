@@ -2,9 +2,12 @@
 
 A cold request to an insecure registry whose scheme is not known sends the https probe and
 the plain-HTTP request concurrently (without credentials only), uses https whenever it
-works, and the plain answer only when TLS failed to connect. Measured through a recording
-TCP proxy in front of the real registries: when each connection started (the proxy's
-clock, not the client's start-up), whether it was TLS, and what a plain one carried.
+works, and the plain answer only when TLS failed to connect. One negotiation at a time per
+registry client: the requests of a batch that start meanwhile wait for its outcome (at
+most a bound, and never past half their deadline), so a batch sends one TLS probe.
+Measured through a recording TCP proxy in front of the real registries: when each
+connection started (the proxy's clock, not the client's start-up), whether it was TLS, and
+what a plain one carried.
 """
 
 from __future__ import annotations
@@ -18,17 +21,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from imginspect import registry as registry_module
 from imginspect.auth import Credential
+from imginspect.batch import InspectRequest, inspect_many, inspect_one
 from imginspect.cache import Cache
 from imginspect.errors import ConnectionFailedError, NetworkError, NotFoundError
 from imginspect.inspector import Inspector
+from imginspect.output import OutputMode
 from imginspect.reference import parse_reference
-from imginspect.registry import RegistryClient, _has_port
+from imginspect.registry import SCHEME_WAIT, RegistryClient, _has_port
 from imginspect.transport import HttpTransport, deadline
 from tests.support.badserver import GOOD_IMAGE, BadServer, Reply, Scenario, closed_port
 from tests.support.corpus import PushedImage
@@ -59,7 +66,8 @@ class Link:
 class RecordingProxy:
     """Loopback TCP proxy: records every connection, delays each new one by ``delay`` (and
     TLS ones by ``tls_delay`` more), and sends TLS connections to ``tls_upstream`` (default:
-    ``upstream``), plain ones to ``upstream``."""
+    ``upstream``), plain ones to ``upstream``. With ``stall_first_tls`` the first TLS
+    connection goes nowhere: its handshake never completes (the client gives up)."""
 
     def __init__(
         self,
@@ -68,11 +76,15 @@ class RecordingProxy:
         delay: float = 0.0,
         tls_upstream: str | None = None,
         tls_delay: float = 0.0,
+        stall_first_tls: bool = False,
     ) -> None:
         self._upstream = upstream
         self._tls_upstream = tls_upstream or upstream
         self._delay, self._tls_delay = delay, tls_delay
+        self._stall_first_tls = stall_first_tls
         self.links: list[Link] = []
+        #: set when the first TLS connection's first bytes arrived
+        self.tls_seen = threading.Event()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -118,6 +130,14 @@ class RecordingProxy:
             if not first:
                 return
             link.tls = first[:1] == b"\x16"
+            if link.tls:
+                with self._lock:
+                    stall = self._stall_first_tls and not self.tls_seen.is_set()
+                    self.tls_seen.set()
+                if stall:
+                    while client.recv(65536):  # until the client hangs up
+                        pass
+                    return
             time.sleep(self._delay + (self._tls_delay if link.tls else 0.0))
             host, _, port = (self._tls_upstream if link.tls else self._upstream).rpartition(":")
             upstream = socket.create_connection((host, int(port)), timeout=10)
@@ -331,3 +351,218 @@ def test_only_hosts_with_a_port_race() -> None:
     assert _has_port("127.0.0.1:5000") and _has_port("[::1]:5000") and _has_port("r.io:443")
     assert not _has_port("registry.example") and not _has_port("[::1]")
     assert not _has_port("r.io:99999")  # not a port at all
+
+
+# --------------------------------------------------------------------------- one negotiation
+#
+# A batch starts its workers before the scheme is known. They share one negotiation: the
+# first request leads it, the others wait for its outcome (bounded), then use that scheme.
+
+#: workers of the batches below (the CLI's default)
+WORKERS = 8
+#: the deadline of a request that hangs in the tests below: far longer than the others need
+HANG_DEADLINE = 8.0
+
+
+def _digest_request(timeout: float = 30.0) -> InspectRequest:
+    return InspectRequest(mode=OutputMode.DIGEST, timeout=timeout)
+
+
+def _batch_refs(netloc: str, corpus: dict[str, PushedImage], count: int) -> list[tuple[str, str]]:
+    images = [corpus[key] for key in ("oci-index", "schema2", "oci-single", "buildkit")]
+    return [
+        (f"{netloc}/{images[i % len(images)].reference}", images[i % len(images)].digest)
+        for i in range(count)
+    ]
+
+
+def _answered(logged: list[str]) -> list[tuple[str, str]]:
+    """(scheme, status) of each answered HEAD in the debug log, in order."""
+    pattern = re.compile(r"HEAD (\w+)://\S+ -> (\d{3}) ")
+    return [(m.group(1), m.group(2)) for m in map(pattern.match, logged) if m]
+
+
+@pytest.mark.parametrize("variant", ["plain", "token"])
+def test_a_batch_against_a_plain_registry_sends_one_tls_probe(
+    request: pytest.FixtureRequest, variant: str
+) -> None:
+    """Every worker starts while the TLS probe is still out (the proxy holds it DELAY s):
+    one probe, not one per worker, and every reference answered over plain http."""
+    registry: Registry = request.getfixturevalue(f"registry_{variant}")
+    corpus: dict[str, PushedImage] = request.getfixturevalue(f"corpus_{variant}")
+    logged: list[str] = []
+    with RecordingProxy(registry.host, tls_delay=DELAY) as proxy:
+        expected = _batch_refs(proxy.netloc, corpus, 3 * WORKERS)
+        with Inspector(log=logged.append) as inspector:
+            outcomes = list(
+                inspect_many(
+                    inspector, [g for g, _ in expected], _digest_request(), concurrency=WORKERS
+                )
+            )
+        links = proxy.settled()
+    assert [(o.given, o.digest, o.error) for o in outcomes] == [
+        (given, digest, None) for given, digest in expected
+    ]
+    assert [link.tls for link in links].count(True) == 1, links
+    # one connection per request in flight, and the leader's speculative plain request
+    assert [link.tls for link in links].count(False) <= WORKERS + 1, links
+    assert sum("trying https and http at once" in line for line in logged) == 1, logged
+    assert {scheme for scheme, _ in _answered(logged)} == {"http"}, logged  # no https answer
+
+
+def test_a_batch_against_a_tls_registry_negotiates_once_and_uses_https(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """The TLS answer takes DELAY s (the proxy holds it): the workers that start meanwhile
+    wait for it instead of sending a speculative plain request each. https is used and
+    remembered."""
+    logged: list[str] = []
+    with RecordingProxy(registry_tls.host, tls_delay=DELAY) as proxy:
+        expected = _batch_refs(proxy.netloc, corpus_tls, 3 * WORKERS)
+        with Inspector(log=logged.append, cache=Cache(tmp_path / "cache")) as inspector:
+            outcomes = list(
+                inspect_many(
+                    inspector, [g for g, _ in expected], _digest_request(), concurrency=WORKERS
+                )
+            )
+        links = proxy.settled()
+    assert [(o.given, o.digest, o.error) for o in outcomes] == [
+        (given, digest, None) for given, digest in expected
+    ]
+    (plain,) = [link for link in links if not link.tls]  # the leader's speculative request
+    assert plain.answer.startswith(b"HTTP/1.0 400 Bad Request"), plain.answer
+    assert sum("trying https and http at once" in line for line in logged) == 1, logged
+    answered = _answered(logged)
+    assert answered.count(("https", "200")) == len(expected), logged
+    assert [a for a in answered if a[0] == "http"] == [("http", "400")], logged
+    assert (Cache(tmp_path / "cache").get_host(proxy.netloc) or {}).get("scheme") == "https"
+
+
+def test_the_scheme_is_shared_once_tls_failed_while_the_leaders_request_hangs() -> None:
+    """The leader's own request hangs (its repository's manifest never comes), but its TLS
+    probe failed for good after DELAY s, which settles the scheme: the references waiting
+    for it go on over plain http then, without a probe of their own and without waiting for
+    the leader's request."""
+    hang = Scenario("hang", manifest=Reply(stall="before-headers"))
+    good = Scenario("good", image=GOOD_IMAGE)
+    with (
+        BadServer("127.0.0.1", [hang, good]) as server,
+        RecordingProxy(server.netloc, tls_delay=DELAY) as proxy,
+        Inspector() as inspector,
+        ThreadPoolExecutor(WORKERS) as pool,
+    ):
+        leader = pool.submit(
+            inspect_one, inspector, f"{proxy.netloc}/hang:latest", _digest_request(HANG_DEADLINE)
+        )
+        assert proxy.tls_seen.wait(10)  # the leader's probe is out, and held for DELAY s
+        others = [
+            pool.submit(inspect_one, inspector, f"{proxy.netloc}/good:latest", _digest_request())
+            for _ in range(WORKERS - 1)
+        ]
+        outcomes = [future.result(timeout=30) for future in others]
+        leader_was_running = not leader.done()
+        (hung,) = server.requests_for("hang")
+        hung_was_running = not hung.done
+        stalled = leader.result(timeout=30)
+        links = proxy.settled()
+    assert [(o.digest, o.error) for o in outcomes] == [(GOOD_IMAGE.digest, None)] * (WORKERS - 1)
+    assert leader_was_running and hung_was_running
+    assert stalled.error is not None and "deadline passed" in stalled.error.message
+    assert [link.tls for link in links].count(True) == 1, links
+    assert server.tls_probes == 1
+
+
+def test_waiting_for_the_scheme_is_bounded_when_the_leader_hangs_before_it_is_known(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage]
+) -> None:
+    """The leader's TLS handshake never completes (the proxy holds the first TLS connection),
+    so its negotiation says nothing until the leader's deadline. The references waiting for
+    it give up waiting after a short bound, find https on their own, and are answered while
+    the leader still hangs."""
+    image = corpus_tls["schema2"]
+    with (
+        RecordingProxy(registry_tls.host, stall_first_tls=True) as proxy,
+        Inspector() as inspector,
+        ThreadPoolExecutor(WORKERS) as pool,
+    ):
+        given = f"{proxy.netloc}/{image.reference}"
+        leader = pool.submit(inspect_one, inspector, given, _digest_request(HANG_DEADLINE))
+        assert proxy.tls_seen.wait(10)
+        others = [
+            pool.submit(inspect_one, inspector, given, _digest_request())
+            for _ in range(WORKERS - 1)
+        ]
+        outcomes = [future.result(timeout=30) for future in others]
+        leader_was_running = not leader.done()
+        stalled = leader.result(timeout=30)
+        # once the scheme is known, nobody waits or probes any more
+        later = inspect_one(inspector, given, _digest_request())
+        links = proxy.settled()
+    assert [(o.digest, o.error) for o in outcomes] == [(image.digest, None)] * (WORKERS - 1)
+    assert leader_was_running
+    assert stalled.error is not None and "deadline passed" in stalled.error.message
+    assert (later.digest, later.error) == (image.digest, None)
+    assert sum(link.tls for link in links) >= 2, links  # the stalled one, and the waiters'
+
+
+def test_a_waiter_keeps_half_its_deadline_to_negotiate_on_its_own(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage]
+) -> None:
+    """A waiting reference whose deadline is shorter than the bound waits half of it, then
+    finds the scheme on its own within the other half (were it to wait the full bound, its
+    deadline would pass first)."""
+    image = corpus_tls["schema2"]
+    short = SCHEME_WAIT / 2
+    logged: list[str] = []
+    with (
+        RecordingProxy(registry_tls.host, stall_first_tls=True) as proxy,
+        Inspector(log=logged.append) as inspector,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        given = f"{proxy.netloc}/{image.reference}"
+        leader = pool.submit(inspect_one, inspector, given, _digest_request(HANG_DEADLINE))
+        assert proxy.tls_seen.wait(10)
+        waiter = inspect_one(inspector, given, _digest_request(short))
+        leader_was_running = not leader.done()
+        stalled = leader.result(timeout=30)
+        proxy.settled()
+    assert (waiter.digest, waiter.error) == (image.digest, None)
+    assert leader_was_running
+    assert stalled.error is not None and "deadline passed" in stalled.error.message
+    (gave_up,) = [line for line in logged if "negotiating on its own" in line]
+    waited = float(re.findall(r"after (\d+\.\d+) s", gave_up)[0])
+    assert 0 < waited <= short / 2, gave_up
+
+
+def test_after_a_leader_failed_one_waiter_leads_the_next_negotiation(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader's handshake hangs and its deadline passes: its negotiation ends without a
+    scheme. That wakes the references waiting for it (the bound is raised to a minute here:
+    only the leader's end can wake them in time); one leads the next negotiation and the
+    others wait for that one: two negotiations in all (two speculative plain requests), not
+    one per waiter, and nobody gave up waiting."""
+    monkeypatch.setattr(registry_module, "SCHEME_WAIT", 60.0)
+    image = corpus_tls["schema2"]
+    logged: list[str] = []
+    with (
+        RecordingProxy(registry_tls.host, stall_first_tls=True) as proxy,
+        Inspector(log=logged.append) as inspector,
+        ThreadPoolExecutor(WORKERS) as pool,
+    ):
+        given = f"{proxy.netloc}/{image.reference}"
+        leader = pool.submit(inspect_one, inspector, given, _digest_request(1.0))
+        assert proxy.tls_seen.wait(10)
+        others = [
+            pool.submit(inspect_one, inspector, given, _digest_request(60.0))
+            for _ in range(WORKERS - 1)
+        ]
+        failed = leader.result(timeout=30)
+        # (waiting out the bound, min(60 s, half of 60 s), would take far longer than this)
+        outcomes = [future.result(timeout=10) for future in others]
+        links = proxy.settled()
+    assert failed.error is not None and "deadline passed" in failed.error.message
+    assert [(o.digest, o.error) for o in outcomes] == [(image.digest, None)] * (WORKERS - 1)
+    assert sum("trying https and http at once" in line for line in logged) == 2, logged
+    assert not any("negotiating on its own" in line for line in logged), logged
+    assert [link.tls for link in links].count(False) == 2, links

@@ -464,6 +464,7 @@ def test_the_scheme_is_shared_once_tls_failed_while_the_leaders_request_hangs() 
         (hung,) = server.requests_for("hang")
         hung_was_running = not hung.done
         stalled = leader.result(timeout=30)
+        inspector.close()  # its idle connections end: the proxy's links settle
         links = proxy.settled()
     assert [(o.digest, o.error) for o in outcomes] == [(GOOD_IMAGE.digest, None)] * (WORKERS - 1)
     assert leader_was_running and hung_was_running
@@ -497,6 +498,7 @@ def test_waiting_for_the_scheme_is_bounded_when_the_leader_hangs_before_it_is_kn
         stalled = leader.result(timeout=30)
         # once the scheme is known, nobody waits or probes any more
         later = inspect_one(inspector, given, _digest_request())
+        inspector.close()  # its idle connections end: the proxy's links settle
         links = proxy.settled()
     assert [(o.digest, o.error) for o in outcomes] == [(image.digest, None)] * (WORKERS - 1)
     assert leader_was_running
@@ -525,6 +527,7 @@ def test_a_waiter_keeps_half_its_deadline_to_negotiate_on_its_own(
         waiter = inspect_one(inspector, given, _digest_request(short))
         leader_was_running = not leader.done()
         stalled = leader.result(timeout=30)
+        inspector.close()  # its idle connections end: the proxy's links settle
         proxy.settled()
     assert (waiter.digest, waiter.error) == (image.digest, None)
     assert leader_was_running
@@ -560,6 +563,7 @@ def test_after_a_leader_failed_one_waiter_leads_the_next_negotiation(
         failed = leader.result(timeout=30)
         # (waiting out the bound, min(60 s, half of 60 s), would take far longer than this)
         outcomes = [future.result(timeout=10) for future in others]
+        inspector.close()  # its idle connections end: the proxy's links settle
         links = proxy.settled()
     assert failed.error is not None and "deadline passed" in failed.error.message
     assert [(o.digest, o.error) for o in outcomes] == [(image.digest, None)] * (WORKERS - 1)

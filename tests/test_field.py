@@ -262,9 +262,10 @@ def test_pool_race_stress_thousands_of_requests_at_64_in_flight(
     assert errors == []
     assert connection_use.foreign_closes == []
     assert connection_use.requests >= count
-    # reuse: about one connection per request in flight (64), plus the scheme negotiation's
-    # plain-http attempts while the first requests race it; never one per request
-    assert connection_use.opened <= 64 + 24, connection_use.opened
+    # reuse: about one connection per request in flight (64), plus the one scheme
+    # negotiation's https probe and plain-http attempt (the other requests wait for it; a
+    # few more only if one's wait ran out on a loaded machine); never one per request
+    assert connection_use.opened <= 64 + 8, connection_use.opened
 
 
 # --------------------------------------------------------------------------- schemes

@@ -956,6 +956,10 @@ def _check_batch(run: Run, refs: list[str], *, failing: str, code: str) -> None:
 # --------------------------------------------------------------------------- Ctrl-C
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
 def test_ctrl_c_while_waiting_for_the_registry(registry: BadServer, batch: bool) -> None:
     name = f"sigint-{'batch' if batch else 'single'}"
@@ -970,6 +974,9 @@ def test_ctrl_c_while_waiting_for_the_registry(registry: BadServer, batch: bool)
         stderr=subprocess.PIPE,
         env=cli_env(),
         cwd=REPO_ROOT,
+        # As from a terminal: a suite started in the background (`cmd &`, nohup) passes SIGINT
+        # on ignored, and a program started so rightly keeps ignoring Ctrl-C.
+        preexec_fn=_sigint_default,
     )
     try:
         # Wait until it is blocked on the registry (imports done, handler in place) ...

@@ -236,9 +236,11 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     first_domain = options.domain_of(first)
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
-    cache = _open_cache(log) if not params["no_cache"] else None
+    open_cache = (lambda: _open_cache(log)) if not params["no_cache"] else (lambda: None)
     if first_domain is not None:
-        _warm_up(first_domain, insecure=bool(params["insecure"]), cache=cache)
+        cache = _warm_up(first_domain, insecure=bool(params["insecure"]), open_cache=open_cache)
+    else:
+        cache = open_cache()
     resolver, settings = options.credentials_and_settings(
         **credential_params,
         first_domain=first_domain,
@@ -281,21 +283,38 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         sys.exit(code)
 
 
-def _warm_up(domain: str, *, insecure: bool, cache: Cache | None) -> None:
+def _warm_up(
+    domain: str, *, insecure: bool, open_cache: Callable[[], Cache | None]
+) -> Cache | None:
     """Connect to the first reference's registry while the HTTP stack loads and the
-    configuration is read (see :mod:`imginspect.warmup`)."""
+    configuration is read (see :mod:`imginspect.warmup`); returns the run's cache, which
+    ``open_cache`` opens. A registry spoken to over https only is connected to before the
+    cache is opened (platformdirs and the cache directory: 5-10 ms, which a connection to a
+    distant registry would otherwise start after): the cache cannot change where it goes.
+    An insecure one (its scheme may be cached) and Docker Hub's token service (not needed
+    when a challenge is cached) wait for the cache."""
     from imginspect import warmup
-    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST
+    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST, is_loopback_host
 
     api_host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
-    known = (cache.get_host(api_host) or {}) if cache is not None else {}
-    scheme_known = bool(known.get("scheme"))
-    if not warmup.start_for_domain(domain, insecure=insecure, scheme_known=scheme_known):
-        return  # a proxy, or a name that cannot be connected to
-    if domain == DEFAULT_DOMAIN and "challenge" not in known:
+    if not (insecure or is_loopback_host(domain)):
+        started = warmup.start_for_domain(domain, insecure=False)
+        cache = open_cache()
+    else:
+        cache = open_cache()
+        known = (cache.get_host(api_host) or {}) if cache is not None else {}
+        started = warmup.start_for_domain(
+            domain, insecure=insecure, scheme_known=bool(known.get("scheme"))
+        )
+    if not started:
+        return cache  # a proxy, or a name that cannot be connected to
+    if domain == DEFAULT_DOMAIN and (
+        cache is None or "challenge" not in (cache.get_host(api_host) or {})
+    ):
         # A first run on Docker Hub: its 401 will name auth.docker.io, whose token is the
         # next request. Once the challenge is cached, a token may be too: nothing then.
         warmup.start_for_realm(warmup.DOCKER_HUB_REALM, api_host)
+    return cache
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:

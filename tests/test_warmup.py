@@ -309,12 +309,16 @@ def test_a_first_docker_hub_run_warms_its_token_service_too(
 
     monkeypatch.setattr(warmup, "start", record)
     cache = Cache(tmp_path / "cache")
-    _warm_up("docker.io", insecure=False, cache=cache)
+    assert _warm_up("docker.io", insecure=False, open_cache=lambda: cache) is cache
     assert started == [("registry-1.docker.io", 443), ("auth.docker.io", 443)]
 
     started.clear()
-    _warm_up("ghcr.io", insecure=False, cache=cache)  # its realm is on its own host
+    _warm_up("ghcr.io", insecure=False, open_cache=lambda: cache)  # realm on its own host
     assert started == [("ghcr.io", 443)]
+
+    started.clear()
+    assert _warm_up("docker.io", insecure=False, open_cache=lambda: None) is None  # --no-cache
+    assert started == [("registry-1.docker.io", 443), ("auth.docker.io", 443)]
 
     started.clear()
     cache.update_host(
@@ -324,10 +328,48 @@ def test_a_first_docker_hub_run_warms_its_token_service_too(
             "params": {"realm": warmup.DOCKER_HUB_REALM, "service": "registry.docker.io"},
         },
     )
-    _warm_up("docker.io", insecure=False, cache=Cache(tmp_path / "cache"))
+    _warm_up("docker.io", insecure=False, open_cache=lambda: Cache(tmp_path / "cache"))
     assert started == [("registry-1.docker.io", 443)]
 
     started.clear()
     monkeypatch.setattr(warmup, "start", lambda host, port, **_: False)  # e.g. a proxy
-    _warm_up("docker.io", insecure=False, cache=Cache(tmp_path / "other"))
+    _warm_up("docker.io", insecure=False, open_cache=lambda: Cache(tmp_path / "other"))
     assert started == []
+
+
+def test_an_https_registry_is_connected_to_before_the_cache_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the cache cannot change what to connect to (https only), the connection starts
+    first: opening the cache (platformdirs, its directory) is 5-10 ms a distant registry's
+    connect would otherwise wait for. An insecure or loopback registry's scheme may be
+    cached (one connection then, two to negotiate): the cache is read first."""
+    from imginspect.cache import Cache
+    from imginspect.cli import _warm_up
+
+    events: list[str] = []
+
+    def record(host: str, port: int, *, count: int = 1, **_: object) -> bool:
+        events.append(f"connect {host}:{port} x{count}")
+        return True
+
+    def open_cache() -> Cache:
+        events.append("cache")
+        return Cache(tmp_path / "cache")
+
+    monkeypatch.setattr(warmup, "start", record)
+    _warm_up("ghcr.io", insecure=False, open_cache=open_cache)
+    assert events == ["connect ghcr.io:443 x1", "cache"]
+
+    events.clear()
+    _warm_up("localhost:5000", insecure=False, open_cache=open_cache)
+    assert events == ["cache", "connect localhost:5000 x2"]  # scheme unknown: negotiate
+
+    events.clear()
+    Cache(tmp_path / "cache").update_host("localhost:5000", scheme="http")
+    _warm_up("localhost:5000", insecure=False, open_cache=open_cache)
+    assert events == ["cache", "connect localhost:5000 x1"]  # known: one connection
+
+    events.clear()
+    _warm_up("registry.internal:5000", insecure=True, open_cache=open_cache)
+    assert events == ["cache", "connect registry.internal:5000 x2"]

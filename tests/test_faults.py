@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,7 +135,7 @@ def assert_fails(run: Run, code: int, *fragments: str, hint: str | None = None) 
     return lines[0]
 
 
-def assert_succeeds(run: Run, *, debug: bool = False) -> dict[str, object]:
+def assert_succeeds(run: Run, *, debug: bool = False) -> dict[str, Any]:
     """Exit 0, a clean stderr (but for ``debug:`` lines if ``debug``), and stdout that parses
     as the ``--json`` document."""
     context = (

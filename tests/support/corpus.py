@@ -919,7 +919,7 @@ def _windows_app(b: _Builder) -> PushedImage:
             config_style="compact",
             style="indent3",
         )
-        plat = {"architecture": "amd64", "os": "windows", "os.version": version}
+        plat: dict[str, Any] = {"architecture": "amd64", "os": "windows", "os.version": version}
         if features:
             plat["os.features"] = features
         entries.append((child, plat, None))

@@ -85,17 +85,44 @@ def record(cls: type[_T]) -> type[_T]:
         raise TypeError(f"@record does not support field {unsupported[0]!r} of {cls.__qualname__}")
     # A placeholder of the class's own, so a subclass never runs its base's __init__.
     type.__setattr__(cls, "__init__", _first_init(cls))
+    type.__setattr__(cls, "_record", True)
     return cls
 
 
 def _first_init(cls: type) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init = _compile_init(cls)
-        type.__setattr__(cls, "__init__", init)  # later instances call it directly
-        init(self, *args, **kwargs)
+        _installed_init(cls)(self, *args, **kwargs)
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__._record_placeholder_of = cls  # type: ignore[attr-defined]
     return __init__
+
+
+def _installed_init(cls: type) -> Callable[..., None]:
+    """``cls``'s compiled ``__init__``, compiled and installed now if it was not yet."""
+    init: Callable[..., None] = cls.__dict__["__init__"]
+    if getattr(init, "_record_placeholder_of", None) is cls:
+        init = _compile_init(cls)
+        type.__setattr__(cls, "__init__", init)  # later instances call it directly
+    return init
+
+
+class _InitSignature:
+    """``__signature__`` of a record class, which ``inspect.signature()`` and ``help()`` read
+    before its ``__init__``: the compiled one's, without ``self`` (the placeholder's would be
+    ``(*args, **kwargs)``). Nothing is computed until asked for."""
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        for cls in owner.__mro__:
+            init = cls.__dict__.get("__init__")
+            if init is not None:
+                if "__dataclass_fields__" not in cls.__dict__ or not hasattr(cls, "_record"):
+                    return None  # not a record's: inspect reads the __init__ itself
+                import inspect  # loaded already (dataclasses imports it)
+
+                signature = inspect.signature(_installed_init(cls))
+                return signature.replace(parameters=list(signature.parameters.values())[1:])
+        return None
 
 
 def _compile_init(cls: type) -> Callable[..., None]:
@@ -123,17 +150,28 @@ def _compile_init(cls: type) -> Callable[..., None]:
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
+    init.__annotations__ = {f.name: f.type for f in fields(cls)} | {"return": None}
     return init
 
 
-#: The default of a parameter whose field has a ``default_factory`` (as dataclasses does).
-_FACTORY = object()
+class _Factory:
+    """The default of a parameter whose field has a ``default_factory`` (as dataclasses has
+    one, shown as ``<factory>`` too)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
 
 
 class Record:
     """Base of a ``@record`` class: see the module."""
 
     __slots__ = ()
+    __signature__ = _InitSignature()
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")

@@ -198,6 +198,8 @@ def _copy_host_field(name: str, value: Any) -> Any:
 
 @record
 class CacheStats(Record):
+    """What the cache at ``path`` holds: content files, their bytes, tokens and tags."""
+
     path: Path
     entries: int
     bytes: int

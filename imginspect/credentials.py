@@ -300,6 +300,8 @@ class _Location(Record):
 
 @record
 class _File(Record):
+    """One docker config file as read: its auths, credential helpers and store."""
+
     location: _Location
     auths: dict[str, dict[str, Any]]
     cred_helpers: dict[str, str]
@@ -308,6 +310,8 @@ class _File(Record):
 
 @record
 class _Found(Record):
+    """A credential and where it came from (kind, helper, file, key or variable)."""
+
     credential: Credential
     kind: str
     helper: str = ""

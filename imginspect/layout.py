@@ -226,6 +226,8 @@ def _check_size(size: int, max_bytes: int, what: str, subject: str) -> None:
 
 @record
 class _Opened(Record):
+    """An opened layout: its store and its top-level index, as read and parsed."""
+
     store: _Store
     index_raw: bytes
     index_digest: str

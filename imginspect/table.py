@@ -39,12 +39,16 @@ CONTINUATION = "    "
 
 @record
 class _Column(Record):
+    """A column of the platform table: its header and alignment."""
+
     header: str
     right: bool = False
 
 
 @record
 class _Cell(Record):
+    """A cell of the platform table: its text and rich style."""
+
     text: str
     style: str = ""
 

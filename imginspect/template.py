@@ -59,6 +59,8 @@ class TemplateError(UsageError):
 
 @record
 class _Tok(Record):
+    """A token of a --format template action, with its position for error messages."""
+
     kind: str  # field var ident string number lparen rparen pipe assign decl comma dot
     text: str
     pos: int

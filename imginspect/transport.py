@@ -63,6 +63,8 @@ _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "
 
 @record
 class Timeouts(Record):
+    """Seconds to wait for a connection and for each read."""
+
     connect: float = 10.0
     read: float = 30.0
 

@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import inspect
 import pickle
+import pydoc
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
@@ -154,6 +155,37 @@ def test_each_records_init_is_the_one_a_frozen_dataclass_has(cls: type) -> None:
             ), name
         else:
             assert param.default is other.default, name
+
+
+@pytest.mark.parametrize("cls", RECORDS, ids=lambda cls: cls.__qualname__)
+def test_each_record_shows_its_fields_signature_and_its_own_docstring(cls: type) -> None:
+    """``inspect.signature`` and ``help()`` show the fields (not the placeholder's
+    ``(*args, **kwargs)``), before the first instance too; the docstring is the class's own
+    (dataclasses computes one from the signature at import when there is none)."""
+    signature = inspect.signature(cls)
+    assert list(signature.parameters) == [f.name for f in dataclasses.fields(cls)]
+    assert str(signature) in pydoc.render_doc(cls)
+    assert cls.__doc__ and not cls.__doc__.startswith(f"{cls.__name__}(")
+
+
+def test_signature_before_the_first_instance() -> None:
+    @record
+    class Fresh(Record):
+        """Never built before the signature is read."""
+
+        name: str
+        tags: list[str] = field(default_factory=list)
+
+    @dataclass(frozen=True)
+    class Twin:
+        """The same fields, declared the standard way."""
+
+        name: str
+        tags: list[str] = field(default_factory=list)
+
+    assert str(inspect.signature(Fresh)) == str(inspect.signature(Twin))
+    assert "tags: 'list[str]' = <factory>" in str(inspect.signature(Fresh))
+    assert Fresh("a").tags == []
 
 
 def test_init_is_compiled_on_first_use_and_behaves_as_a_dataclass() -> None:

@@ -18,7 +18,8 @@ from :class:`Record`, has none compiled at import (0.03 ms a class):
   default or ``default_factory``; ``compare``, ``hash`` and ``repr`` options), setting each
   field with ``object.__setattr__`` and calling ``__post_init__`` if the class has one.
   ``@record`` refuses what it does not support (``init=False`` fields, ``kw_only``,
-  ``InitVar``), so nothing silently behaves otherwise.
+  ``InitVar``), so nothing silently behaves otherwise. ``inspect.signature()`` and
+  ``help()`` show the fields before the first instance too (a lazy ``__signature__``).
 
 Type checkers see ``@record`` as ``@dataclass(frozen=True)`` (PEP 681's
 ``dataclass_transform``): a constructor typed from the fields, assignment refused.

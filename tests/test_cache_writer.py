@@ -294,6 +294,19 @@ def test_a_cache_never_closed_ends_its_writer(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- warm runs
 
 
+def _count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every digest the cache computes from now on: the bytes it hashed."""
+    hashes: list[bytes] = []
+    original = compute_digest
+
+    def counting(data: bytes, algorithm: str = "sha256") -> str:
+        hashes.append(data)
+        return original(data, algorithm)
+
+    monkeypatch.setattr(cache_module, "compute_digest", counting)
+    return hashes
+
+
 def test_reads_and_known_content_start_no_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -304,14 +317,7 @@ def test_reads_and_known_content_start_no_writer(
     writer.put_tag("example.com/a", "v1", digest)
     writer.close()
     before = _writers()
-    hashes = []
-    original = compute_digest
-
-    def counting(data: bytes, algorithm: str = "sha256") -> str:
-        hashes.append(data)
-        return original(data, algorithm)
-
-    monkeypatch.setattr(cache_module, "compute_digest", counting)
+    hashes = _count_hashes(monkeypatch)
     cache = Cache(tmp_path)
     assert cache.get_tag("example.com/a", "v1") == digest and cache.has_content(digest)
     assert cache.get_manifest(digest) == (manifest, INDEX_TYPE)
@@ -353,27 +359,20 @@ def test_warm_inspections_start_no_writer(
 
 
 def test_each_entry_is_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    hashes: list[bytes] = []
-    original = compute_digest
-
-    def counting(data: bytes, algorithm: str = "sha256") -> str:
-        hashes.append(data)
-        return original(data, algorithm)
-
-    monkeypatch.setattr(cache_module, "compute_digest", counting)
+    hashes = _count_hashes(monkeypatch)
     cache = Cache(tmp_path)
     manifest = b'{"schemaVersion":2}'
-    digest = original(manifest)
+    digest = compute_digest(manifest)
     (config_digest, config), *_ = _blobs(1)
     for _ in range(3):  # tags of one image in a batch: queued once
         cache.put_manifest(digest, manifest, INDEX_TYPE)
     cache.put_content(config_digest, config)
-    cache.put_content(original(b"a"), b"b")  # not what its name says: never queued
+    cache.put_content(compute_digest(b"a"), b"b")  # not what its name says: never queued
     cache.close()
     assert Counter(hashes) == Counter([manifest, config, b"b"])
     fresh = Cache(tmp_path)
     assert fresh.get_manifest(digest) == (manifest, INDEX_TYPE)
-    assert fresh.get_content(original(b"a"), what="x") is None
+    assert fresh.get_content(compute_digest(b"a"), what="x") is None
 
 
 def test_content_a_read_found_missing_is_written_without_a_stat(

@@ -382,6 +382,20 @@ def _answered(logged: list[str]) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for m in map(pattern.match, logged) if m]
 
 
+def _batch_succeeds(
+    inspector: Inspector, proxy: RecordingProxy, corpus: dict[str, PushedImage]
+) -> None:
+    """A batch of ``3 * WORKERS`` references through ``proxy``, ``WORKERS`` at a time: each
+    answered with its digest."""
+    expected = _batch_refs(proxy.netloc, corpus, 3 * WORKERS)
+    outcomes = inspect_many(
+        inspector, [given for given, _ in expected], _digest_request(), concurrency=WORKERS
+    )
+    assert [(o.given, o.digest, o.error) for o in outcomes] == [
+        (given, digest, None) for given, digest in expected
+    ]
+
+
 @pytest.mark.parametrize("variant", ["plain", "token"])
 def test_a_batch_against_a_plain_registry_sends_one_tls_probe(
     request: pytest.FixtureRequest, variant: str
@@ -392,17 +406,9 @@ def test_a_batch_against_a_plain_registry_sends_one_tls_probe(
     corpus: dict[str, PushedImage] = request.getfixturevalue(f"corpus_{variant}")
     logged: list[str] = []
     with RecordingProxy(registry.host, tls_delay=DELAY) as proxy:
-        expected = _batch_refs(proxy.netloc, corpus, 3 * WORKERS)
         with Inspector(log=logged.append) as inspector:
-            outcomes = list(
-                inspect_many(
-                    inspector, [g for g, _ in expected], _digest_request(), concurrency=WORKERS
-                )
-            )
+            _batch_succeeds(inspector, proxy, corpus)
         links = proxy.settled()
-    assert [(o.given, o.digest, o.error) for o in outcomes] == [
-        (given, digest, None) for given, digest in expected
-    ]
     assert [link.tls for link in links].count(True) == 1, links
     # one connection per request in flight, and the leader's speculative plain request
     assert [link.tls for link in links].count(False) <= WORKERS + 1, links
@@ -418,22 +424,14 @@ def test_a_batch_against_a_tls_registry_negotiates_once_and_uses_https(
     remembered."""
     logged: list[str] = []
     with RecordingProxy(registry_tls.host, tls_delay=DELAY) as proxy:
-        expected = _batch_refs(proxy.netloc, corpus_tls, 3 * WORKERS)
         with Inspector(log=logged.append, cache=Cache(tmp_path / "cache")) as inspector:
-            outcomes = list(
-                inspect_many(
-                    inspector, [g for g, _ in expected], _digest_request(), concurrency=WORKERS
-                )
-            )
+            _batch_succeeds(inspector, proxy, corpus_tls)
         links = proxy.settled()
-    assert [(o.given, o.digest, o.error) for o in outcomes] == [
-        (given, digest, None) for given, digest in expected
-    ]
     (plain,) = [link for link in links if not link.tls]  # the leader's speculative request
     assert plain.answer.startswith(b"HTTP/1.0 400 Bad Request"), plain.answer
     assert sum("trying https and http at once" in line for line in logged) == 1, logged
     answered = _answered(logged)
-    assert answered.count(("https", "200")) == len(expected), logged
+    assert answered.count(("https", "200")) == 3 * WORKERS, logged
     assert [a for a in answered if a[0] == "http"] == [("http", "400")], logged
     assert (Cache(tmp_path / "cache").get_host(proxy.netloc) or {}).get("scheme") == "https"
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from imginspect.cache import Cache
     from imginspect.inspector import Inspector
+    from imginspect.settings import RegistrySettings
 
 EPILOG = """\b
 Examples:
@@ -236,16 +237,26 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     first_domain = options.domain_of(first)
     debug = bool(params["debug"])
     log = (lambda line: _stderr(f"debug: {line}")) if debug else None
+
+    def warn(message: str) -> None:
+        _stderr(f"warning: {message}")
+
     open_cache = (lambda: _open_cache(log)) if not params["no_cache"] else (lambda: None)
+    # Made now (read when first used): the warm-up reads Docker Hub's mirrors from it.
+    settings = options.registry_settings(
+        credential_params["certs_dirs"], credential_params["daemon_config"], warn=warn, log=log
+    )
     if first_domain is not None:
-        cache = _warm_up(first_domain, insecure=bool(params["insecure"]), open_cache=open_cache)
+        cache = _warm_up(
+            first_domain,
+            insecure=bool(params["insecure"]),
+            open_cache=open_cache,
+            settings=settings,
+        )
     else:
         cache = open_cache()
     resolver, settings = options.credentials_and_settings(
-        **credential_params,
-        first_domain=first_domain,
-        log=log,
-        warn=lambda message: _stderr(f"warning: {message}"),
+        **credential_params, first_domain=first_domain, log=log, warn=warn, settings=settings
     )
     if not credential_params["anonymous"]:
         hint = functools.partial(options.where_credentials_were_sought, resolver)
@@ -284,7 +295,11 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
 
 
 def _warm_up(
-    domain: str, *, insecure: bool, open_cache: Callable[[], Cache | None]
+    domain: str,
+    *,
+    insecure: bool,
+    open_cache: Callable[[], Cache | None],
+    settings: RegistrySettings | None = None,
 ) -> Cache | None:
     """Connect to the first reference's registry while the HTTP stack loads and the
     configuration is read (see :mod:`imginspect.warmup`); returns the run's cache, which
@@ -292,11 +307,23 @@ def _warm_up(
     cache is opened (platformdirs and the cache directory: 5-10 ms, which a connection to a
     distant registry would otherwise start after): the cache cannot change where it goes.
     An insecure one (its scheme may be cached) and Docker Hub's token service (not needed
-    when a challenge is cached) wait for the cache."""
+    when a challenge is cached) wait for the cache. With ``registry-mirrors`` in
+    ``settings``' daemon.json, Docker Hub references go to the first mirror first: that is
+    the connection warmed, not Docker Hub's (which a network that only lets the mirror
+    through may never answer)."""
     from imginspect import warmup
-    from imginspect.reference import DEFAULT_DOMAIN, DOCKER_HUB_API_HOST, is_loopback_host
+    from imginspect.reference import (
+        DEFAULT_DOMAIN,
+        DOCKER_HUB_API_HOST,
+        is_docker_hub,
+        is_loopback_host,
+    )
 
     api_host = DOCKER_HUB_API_HOST if domain == DEFAULT_DOMAIN else domain
+    mirror = _first_mirror(settings, domain) if is_docker_hub(domain) else None
+    if mirror is not None:
+        warmup.start_for_url(mirror)
+        return open_cache()
     if not (insecure or is_loopback_host(domain)):
         started = warmup.start_for_domain(domain, insecure=False)
         cache = open_cache()
@@ -315,6 +342,18 @@ def _warm_up(
         # next request. Once the challenge is cached, a token may be too: nothing then.
         warmup.start_for_realm(warmup.DOCKER_HUB_REALM, api_host)
     return cache
+
+
+def _first_mirror(settings: RegistrySettings | None, domain: str) -> str | None:
+    """The URL of the first mirror ``settings`` name for ``domain``; None without one, or
+    when the daemon config cannot be read (that is reported where it is used)."""
+    if settings is None:
+        return None
+    try:
+        mirrors = settings.mirrors_for(domain)
+    except ImginspectError:
+        return None
+    return mirrors[0].base_url if mirrors else None
 
 
 def _open_cache(log: Callable[[str], None] | None) -> Cache:

@@ -551,11 +551,12 @@ def credentials_and_settings(
     first_domain: str | None,
     warn: Callable[[str], None],
     log: Callable[[str], None] | None,
+    settings: RegistrySettings | None = None,
 ) -> tuple[CredentialResolver, RegistrySettings]:
     """The credential resolver and registry settings the credential options describe
-    (``--password-stdin`` reads standard input here)."""
+    (``--password-stdin`` reads standard input here); ``settings``: those made already by
+    :func:`registry_settings` from the same options."""
     from imginspect.credentials import CredentialResolver, password_from_stdin
-    from imginspect.settings import RegistrySettings
     from imginspect.transport import remaining_time
 
     password = None
@@ -579,10 +580,25 @@ def credentials_and_settings(
         warn=warn,
         time_left=remaining_time,  # a credential helper gets the reference's time left
     )
-    settings = RegistrySettings(
+    if settings is None:
+        settings = registry_settings(certs_dirs, daemon_config, warn=warn, log=log)
+    return resolver, settings
+
+
+def registry_settings(
+    certs_dirs: tuple[str, ...],
+    daemon_config: str | None,
+    *,
+    warn: Callable[[str], None],
+    log: Callable[[str], None] | None,
+) -> RegistrySettings:
+    """The registry settings ``--certs-dir`` and ``--daemon-config`` describe (read when
+    first used)."""
+    from imginspect.settings import RegistrySettings
+
+    return RegistrySettings(
         certs_dirs=certs_dirs or None, daemon_config=daemon_config, warn=warn, log=log
     )
-    return resolver, settings
 
 
 def domain_of(given: str) -> str | None:

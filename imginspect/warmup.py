@@ -115,20 +115,36 @@ def start_for_realm(realm: str, registry_host: str) -> bool:
     nothing for a realm on the registry's own host and port (that connection is reused)."""
     from urllib.parse import urlsplit
 
-    try:
-        parts = urlsplit(realm)
-        name, port = parts.hostname, parts.port
-    except ValueError:
+    origin = _origin(realm)
+    if origin is None:
         return False
-    if parts.scheme not in ("http", "https") or not name:
-        return False
-    port = port or (443 if parts.scheme == "https" else 80)
     registry = urlsplit(f"//{registry_host}")
     try:
-        same = (registry.hostname, registry.port or 443) == (name, port)
+        same = (registry.hostname, registry.port or 443) == origin
     except ValueError:
         return False
-    return not same and start(name, port)
+    return not same and start(*origin)
+
+
+def start_for_url(url: str) -> bool:
+    """:func:`start` for the host and port of an http(s) URL (a registry mirror's)."""
+    origin = _origin(url)
+    return origin is not None and start(*origin)
+
+
+def _origin(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of an http(s) URL, the port defaulting to the scheme's; None for
+    another scheme or a URL that does not parse."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        name, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not name:
+        return None
+    return name, port or (443 if parts.scheme == "https" else 80)
 
 
 def take(host: str, port: int, timeout: float | None) -> socket.socket | None:

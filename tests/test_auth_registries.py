@@ -741,6 +741,11 @@ def test_cli_daemon_config_registry_mirrors(
     result = cli(user, "--daemon-config", str(daemon), "--json", f"docker.io/{image.repo}:v1")
     _assert_ok(result, image)
     assert any("/manifests/" in e.path for e in registry_plain.requests_since(mark))
+    # The connection opened while imginspect starts is the mirror's, not Docker Hub's.
+    debug = cli(user, "--daemon-config", str(daemon), "--debug", "--digest", f"{image.repo}:v1")
+    assert debug.returncode == 0, _stderr(debug)
+    warm = [line for line in _stderr(debug).splitlines() if "opened while imginspect" in line]
+    assert warm and all(f"http://{registry_plain.host}" in line for line in warm), warm
 
 
 def test_cli_daemon_config_malformed(user: User, registry_plain: Registry) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from imginspect import warmup
+from imginspect.errors import ImginspectError
 from imginspect.transport import HttpTransport
 from tests.support.badserver import BadServer, Reply, Scenario
 from tests.support.corpus import PushedImage
@@ -373,3 +374,54 @@ def test_an_https_registry_is_connected_to_before_the_cache_is_opened(
     events.clear()
     _warm_up("registry.internal:5000", insecure=True, open_cache=open_cache)
     assert events == ["cache", "connect registry.internal:5000 x2"]
+
+
+def test_docker_hub_with_mirrors_warms_the_first_mirror_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """registry-mirrors in daemon.json: Docker Hub references go to the first mirror first,
+    so that is the connection opened while imginspect starts; none to Docker Hub or its
+    token service (a network that lets only the mirror through may never answer them).
+    Other registries have no mirrors; a daemon.json that cannot be read changes nothing
+    here (it is reported where it is used)."""
+    from imginspect.cli import _warm_up
+    from imginspect.settings import RegistrySettings
+
+    started: list[tuple[str, int]] = []
+
+    def record(host: str, port: int, **_: object) -> bool:
+        started.append((host, port))
+        return True
+
+    monkeypatch.setattr(warmup, "start", record)
+    daemon = tmp_path / "daemon.json"
+    daemon.write_text(
+        '{"registry-mirrors": ["http://10.0.0.5:5000/", "https://mirror.example.com"]}'
+    )
+
+    def settings(path: Path) -> RegistrySettings:
+        return RegistrySettings(certs_dirs=(), daemon_config=path, warn=lambda _: None)
+
+    for domain in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        started.clear()
+        _warm_up(domain, insecure=False, open_cache=lambda: None, settings=settings(daemon))
+        assert started == [("10.0.0.5", 5000)], domain
+
+    started.clear()
+    _warm_up("ghcr.io", insecure=False, open_cache=lambda: None, settings=settings(daemon))
+    assert started == [("ghcr.io", 443)]
+
+    started.clear()
+    broken = settings(tmp_path / "missing.json")
+    _warm_up("docker.io", insecure=False, open_cache=lambda: None, settings=broken)
+    assert started == [("registry-1.docker.io", 443), ("auth.docker.io", 443)]
+    with pytest.raises(ImginspectError):
+        broken.mirrors_for("docker.io")  # still reported where the settings are used
+
+
+def test_start_for_url_takes_the_scheme_default_port() -> None:
+    assert warmup._origin("https://mirror.example.com/prefix/") == ("mirror.example.com", 443)
+    assert warmup._origin("http://mirror.example.com") == ("mirror.example.com", 80)
+    assert warmup._origin("http://[::1]:5000/") == ("::1", 5000)
+    assert warmup._origin("ftp://mirror.example.com") is None
+    assert warmup._origin("https://host:badport") is None

@@ -242,9 +242,12 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         _stderr(f"warning: {message}")
 
     open_cache = (lambda: _open_cache(log)) if not params["no_cache"] else (lambda: None)
-    # Made now (read when first used): the warm-up reads Docker Hub's mirrors from it.
-    settings = options.registry_settings(
-        credential_params["certs_dirs"], credential_params["daemon_config"], warn=warn, log=log
+    # Made when first wanted: by the warm-up for Docker Hub's mirrors, else below (importing
+    # imginspect.settings is ~7 ms a connection to another registry need not wait for).
+    settings = functools.cache(
+        lambda: options.registry_settings(
+            credential_params["certs_dirs"], credential_params["daemon_config"], warn=warn, log=log
+        )
     )
     if first_domain is not None:
         cache = _warm_up(
@@ -255,8 +258,8 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
         )
     else:
         cache = open_cache()
-    resolver, settings = options.credentials_and_settings(
-        **credential_params, first_domain=first_domain, log=log, warn=warn, settings=settings
+    resolver, registry_settings = options.credentials_and_settings(
+        **credential_params, first_domain=first_domain, log=log, warn=warn, settings=settings()
     )
     if not credential_params["anonymous"]:
         hint = functools.partial(options.where_credentials_were_sought, resolver)
@@ -265,7 +268,7 @@ def inspect_command(references: tuple[str, ...], ref_file: IO[str] | None, **par
     with (
         options.make_inspector(
             resolver=resolver,
-            settings=settings,
+            settings=registry_settings,
             insecure=params["insecure"],
             max_wait=params["max_wait"],
             cache=cache,
@@ -299,7 +302,7 @@ def _warm_up(
     *,
     insecure: bool,
     open_cache: Callable[[], Cache | None],
-    settings: RegistrySettings | None = None,
+    settings: Callable[[], RegistrySettings] | None = None,
 ) -> Cache | None:
     """Connect to the first reference's registry while the HTTP stack loads and the
     configuration is read (see :mod:`imginspect.warmup`); returns the run's cache, which
@@ -307,10 +310,10 @@ def _warm_up(
     cache is opened (platformdirs and the cache directory: 5-10 ms, which a connection to a
     distant registry would otherwise start after): the cache cannot change where it goes.
     An insecure one (its scheme may be cached) and Docker Hub's token service (not needed
-    when a challenge is cached) wait for the cache. With ``registry-mirrors`` in
-    ``settings``' daemon.json, Docker Hub references go to the first mirror first: that is
-    the connection warmed, not Docker Hub's (which a network that only lets the mirror
-    through may never answer)."""
+    when a challenge is cached) wait for the cache. With ``registry-mirrors`` in the
+    daemon.json of ``settings()`` (made only for Docker Hub), Docker Hub references go to
+    the first mirror first: that is the connection warmed, not Docker Hub's (which a network
+    that only lets the mirror through may never answer)."""
     from imginspect import warmup
     from imginspect.reference import (
         DEFAULT_DOMAIN,
@@ -344,13 +347,13 @@ def _warm_up(
     return cache
 
 
-def _first_mirror(settings: RegistrySettings | None, domain: str) -> str | None:
-    """The URL of the first mirror ``settings`` name for ``domain``; None without one, or
+def _first_mirror(settings: Callable[[], RegistrySettings] | None, domain: str) -> str | None:
+    """The URL of the first mirror ``settings()`` name for ``domain``; None without one, or
     when the daemon config cannot be read (that is reported where it is used)."""
     if settings is None:
         return None
     try:
-        mirrors = settings.mirrors_for(domain)
+        mirrors = settings().mirrors_for(domain)
     except ImginspectError:
         return None
     return mirrors[0].base_url if mirrors else None

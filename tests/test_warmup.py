@@ -404,16 +404,23 @@ def test_docker_hub_with_mirrors_warms_the_first_mirror_only(
 
     for domain in ("docker.io", "index.docker.io", "registry-1.docker.io"):
         started.clear()
-        _warm_up(domain, insecure=False, open_cache=lambda: None, settings=settings(daemon))
+        _warm_up(domain, insecure=False, open_cache=lambda: None, settings=lambda: settings(daemon))
         assert started == [("10.0.0.5", 5000)], domain
 
     started.clear()
-    _warm_up("ghcr.io", insecure=False, open_cache=lambda: None, settings=settings(daemon))
+    made: list[RegistrySettings] = []
+
+    def made_now() -> RegistrySettings:
+        made.append(settings(daemon))
+        return made[-1]
+
+    _warm_up("ghcr.io", insecure=False, open_cache=lambda: None, settings=made_now)
     assert started == [("ghcr.io", 443)]
+    assert made == [], "another registry's connection does not wait for the settings"
 
     started.clear()
     broken = settings(tmp_path / "missing.json")
-    _warm_up("docker.io", insecure=False, open_cache=lambda: None, settings=broken)
+    _warm_up("docker.io", insecure=False, open_cache=lambda: None, settings=lambda: broken)
     assert started == [("registry-1.docker.io", 443), ("auth.docker.io", 443)]
     with pytest.raises(ImginspectError):
         broken.mirrors_for("docker.io")  # still reported where the settings are used

@@ -582,4 +582,4 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except OSError as error:
         _report(console.output_failed(error), None)
         exit_now(int(ExitCode.USAGE))
-    sys.exit(code)
+    console.finish(code)

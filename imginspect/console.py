@@ -6,6 +6,7 @@ exit code; this module only does the writing.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -235,6 +236,28 @@ def stdout_usable() -> bool:
     except (AttributeError, ValueError, OSError):
         return False
     return True
+
+
+def finish(code: int) -> NoReturn:
+    """End the process after a run that completed, with ``code``: what ``sys.exit`` does
+    that matters here, in its order (wait for non-daemon threads, run the ``atexit``
+    handlers, flush stdout and stderr), then ``os._exit``. That skips the interpreter's
+    teardown, which frees every module and object one by one: about 15 ms here, a seventh of
+    a single ``--json`` run, for memory the kernel takes back at once anyway (mypy ends the
+    same way). Nothing of ours needs it: files are closed where they are written, the cache
+    is flushed before this, sockets die with the process. ``sys.exit`` still when a caller
+    could go on after it: ``python -i``, or ``main`` run outside the main thread."""
+    if sys.flags.inspect or threading.current_thread() is not threading.main_thread():
+        sys.exit(code)
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # e.g. coverage's data file, warm-up sockets, temp directories
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(code)
 
 
 def exit_now(code: int) -> NoReturn:

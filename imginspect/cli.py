@@ -528,7 +528,10 @@ def _usage_hint(exc: click.UsageError) -> str:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Console-script entry point."""
+    """Console-script entry point. Run as one (``argv`` None: ``sys.argv``), a completed run
+    ends the process at once (:func:`console.finish`); given ``argv`` (from Python: a test,
+    a profiler), it raises ``SystemExit`` as ``sys.exit`` does. Either way an interrupted or
+    failed output ends it at once, without waiting for worker threads."""
     if not console.stdout_usable():
         _stderr("error: standard output is closed; redirect it (e.g. > /dev/null) instead")
         exit_now(int(ExitCode.USAGE))
@@ -582,4 +585,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except OSError as error:
         _report(console.output_failed(error), None)
         exit_now(int(ExitCode.USAGE))
-    console.finish(code)
+    if argv is None:
+        console.finish(code)
+    sys.exit(code)

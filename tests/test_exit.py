@@ -145,3 +145,17 @@ def test_finish_outside_the_main_thread_raises_system_exit(tmp_path: Path) -> No
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
     assert proc.stdout == b"seen [4]\n"
     assert proc.returncode == 0
+
+
+def test_main_given_argv_raises_system_exit(tmp_path: Path) -> None:
+    # From Python (bench/profile_batch.py, a test) main(argv) must leave the process alive.
+    script = tmp_path / "wrapper.py"
+    script.write_text(
+        "from imginspect.cli import main\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit as exc:\n"
+        "    print('caught', exc.code)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
+    assert proc.stdout.decode().splitlines()[-1] == "caught 0", proc.stderr

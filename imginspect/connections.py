@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote, urlsplit
 
 from imginspect import http11, warmup
@@ -410,7 +410,11 @@ class Connections:
             if target.scheme == "https":
                 context = ssl_context()  # ALPN "http/1.1" is set where it is built
                 sock.settimeout(_capped(timeout))
-                sock = context.wrap_socket(sock, server_hostname=host)
+                # As ASCII bytes: ssl encodes a str name with the "idna" codec, whose import
+                # (stringprep, unicodedata) costs over a millisecond. The host is ASCII (Target
+                # applied IDNA to it), so OpenSSL is given the same name.
+                sni = cast("str", host.encode("ascii"))  # typeshed: str only; bytes work
+                sock = context.wrap_socket(sock, server_hostname=sni)
         except TimeoutError as exc:
             sock.close()
             raise http11.ConnectTimeout(str(exc) or "timed out") from exc

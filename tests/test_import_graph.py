@@ -268,6 +268,21 @@ def test_a_plain_http_registry_whose_scheme_is_cached_loads_no_tls(
     assert not {"ssl", "_ssl"} & warm_modules, sorted(warm_modules)
 
 
+def test_tls_needs_no_idna_codec(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: dict[str, PushedImage]
+) -> None:
+    """Host names reach getaddrinfo and OpenSSL as ASCII bytes: a str would be encoded with
+    the "idna" codec, whose import (stringprep, unicodedata) costs over a millisecond of
+    every run's start-up. A cold run against an insecure registry does both (the https probe
+    is a TLS handshake): not vacuous, ssl is seen."""
+    image = corpus_plain["oci-index"]
+    args = ["-m", "imginspect", "--json", registry_plain.ref(image.repo, image.tag)]
+    done, modules = run_importtime(tmp_path, args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ssl" in modules
+    assert not {"encodings.idna", "stringprep"} & modules, sorted(modules)
+
+
 def test_a_batch_does_not_import_concurrent_futures_or_logging(
     tmp_path: Path, registry_plain: Registry, corpus_plain: dict[str, PushedImage]
 ) -> None:

@@ -8,9 +8,9 @@ DOCKER_AUTH_CONFIG, podman auth.json, an explicit user -- and without any, an Au
 Security: credentials go only to their registry and its token realm, never to a redirect
 target on another host, never in clear text to a remote host, never into logs or errors.
 
-CLI level: the options the lead wires into cli.py (``--config``, ``--authfile``,
+CLI level: the credential and registry options (``--config``, ``--authfile``,
 ``--username``/``--password-stdin``, ``--anonymous``, ``--certs-dir``, ``--daemon-config``)
-and ``imginspect auth REFERENCE``; marked xfail until that wiring lands.
+and ``imginspect auth REFERENCE``.
 """
 
 from __future__ import annotations

@@ -248,11 +248,15 @@ def finish(code: int) -> NoReturn:
     is flushed before this, sockets die with the process. ``sys.exit`` still when a caller
     could go on after it: ``python -i``, or ``main`` run outside the main thread."""
     if sys.flags.inspect or threading.current_thread() is not threading.main_thread():
+        sys.exit(code)  # the caller may go on
+    # What the interpreter runs first at exit: the threading module's own exit hooks
+    # (concurrent.futures wakes its idle workers there; a plain join would wait for them
+    # forever), then a join of every non-daemon thread. Private, in CPython since 3.4:
+    # where it is missing, the interpreter's own exit.
+    shutdown = getattr(threading, "_shutdown", None)
+    if not callable(shutdown):  # pragma: no cover - not on any supported CPython
         sys.exit(code)
-    current = threading.current_thread()
-    for thread in threading.enumerate():
-        if thread is not current and not thread.daemon:
-            thread.join()
+    shutdown()
     atexit._run_exitfuncs()  # e.g. coverage's data file, warm-up sockets, temp directories
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):

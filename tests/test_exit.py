@@ -93,6 +93,23 @@ def test_non_daemon_threads_are_waited_for(
     assert done.read_text() == "finished"
 
 
+def test_an_idle_thread_pool_left_open_does_not_hang_the_exit(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: Corpus
+) -> None:
+    # concurrent.futures' workers are non-daemon threads that wait for work until the
+    # threading module's exit hook wakes them: joining them without it would never end.
+    prelude = """
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(2)
+        pool.submit(lambda: None).result()  # a worker now idles, waiting for work
+    """
+    image = corpus_plain["schema2"]
+    proc = run_wrapped(tmp_path, prelude, "--digest", ref(registry_plain, image))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().split()[0] == image.digest
+
+
 def test_buffered_output_and_exit_code_survive(
     tmp_path: Path, registry_plain: Registry, corpus_plain: Corpus
 ) -> None:

@@ -11,7 +11,6 @@ can; compressed bodies are bounded after decoding), and turns network exceptions
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
@@ -123,6 +122,8 @@ class RetryPolicy(Record):
     base_delay: float = 0.25
 
     def backoff(self, attempt: int) -> float:
+        import random  # only a retry needs it (0.5-1 ms of start-up otherwise)
+
         delay = self.base_delay * (2 ** (attempt - 1))
         return float(min(self.max_wait, delay * random.uniform(0.5, 1.5)))
 

@@ -256,6 +256,9 @@ def finish(code: int) -> NoReturn:
     shutdown = getattr(threading, "_shutdown", None)
     if not callable(shutdown):  # pragma: no cover - not on any supported CPython
         sys.exit(code)
+    # The run is over and its output written: a SIGTERM from here on ends the process as the
+    # signal does (143), instead of raising Terminated through what is left (a traceback).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     shutdown()
     atexit._run_exitfuncs()  # e.g. coverage's data file, warm-up sockets, temp directories
     for stream in (sys.stdout, sys.stderr):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -176,3 +177,43 @@ def test_main_given_argv_raises_system_exit(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60)
     assert proc.stdout.decode().splitlines()[-1] == "caught 0", proc.stderr
+
+
+def test_sigterm_while_the_exit_waits_ends_the_process_quietly(
+    tmp_path: Path, registry_plain: Registry, corpus_plain: Corpus
+) -> None:
+    # The run is over (its output written, the cache flushed) while the exit still waits for
+    # a non-daemon thread: SIGTERM then ends the process as the signal does, no traceback.
+    prelude = """
+        import sys, threading, time
+
+        def work():
+            # until the exit is under way (the main thread is stopped in its shutdown)
+            while threading.main_thread().is_alive():
+                time.sleep(0.01)
+            sys.stderr.write("waiting\\n")
+            sys.stderr.flush()
+            time.sleep(30)
+
+        threading.Thread(target=work, daemon=False).start()
+    """
+    image = corpus_plain["schema2"]
+    script = tmp_path / "wrapper.py"
+    script.write_text(
+        textwrap.dedent(prelude)
+        + "from imginspect.cli import main\n"
+        + f"sys.argv = ['imginspect', '--digest', {ref(registry_plain, image)!r}]\n"
+        + "main()\n"
+    )
+    env = {**os.environ, "IMGINSPECT_CACHE_DIR": str(tmp_path / "cache")}
+    with subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        assert proc.stderr is not None and proc.stdout is not None
+        line = proc.stderr.readline()
+        assert line == b"waiting\n", line + proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    assert out.decode().split()[0] == image.digest
+    assert b"Traceback" not in err, err

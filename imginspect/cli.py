@@ -23,7 +23,6 @@ import click
 
 from imginspect import __version__, console
 from imginspect.batch import batch_exit_code, inspect_many
-from imginspect.batch import ordered_map as _ordered_map  # noqa: F401 (tests import it)
 from imginspect.console import OutputError, ReaderGone, exit_now
 from imginspect.console import skip_async_frameworks as _skip_async_frameworks  # noqa: F401
 from imginspect.errors import ExitCode, ImginspectError, UsageError

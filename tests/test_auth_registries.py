@@ -560,8 +560,8 @@ def test_secure_remote_registry_is_only_spoken_to_over_https() -> None:
     credential = Credential("alice", "clear-text-secret")
     client = RegistryClient(
         "registry.example.com",
-        transport,
-        credentials=lambda r: credential,  # type: ignore[arg-type]
+        transport,  # type: ignore[arg-type]
+        credentials=lambda r: credential,
     )
     client.get_manifest("team/app", "v1")
     assert [urlsplit(c["url"]).scheme for c in transport.calls] == ["https"]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped,unused-ignore]  # no stubs
 import pytest
 
 from tests.expected import expected_json
@@ -405,7 +405,7 @@ def test_usage_errors(registry_plain: Registry, corpus_plain: Corpus) -> None:
 
 
 def test_ordered_map_runs_concurrently_and_keeps_order() -> None:
-    from imginspect.cli import _ordered_map
+    from imginspect.batch import ordered_map as _ordered_map
 
     active = 0
     peak = 0

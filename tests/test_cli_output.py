@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -59,7 +60,7 @@ def run_on_tty(
     full_env.update(env or {})
     out_file = None
     if stdout == "tty":
-        out_target: int | object = slave
+        out_target: int | IO[bytes] = slave
     elif stdout == "pipe":
         out_target = subprocess.PIPE
     else:

@@ -210,7 +210,7 @@ def test_in_flight_requests_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
         assert len(bad.connections) == 1
 
 
-def _no_tls() -> object:
+def _no_tls() -> ssl.SSLContext:
     raise AssertionError("a plain-HTTP request must not build a TLS context")
 
 

@@ -113,7 +113,8 @@ def test_cli_exit_codes_and_one_line(
     a = registry_plain.ref("diff/supply/app", "v1")
     b = registry_plain.ref("diff/supply/app", "v2")
     differ = run_imginspect("diff", a, b)
-    assert differ.code == 9 == ExitCode.IMAGES_DIFFER == ImagesDifferError.exit_code
+    assert differ.code == 9
+    assert differ.code == ExitCode.IMAGES_DIFFER == ImagesDifferError.exit_code
     assert "linux/arm64  removed" in differ.text
     assert f"error: {a} and {b} differ: linux/arm64 removed;" in differ.stderr
     same = run_imginspect("diff", a, a)

@@ -208,7 +208,7 @@ def lazy_imports_seen(stderr: str) -> dict[str, str | None]:
     return {
         name: found[name]
         for name in LAZY_MODULES
-        if name in found and (found[name] is None or found[name].split(".")[0] == "imginspect")
+        if name in found and ((who := found[name]) is None or who.split(".")[0] == "imginspect")
     }
 
 

@@ -247,7 +247,7 @@ SCHEMA_V2 = json.loads((REPO / "imginspect" / "schemas" / "extended-v2.json").re
 def test_extended_json_v2_documents_validate_and_match(
     registry_plain: Registry, configs: Corpus, key: str
 ) -> None:
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped,unused-ignore]  # no stubs
 
     from tests.support.cli import run_imginspect
 

@@ -48,7 +48,8 @@ class CountingRaw(io.RawIOBase):
 def fake_stdout(monkeypatch: pytest.MonkeyPatch, *, tty: bool) -> CountingRaw:
     """Replace sys.stdout (in the test itself: pytest's capture sets it between phases)."""
     raw = CountingRaw(tty=tty)
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16)))
+    buffered = io.BufferedWriter(raw, 1 << 16)  # type: ignore[type-var]  # a RawIOBase
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buffered))
     return raw
 
 

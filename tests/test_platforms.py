@@ -1232,7 +1232,7 @@ def _selection_order(wanted: str, candidates: list[str]) -> list[str]:
     only), each pick removed before the next."""
     w = parse_platform(wanted)
     left = list(candidates)
-    order = []
+    order: list[str] = []
     while True:
         index = best_match(w, [parse_platform(c) for c in left])
         if index is None:

@@ -17,8 +17,10 @@ _LEFTOVERS = (".orig", ".rej", ".bak", ".swp", "~")
 
 def test_hypothesis_profile_has_no_deadline() -> None:
     """A slow example on a loaded CI machine is not a failure (tests/conftest.py)."""
-    assert settings.default.deadline is None
-    assert HealthCheck.too_slow in settings.default.suppress_health_check
+    default = settings.default
+    assert default is not None
+    assert default.deadline is None
+    assert HealthCheck.too_slow in default.suppress_health_check
 
 
 def test_every_dependency_declares_a_tested_floor() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from imginspect.registry import RateLimit
+from imginspect.result import RateLimit
 from tests.support.badserver import GOOD_IMAGE, BadServer, Scenario, manifest_reply
 from tests.support.cli import run_imginspect
 

@@ -160,7 +160,8 @@ def test_lone_cert_or_key_is_a_config_error(tmp_path: Path, files: list[str], me
         with pytest.raises(CertsDirError) as caught:
             settings.ssl_context_for("registry.example.com")
         error = caught.value
-        assert error.exit_code == ExitCode.USAGE == 2
+        assert error.exit_code == ExitCode.USAGE
+        assert int(error.exit_code) == 2
         assert message in f"{error.message} {error.hint}"
         assert str(directory) in error.message
 
@@ -524,6 +525,7 @@ def test_mirror_serves_and_upstream_is_not_contacted(
     corpus_tls: dict[str, PushedImage],
 ) -> None:
     image = corpus_plain["oci-single"]
+    assert image.config is not None
     upstream_mark, mirror_mark = registry_plain.mark(), registry_tls.mark()
     logged: list[str] = []
     with HttpTransport() as transport:

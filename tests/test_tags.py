@@ -97,7 +97,7 @@ def test_listing_streams_page_by_page(paging: ReferrersProxy) -> None:
         stream = iter_tags(source, "tags/many", page_size=100)
         assert next(stream) == "t000"
         assert len(_tag_queries(paging)) == 1
-        stream.close()
+        stream.close()  # type: ignore[attr-defined]  # a generator, typed as an Iterator
 
 
 def test_registry_ignoring_n_answers_in_one_request(

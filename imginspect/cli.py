@@ -306,8 +306,9 @@ def _warm_up(
     """Connect to the first reference's registry while the HTTP stack loads and the
     configuration is read (see :mod:`imginspect.warmup`); returns the run's cache, which
     ``open_cache`` opens. A registry spoken to over https only is connected to before the
-    cache is opened (platformdirs and the cache directory: 5-10 ms, which a connection to a
-    distant registry would otherwise start after): the cache cannot change where it goes.
+    cache is opened (its directory checked and opened, platformdirs imported where it is
+    needed: up to 5-10 ms, which a connection to a distant registry would otherwise start
+    after): the cache cannot change where it goes.
     An insecure one (its scheme may be cached) and Docker Hub's token service (not needed
     when a challenge is cached) wait for the cache. With ``registry-mirrors`` in the
     daemon.json of ``settings()`` (made only for Docker Hub), Docker Hub references go to

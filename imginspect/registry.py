@@ -500,7 +500,7 @@ class RegistryClient:
 
         * the scheme is announced as soon as it is known: https when its answer comes; http
           at once when the TLS probe failed for good (the host answered, not with TLS), while
-          the leader still waits for its own plain answer;
+          the leader still waits for its own plain answer (withdrawn if that fails);
         * a waiter waits at most :data:`SCHEME_WAIT` (and half its remaining deadline), then
           negotiates on its own, as every request did before;
         * a negotiation that ends without a scheme (an error) wakes the waiters: the first to
@@ -544,7 +544,16 @@ class RegistryClient:
                 # answer, which may hang (the scheme is remembered for good, in the cache,
                 # once http has answered).
                 self._settle_scheme("http")
-            response = plain.result() if plain is not None else send("http")
+            try:
+                response = plain.result() if plain is not None else send("http")
+            except BaseException:
+                # http failed too: the negotiation found no scheme, so the http shared above
+                # is withdrawn (the next request negotiates again, https first). Left in
+                # place, it would send every later request of the run to http unconfirmed,
+                # even once https works (a handshake cut short is a TLS failure "for good").
+                if failure.permanent:
+                    self._forget_scheme("http", False)
+                raise
             self._remember_scheme("http")
             return response
         self._remember_scheme("https")

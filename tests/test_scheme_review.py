@@ -1,0 +1,151 @@
+"""Scheme negotiation for insecure registries when https fails once, on a port that speaks TLS.
+
+The https attempt can fail on a registry whose port does speak TLS: a connection closed
+during the handshake (a server restarting, a balancer without a backend) reads as a TLS
+failure for good. Then plain http is tried, as the Docker daemon does, and its answer tells
+whether http is the scheme: a request it refuses, or answers with "this port speaks TLS", must
+not leave http behind as the registry's scheme, in the run or in the cache.
+
+The registry is the real TLS registry behind :class:`TlsFront`, a loopback TCP front that can
+drop the next TLS handshakes and chooses what a plain-HTTP connection gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Literal
+
+import pytest
+
+from imginspect.errors import NetworkError
+from imginspect.registry import RegistryClient
+from imginspect.transport import HttpTransport, deadline
+from tests.support.corpus import PushedImage
+from tests.support.registry import Registry
+
+THREAD_NAME = "imginspect-plain-http"
+
+#: what a plain-HTTP connection to the front gets: passed to the TLS registry (Go answers it
+#: with a 400 that says the port speaks TLS), or hung up on at once (as TLS servers other than
+#: Go's and nginx's do)
+PlainMode = Literal["forward", "close"]
+
+
+class TlsFront:
+    """Loopback TCP front for ``upstream`` (a TLS registry): TLS connections go through, but
+    the next ``drop_tls`` ones are closed (FIN) as soon as their ClientHello arrived: the
+    client's handshake meets EOF. Plain connections get ``plain`` (see :data:`PlainMode`)."""
+
+    def __init__(self, upstream: str, *, plain: PlainMode, drop_tls: int = 0) -> None:
+        self._upstream = upstream
+        self._plain = plain
+        self._lock = threading.Lock()
+        self.drop_tls = drop_tls
+        #: TLS connections seen, dropped ones included
+        self.tls_connections = 0
+        #: what each plain connection sent first
+        self.plain_sent: list[bytes] = []
+        self._sockets: set[socket.socket] = set()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.netloc = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def __enter__(self) -> TlsFront:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            with self._lock:
+                self._sockets.add(client)
+            first = client.recv(65536)
+            if not first:
+                return
+            tls = first[:1] == b"\x16"
+            with self._lock:
+                if tls:
+                    self.tls_connections += 1
+                    drop, self.drop_tls = self.drop_tls > 0, max(0, self.drop_tls - 1)
+                else:
+                    self.plain_sent.append(first)
+                    drop = self._plain == "close"
+            if drop:
+                return
+            host, _, port = self._upstream.rpartition(":")
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            with self._lock:
+                self._sockets.add(upstream)
+            upstream.sendall(first)
+            _pump(client, upstream)
+        except OSError:
+            pass
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+
+
+def _pump(client: socket.socket, upstream: socket.socket) -> None:
+    peers = {client: upstream, upstream: client}
+    while True:
+        readable, _, _ = select.select(list(peers), [], [], 30)
+        if not readable:
+            return
+        for sock in readable:
+            data = sock.recv(65536)
+            if not data:
+                return
+            peers[sock].sendall(data)
+
+
+@pytest.fixture(autouse=True)
+def _no_thread_left() -> Iterator[None]:
+    """The speculative plain request's thread always ends."""
+    yield
+    for thread in threading.enumerate():
+        if thread.name == THREAD_NAME:
+            thread.join(10)
+            assert not thread.is_alive(), "the plain-http thread did not end"
+
+
+def test_a_failed_negotiation_leaves_no_unverified_http_behind(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage]
+) -> None:
+    """The first handshake meets EOF (a TLS failure for good, so http is shared at once) and
+    the plain request is hung up on: the negotiation fails, with no scheme found. The next
+    request negotiates again and gets https, which works now; it is not sent over the http
+    that nothing confirmed."""
+    image = corpus_tls["schema2"]
+    with (
+        TlsFront(registry_tls.host, plain="close", drop_tls=1) as front,
+        HttpTransport() as transport,
+    ):
+        client = RegistryClient(front.netloc, transport, insecure=True)
+        with deadline(30), pytest.raises(NetworkError):
+            client.get_manifest(image.repo, image.tag)  # both schemes failed
+        with deadline(30):
+            fetched = client.get_manifest(image.repo, image.tag)
+        tls_connections = front.tls_connections
+    assert fetched.digest == image.digest
+    assert tls_connections == 2  # the dropped handshake, then the one that worked

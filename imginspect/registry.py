@@ -554,6 +554,14 @@ class RegistryClient:
                 if failure.permanent:
                     self._forget_scheme("http", False)
                 raise
+            if _speaks_tls_only(response, method):
+                # Nor is http the scheme when its answer says the port speaks TLS (https
+                # failed by accident): not remembered, in the run or in the cache, and the
+                # http shared above is withdrawn. Cached, it would send the next run's first
+                # request in clear, credentials and all, to a port where https works.
+                if failure.permanent:
+                    self._forget_scheme("http", False)
+                return response
             self._remember_scheme("http")
             return response
         self._remember_scheme("https")

@@ -17,11 +17,14 @@ import select
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from imginspect.errors import NetworkError
+from imginspect.auth import Credential
+from imginspect.cache import Cache
+from imginspect.errors import ImginspectError, NetworkError
 from imginspect.registry import RegistryClient
 from imginspect.transport import HttpTransport, deadline
 from tests.support.corpus import PushedImage
@@ -149,3 +152,37 @@ def test_a_failed_negotiation_leaves_no_unverified_http_behind(
         tls_connections = front.tls_connections
     assert fetched.digest == image.digest
     assert tls_connections == 2  # the dropped handshake, then the one that worked
+
+
+def test_an_http_answer_that_says_the_port_speaks_tls_is_not_remembered(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """Run 1: the handshake meets EOF once, and the plain request sent alongside is answered
+    by the registry with its 400 "Client sent an HTTP request to an HTTPS server". That is no
+    scheme: the cache must not say http. Run 2 sends a registry token on every request: it
+    must not go out in clear, since https (tried first) works."""
+    image = corpus_tls["schema2"]
+    secret = "never-in-clear-to-a-tls-port"
+    cache_dir = tmp_path / "cache"
+    with TlsFront(registry_tls.host, plain="forward", drop_tls=1) as front:
+        with HttpTransport() as transport:
+            client = RegistryClient(front.netloc, transport, insecure=True, cache=Cache(cache_dir))
+            with deadline(30), pytest.raises(ImginspectError):  # this run's own outcome
+                client.get_manifest(image.repo, image.tag)
+        cached = (Cache(cache_dir).get_host(front.netloc) or {}).get("scheme")
+        assert front.plain_sent, "the plain request was not sent: not what is tested"
+        run_1_plain = len(front.plain_sent)
+        with HttpTransport() as transport:
+            client = RegistryClient(
+                front.netloc,
+                transport,
+                credentials=lambda repository: Credential(registry_token=secret),
+                insecure=True,
+                cache=Cache(cache_dir),
+            )
+            with deadline(30):
+                fetched = client.get_manifest(image.repo, image.tag)
+        in_clear = [sent for sent in front.plain_sent[run_1_plain:] if secret.encode() in sent]
+    assert fetched.digest == image.digest
+    assert cached != "http"
+    assert in_clear == []

@@ -393,6 +393,13 @@ class Connections:
         https origin (only then is a TLS context built)."""
         host, port = target.host, target.port
         sock = warmup.take(host, port, _capped(timeout))
+        if sock is not None and http11.is_readable(sock):
+            # The server closed it while it waited (a timeout for connections that send
+            # nothing, in servers and load balancers): connect anew, as for a pooled
+            # connection gone stale. A TLS handshake on it would fail with an ssl.SSLError,
+            # which the transport takes for a permanent failure: the request would fail.
+            sock.close()
+            sock = None
         if sock is not None:
             # Not counted as opened: it waited since start-up, so a request that fails on it
             # before any response byte is sent once more, as on a reused one.

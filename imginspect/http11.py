@@ -121,6 +121,16 @@ def is_token(name: bytes) -> bool:
     return True
 
 
+def is_readable(sock: socket.socket) -> bool:
+    """Whether a socket on which no response is awaited has something to read: the server
+    closed it (EOF or a reset), or sent something unasked. True for a closed socket."""
+    if sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _no_cap(timeout: float | None) -> float | None:
     return timeout
 
@@ -187,12 +197,7 @@ class Connection:
     def has_expired(self) -> bool:
         """Whether an idle connection went stale: the server closed it (or, against the
         protocol, sent something unasked), which makes its socket readable."""
-        sock = self._sock
-        if self._state != _IDLE or sock.fileno() < 0:
-            return True
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
+        return self._state != _IDLE or is_readable(self._sock)
 
     def close(self) -> None:
         self._state = _CLOSED

@@ -585,3 +585,57 @@ def test_a_plain_http_target_through_an_http_proxy_builds_no_tls_context(
         thread.join(5)
     assert (response.status, response.body) == (200, b"ok")
     assert seen == [b"GET http://registry.invalid/v2/ HTTP/1.1"]
+
+
+def test_a_warm_tls_socket_the_server_closed_before_use_is_replaced(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    """A server (or load balancer) that closes a connection on which nothing was sent for a
+    while closed the warm-up's socket before the first request: the request goes on a new
+    connection. A TLS handshake on the closed one fails with an ssl.SSLError, which the
+    transport takes for a permanent failure and does not retry: the whole request failed."""
+    import select
+
+    import trustme
+
+    from imginspect import warmup
+
+    ca = trustme.CA()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ca.configure_trust(client_context)
+    seen: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        assert warmup.start("127.0.0.1", port)
+        try:
+            (attempt,) = warmup._attempts[("127.0.0.1", port)]
+            assert attempt.done.wait(5) and attempt.sock is not None
+            first, _ = listener.accept()
+            first.close()  # its timeout for a connection that sends nothing fired
+            # the client's side has seen the close
+            assert select.select([attempt.sock], [], [], 5)[0]
+            thread = threading.Thread(
+                target=_answer_once, args=(listener, seen, server_context), daemon=True
+            )
+            thread.start()
+            pool = Connections()
+            target = Target(f"https://127.0.0.1:{port}/v2/")
+            request = connections.build_request(
+                "GET", target, [], body=None, connect_timeout=5, read_timeout=5
+            )
+            connections.reset_opened()
+            response, release = pool.send(
+                request, target, tls_mode=True, ssl_context=lambda: client_context, pool_timeout=5
+            )
+            assert (response.status, b"".join(response.stream)) == (200, b"ok")
+            release()
+            pool.close()
+            thread.join(5)
+            # a connection opened for the request: a failure on it is not taken for a stale one
+            assert connections.opened_since_reset() == 1
+            assert connections.warm_taken_since_reset() is None
+        finally:
+            warmup.discard()
+    assert seen == [b"GET /v2/ HTTP/1.1"]

@@ -384,7 +384,9 @@ class Connection:
                 )
             return self._chunked(timeout)
         if lengths:
-            if len(set(lengths)) != 1 or not lengths[0].isdigit():
+            # At most 19 digits: int() raises ValueError (no HTTP error) past 4300 of them,
+            # and no body is 10**19 bytes (Go's net/http refuses more than 2**63 - 1).
+            if len(set(lengths)) != 1 or not lengths[0].isdigit() or len(lengths[0]) > 19:
                 raise RemoteProtocolError(f"invalid Content-Length {b', '.join(lengths)[:100]!r}")
             return self._fixed(int(lengths[0]), timeout)
         self._keep_alive = False

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from imginspect import mediatypes as mt
 from imginspect.auth import Authenticator, CredentialLookup, scope_for
@@ -398,11 +398,18 @@ class RegistryClient:
                 if not (
                     scheme == "http"
                     and self._endpoint is None
-                    and _speaks_tls_only(response, method)
+                    and (
+                        _speaks_tls_only(response, method)
+                        or _redirects_to_https(response, self.api_host, path)
+                    )
                 ):
                     return response
                 # The registry moved from http to https on the same port (Go and nginx say so
-                # in a 400 to a plain request): negotiate again, https first.
+                # in a 400 to a plain request), or sends plain requests to https on the same
+                # host (nginx's error_page 497, port 80 redirecting to 443): negotiate again,
+                # https first. Staying on http, every request would send its credentials in
+                # clear before the redirect, and those that do not follow redirects (tag
+                # lists, referrers) would fail with it, run after run (the cache says http).
             self._forget_scheme(scheme, from_cache)
         # The scheme is unknown: this request leads the negotiation, or negotiates on its own
         # (another's said nothing within the bound, or two schemes in a row stopped working).
@@ -554,7 +561,9 @@ class RegistryClient:
                 if failure.permanent:
                     self._forget_scheme("http", False)
                 raise
-            if _speaks_tls_only(response, method):
+            if _speaks_tls_only(response, method) or _redirects_to_https(
+                response, self.api_host, path
+            ):
                 # Nor is http the scheme when its answer says the port speaks TLS (https
                 # failed by accident): not remembered, in the run or in the cache, and the
                 # http shared above is withdrawn. Cached, it would send the next run's first
@@ -713,6 +722,20 @@ def _speaks_tls_only(response: Response, method: str) -> bool:
         return True
     body = response.body[:512].lower()
     return any(answer in body for answer in _TLS_ONLY_ANSWERS)
+
+
+def _redirects_to_https(response: Response, host: str, path: str) -> bool:
+    """Whether the answer to a plain-HTTP request for ``path`` on ``host`` sends it (or sent
+    it: the redirect was followed) to the same URL over https: the registry itself speaks
+    https there. (A redirect elsewhere, e.g. a blob to storage, says nothing about that.)"""
+    url = response.url
+    location = response.header("location")
+    if response.status in (301, 302, 303, 307, 308) and location:
+        try:
+            url = urljoin(url, location)
+        except ValueError:
+            return False
+    return url == f"https://{host}{path}"
 
 
 _LINK_RE = re.compile(r"<([^>]*)>\s*;([^,]*)")

@@ -33,9 +33,10 @@ from tests.support.registry import Registry
 THREAD_NAME = "imginspect-plain-http"
 
 #: what a plain-HTTP connection to the front gets: passed to the TLS registry (Go answers it
-#: with a 400 that says the port speaks TLS), or hung up on at once (as TLS servers other than
-#: Go's and nginx's do)
-PlainMode = Literal["forward", "close"]
+#: with a 400 that says the port speaks TLS), hung up on at once (as TLS servers other than
+#: Go's and nginx's do), or a 302 to the same URL over https on this same port (nginx's
+#: ``error_page 497 https://$host:$server_port$request_uri``)
+PlainMode = Literal["forward", "close", "redirect"]
 
 
 class TlsFront:
@@ -93,6 +94,14 @@ class TlsFront:
                     self.plain_sent.append(first)
                     drop = self._plain == "close"
             if drop:
+                return
+            if not tls and self._plain == "redirect":
+                target = first.split(b" ", 2)[1].decode("ascii")
+                client.sendall(
+                    b"HTTP/1.1 302 Found\r\nLocation: https://%s%s\r\n"
+                    b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                    % (self.netloc.encode(), target.encode())
+                )
                 return
             host, _, port = self._upstream.rpartition(":")
             upstream = socket.create_connection((host, int(port)), timeout=10)
@@ -154,20 +163,22 @@ def test_a_failed_negotiation_leaves_no_unverified_http_behind(
     assert tls_connections == 2  # the dropped handshake, then the one that worked
 
 
+@pytest.mark.parametrize("plain", ["forward", "redirect"])
 def test_an_http_answer_that_says_the_port_speaks_tls_is_not_remembered(
-    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path, plain: PlainMode
 ) -> None:
     """Run 1: the handshake meets EOF once, and the plain request sent alongside is answered
-    by the registry with its 400 "Client sent an HTTP request to an HTTPS server". That is no
+    with the registry's 400 "Client sent an HTTP request to an HTTPS server", or with a
+    redirect to the same URL over https (followed: it succeeds). Neither makes http the
     scheme: the cache must not say http. Run 2 sends a registry token on every request: it
     must not go out in clear, since https (tried first) works."""
     image = corpus_tls["schema2"]
     secret = "never-in-clear-to-a-tls-port"
     cache_dir = tmp_path / "cache"
-    with TlsFront(registry_tls.host, plain="forward", drop_tls=1) as front:
+    with TlsFront(registry_tls.host, plain=plain, drop_tls=1) as front:
         with HttpTransport() as transport:
             client = RegistryClient(front.netloc, transport, insecure=True, cache=Cache(cache_dir))
-            with deadline(30), pytest.raises(ImginspectError):  # this run's own outcome
+            with deadline(30), contextlib.suppress(ImginspectError):  # this run's own outcome
                 client.get_manifest(image.repo, image.tag)
         cached = (Cache(cache_dir).get_host(front.netloc) or {}).get("scheme")
         assert front.plain_sent, "the plain request was not sent: not what is tested"
@@ -186,3 +197,35 @@ def test_an_http_answer_that_says_the_port_speaks_tls_is_not_remembered(
     assert fetched.digest == image.digest
     assert cached != "http"
     assert in_clear == []
+
+
+def test_a_cached_http_that_redirects_to_https_on_the_same_port_is_negotiated_again(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """The registry moved from http to https on its port, whose plain requests now get a 302
+    to the same URL over https (nginx's error_page 497). The cache still says http (from when
+    it spoke plain http): the first request learns otherwise from that redirect, and the run
+    goes on over https, which the cache then says. Staying on http, a tag list (redirects not
+    followed) failed with the 302 in every run, and every request sent its credentials in
+    clear before the redirect."""
+    image = corpus_tls["schema2"]
+    secret = "only-once-in-clear-from-the-cache"
+    cache_dir = tmp_path / "cache"
+    with TlsFront(registry_tls.host, plain="redirect") as front:
+        Cache(cache_dir).update_host(front.netloc, scheme="http")
+        with HttpTransport() as transport:
+            client = RegistryClient(
+                front.netloc,
+                transport,
+                credentials=lambda repository: Credential(registry_token=secret),
+                insecure=True,
+                cache=Cache(cache_dir),
+            )
+            with deadline(30):
+                fetched = client.get_manifest(image.repo, image.tag)
+                tags = client.list_tags(image.repo, limit=10)
+        plain_sent = list(front.plain_sent)
+    assert fetched.digest == image.digest
+    assert image.tag in tags
+    assert len(plain_sent) == 1, plain_sent  # the cache's http, once
+    assert (Cache(cache_dir).get_host(front.netloc) or {}).get("scheme") == "https"

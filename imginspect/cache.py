@@ -561,16 +561,24 @@ class Cache:
         others: list[_Claim] = []
         for entry in entries:
             self._write_pending(entry, others)
-        if not others or _held_here(self._lock) or _held_here(self._dirs_lock):
+        if _held_here(self._lock) or _held_here(self._dirs_lock):
             return
-        for claim in others:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not claim.done.acquire(timeout=remaining):
-                return  # still writing: it completes on its own unless the process ends
-            claim.done.release()
-        # What was given back unwritten (a flush cut short), or a tag moved meanwhile.
-        for entry in entries:
-            self._write_pending(entry)
+        waited: set[_Claim] = set()
+        while others:
+            for claim in others:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not claim.done.acquire(timeout=remaining):
+                    return  # still writing: it completes on its own unless the process ends
+                claim.done.release()
+            waited.update(others)
+            # What was given back unwritten (a flush cut short), or a tag moved meanwhile:
+            # written here, or waited for again when another thread (the writer, going on)
+            # has taken it meanwhile. Not returning then: the process may end right after.
+            # A claim waited for already is not: a signal cut its owner's _finish short.
+            others = []
+            for entry in entries:
+                self._write_pending(entry, others)
+            others = [claim for claim in others if claim not in waited]
 
     def _write_pending(self, entry: _Entry, others: list[_Claim] | None = None) -> None:
         """Write pending ``entry``, unless it was written or another call is writing it
@@ -606,9 +614,14 @@ class Cache:
             written = True
         finally:
             if claim is not None:
-                # Released first: a flush waiting for it needs no lock this thread may want.
-                claim.done.release()
-                self._finish(entry, content, digest, written)
+                # Released once the entry is finished (no longer claimed; no longer pending,
+                # or pending again with a moved tag's digest): a flush woken by it then finds
+                # the entry as it is, never this claim still in place. (_finish takes only
+                # self._lock, and _flush never waits in a thread holding it.)
+                try:
+                    self._finish(entry, content, digest, written)
+                finally:
+                    claim.done.release()
 
     def _finish(
         self,

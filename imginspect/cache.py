@@ -79,7 +79,8 @@ from imginspect.challenge import MAX_TOKEN_LIFETIME, usable_token
 from imginspect.digest import compute_digest, is_valid_digest
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
-#: Pending (not yet written) content beyond this is flushed at once, to bound memory.
+#: Pending (not yet written) content beyond this is flushed at once, to bound memory; beyond
+#: twice this (that flush is behind too) content is not cached.
 PENDING_LIMIT = 16 * 1024 * 1024
 #: flush() and close() wait at most this long (seconds) for entries another thread (the
 #: background writer) is writing: a stuck file system never hangs the end of a run.
@@ -457,6 +458,11 @@ class Cache:
             return  # never store what does not match its name (checked here only)
         with self._lock:
             if digest in self._pending_content:
+                return
+            if self._pending_bytes and self._pending_bytes + len(data) > 2 * PENDING_LIMIT:
+                # The thread flushing beyond the limit (below) is behind as well, and the
+                # others go on queueing: past twice the limit content is not cached (a
+                # miss), so memory stays bounded however far the writes fall behind.
                 return
             self._pending_content[digest] = (data, content_type)
             self._pending_bytes += len(data)

@@ -15,7 +15,7 @@ import pytest
 import imginspect.cache as cache_module
 from imginspect.cache import Cache
 from imginspect.digest import compute_digest
-from tests.test_cache_writer import PATIENCE, WRITER, _tag, _wait_for, _writers
+from tests.test_cache_writer import PATIENCE, WRITER, _blobs, _content, _tag, _wait_for, _writers
 
 NAME, TAG = "example.com/a", "v1"
 FIRST, SECOND = compute_digest(b"1"), compute_digest(b"2")
@@ -166,6 +166,55 @@ def test_close_meets_no_claim_of_an_entry_whose_write_is_over(
         release_first.set()
         looked.set()
     assert _tag(tmp_path, NAME, TAG).read_text() == SECOND
+
+
+def test_pending_content_is_bounded_while_another_thread_flushes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer is stuck, so is the thread that went over PENDING_LIMIT (in its own
+    flush, writing): what the other threads queue meanwhile is bounded too."""
+    monkeypatch.setattr(cache_module, "PENDING_LIMIT", 5000)
+    monkeypatch.setattr(cache_module, "FLUSH_WAIT", 0.05)
+    free = threading.get_ident()  # this thread's writes are never held
+    flusher_holding, release = threading.Event(), threading.Event()
+    writer_holding = threading.Event()
+    original = Cache._write
+
+    def write(cache: Cache, *args: Any) -> bool:
+        if threading.get_ident() != free and not release.is_set():
+            (writer_holding if threading.current_thread().name == WRITER else flusher_holding).set()
+            release.wait(PATIENCE)
+        return original(cache, *args)
+
+    monkeypatch.setattr(Cache, "_write", write)
+    cache = Cache(tmp_path)
+    blobs = _blobs(200, size=1000)
+
+    def queue_until_over_the_limit() -> None:
+        for digest, blob in blobs[1:7]:  # blobs[5] goes over it: this thread flushes
+            cache.put_content(digest, blob)
+
+    flusher = threading.Thread(target=queue_until_over_the_limit)
+    try:
+        cache.put_content(*blobs[0])
+        assert writer_holding.wait(PATIENCE)
+        flusher.start()
+        assert flusher_holding.wait(PATIENCE)
+        for digest, blob in blobs[7:]:  # this thread goes on: the other one flushes
+            cache.put_content(digest, blob)
+        unwritten = [
+            d for d, _ in blobs if cache.has_content(d) and not _content(tmp_path, d).exists()
+        ]
+    finally:
+        release.set()
+        if flusher.ident is not None:
+            flusher.join(PATIENCE)
+        cache.close()
+    assert len(unwritten) * 1000 <= 2 * 5000 + 1000, len(unwritten)
+    fresh = Cache(tmp_path)
+    for digest, blob in blobs:  # what was not queued is a miss, never a wrong answer
+        assert fresh.get_content(digest, what="x") in (None, blob)
+    assert all(_content(tmp_path, d).exists() for d in unwritten), "what was queued is written"
 
 
 class _Signal(BaseException):

@@ -25,6 +25,7 @@ from imginspect.errors import (
     ConnectionFailedError,
     DigestMismatchError,
     ImginspectError,
+    NetworkError,
     NotFoundError,
     RateLimitedError,
     RegistryError,
@@ -390,10 +391,16 @@ class RegistryClient:
                     verify=not self._insecure,
                     follow_redirects=follow_redirects,
                 )
-            except ConnectionFailedError:
-                if not from_cache:
-                    raise
+            except NetworkError as error:
                 # The registry changed since it was cached (e.g. now speaks TLS): negotiate.
+                # A cached https fails to connect then; a cached http is refused, or its
+                # connection hung up on (TLS servers other than Go's and nginx's close it
+                # rather than answer the 400 handled below), which would otherwise fail every
+                # run on the cached http. Not once the deadline has passed: nothing to try.
+                left = remaining_time()
+                changed = isinstance(error, ConnectionFailedError) or scheme == "http"
+                if not (from_cache and changed) or (left is not None and left <= 0):
+                    raise
             else:
                 if not (
                     scheme == "http"

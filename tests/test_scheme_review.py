@@ -229,3 +229,24 @@ def test_a_cached_http_that_redirects_to_https_on_the_same_port_is_negotiated_ag
     assert image.tag in tags
     assert len(plain_sent) == 1, plain_sent  # the cache's http, once
     assert (Cache(cache_dir).get_host(front.netloc) or {}).get("scheme") == "https"
+
+
+def test_a_cached_http_on_a_port_that_now_hangs_up_on_plain_http_is_negotiated_again(
+    registry_tls: Registry, corpus_tls: dict[str, PushedImage], tmp_path: Path
+) -> None:
+    """The registry moved from http to https on its port, behind a TLS server that hangs up
+    on a plain request instead of answering it with a 400 (as TLS servers other than Go's
+    and nginx's do). The cache still says http: the request negotiates again and gets https,
+    which the cache then says, instead of failing on the cached http in every run."""
+    image = corpus_tls["schema2"]
+    cache_dir = tmp_path / "cache"
+    with TlsFront(registry_tls.host, plain="close") as front:
+        Cache(cache_dir).update_host(front.netloc, scheme="http")
+        with HttpTransport() as transport:
+            client = RegistryClient(front.netloc, transport, insecure=True, cache=Cache(cache_dir))
+            with deadline(30):
+                fetched = client.get_manifest(image.repo, image.tag)
+        plain_sent = list(front.plain_sent)
+    assert fetched.digest == image.digest
+    assert plain_sent, "the cached http was not tried: not what is tested"
+    assert (Cache(cache_dir).get_host(front.netloc) or {}).get("scheme") == "https"

@@ -22,7 +22,8 @@ from __future__ import annotations
 import atexit
 import socket
 import threading
-from typing import cast
+
+from imginspect import dial
 
 
 class _Attempt:
@@ -46,12 +47,9 @@ class _Attempt:
 
 
 def connect(host: str, port: int, timeout: float | None) -> socket.socket:
-    """``socket.create_connection`` with an ASCII host name passed as bytes: a str is
-    encoded with the "idna" codec, whose import (stringprep and unicodedata included) costs
-    more than a millisecond at start-up. Any other name goes as it is (IDNA applies)."""
-    name = host.encode("ascii") if host.isascii() else host
-    # typeshed types the host as str; getaddrinfo, which create_connection calls, takes bytes
-    return socket.create_connection((cast("str", name), port), timeout)
+    """A connection to ``host:port`` as Go's dialer opens one (:func:`imginspect.dial.connect`:
+    Happy Eyeballs, each address its share of the timeout)."""
+    return dial.connect(host, port, timeout)
 
 
 _lock = threading.Lock()

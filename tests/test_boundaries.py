@@ -53,6 +53,8 @@ NO_HTTP_CLIENT_MODULES = [
     "imginspect.trust",
     "imginspect.layout",
     "imginspect.http11",
+    "imginspect.dial",
+    "imginspect.warmup",
     "imginspect.connections",
     "imginspect.transport",
     "imginspect.registry",

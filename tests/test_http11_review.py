@@ -121,11 +121,6 @@ def blackholed_port() -> Iterator[int]:
         listener.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="warmup.connect (socket.create_connection) gives each address of the host the "
-    "whole timeout, capped once by the deadline",
-)
 def test_connecting_to_a_host_with_several_dead_addresses_ends_at_the_deadline(
     blackholed_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:

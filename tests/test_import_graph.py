@@ -43,6 +43,7 @@ OWN_MODULES = frozenset(
         "imginspect.connections",
         "imginspect.console",
         "imginspect.credentials",
+        "imginspect.dial",
         "imginspect.digest",
         "imginspect.errors",
         "imginspect.files",

@@ -1,10 +1,12 @@
-"""Scheme negotiation for insecure registries when https fails once, on a port that speaks TLS.
+"""Scheme negotiation for insecure registries whose port speaks TLS, when http looks like it.
 
 The https attempt can fail on a registry whose port does speak TLS: a connection closed
 during the handshake (a server restarting, a balancer without a backend) reads as a TLS
 failure for good. Then plain http is tried, as the Docker daemon does, and its answer tells
-whether http is the scheme: a request it refuses, or answers with "this port speaks TLS", must
-not leave http behind as the registry's scheme, in the run or in the cache.
+whether http is the scheme: a request it refuses, hangs up on, answers with "this port speaks
+TLS" or redirects to the same URL over https must not leave http behind as the registry's
+scheme, in the run or in the cache. And a registry that moved from http to https while the
+cache still says http is negotiated again, whichever of those its plain answer is.
 
 The registry is the real TLS registry behind :class:`TlsFront`, a loopback TCP front that can
 drop the next TLS handshakes and chooses what a plain-HTTP connection gets.

@@ -50,6 +50,10 @@ TimeoutCap = Callable[["float | None"], "float | None"]
 class HTTPError(Exception):
     """Base of everything this module (and :mod:`imginspect.proxied`) raises."""
 
+    #: Part of a response had come when it was raised: the request reached the server, and
+    #: a connection's failure then is no idle timeout (see :meth:`Connection.request`).
+    response_started = False
+
 
 class TimeoutException(HTTPError):
     pass
@@ -176,7 +180,7 @@ class Connection:
     """One HTTP/1.1 connection over a connected socket (TLS already done), used by one thread
     at a time: a request, its response read to the end, then the next request."""
 
-    __slots__ = ("_buffer", "_cap", "_keep_alive", "_sock", "_state")
+    __slots__ = ("_buffer", "_cap", "_keep_alive", "_received", "_sock", "_state")
 
     def __init__(self, sock: socket.socket, cap: TimeoutCap = _no_cap) -> None:
         self._sock = sock
@@ -184,6 +188,7 @@ class Connection:
         self._buffer = b""
         self._state = _IDLE
         self._keep_alive = True
+        self._received = False  # a byte of the current request's response came
 
     # ------------------------------------------------------------------ state
 
@@ -226,10 +231,12 @@ class Connection:
         Raises :class:`WriteError`/:class:`WriteTimeout` if sending failed,
         :class:`RemoteProtocolError` if the server closed the connection before any byte of
         a response, :class:`ReadError`/:class:`ReadTimeout`, or :class:`RemoteProtocolError`
-        for a malformed head."""
+        for a malformed head; each with ``response_started`` set once a byte of the response
+        had come (a request sent again on a new connection only when none had: Go's rule)."""
         if self._state != _IDLE:
             raise RuntimeError("the connection is not idle")  # a bug of the caller
         self._state = _ACTIVE
+        self._received = False
         lines = [f"{method} {target} HTTP/1.1".encode("ascii")]
         lines += [name + b": " + value for name, value in headers]
         data = b"\r\n".join(lines) + b"\r\n\r\n"
@@ -249,8 +256,10 @@ class Connection:
                     )
                 status, fields, http10 = self._read_head(read_timeout)
             stream = self._body(method, status, fields, http10, read_timeout)
-        except BaseException:
+        except BaseException as exc:
             self.close()
+            if isinstance(exc, HTTPError):
+                exc.response_started = self._received
             raise
         return Response(status, fields, stream, self)
 
@@ -268,11 +277,14 @@ class Connection:
         sock = self._sock
         try:
             sock.settimeout(self._cap(timeout))
-            return sock.recv(READ_SIZE)
+            data = sock.recv(READ_SIZE)
         except TimeoutError as exc:
             raise ReadTimeout(str(exc) or "timed out") from exc
         except OSError as exc:
             raise ReadError(str(exc) or type(exc).__name__) from exc
+        if data:
+            self._received = True
+        return data
 
     def _read_head(self, timeout: float | None) -> tuple[int, list[tuple[bytes, bytes]], bool]:
         """The status, the header fields and whether the response is HTTP/1.0."""

@@ -542,7 +542,10 @@ class HttpTransport:
             return sent
         except (http11.RemoteProtocolError, http11.ReadError, http11.WriteError) as exc:
             reused = opened_since_reset() == 0
-            if not (idempotent and reused):
+            if not (idempotent and reused) or exc.response_started:
+                # Part of a response came: the server had the request and answered it
+                # (badly); no idle timeout, nothing to send again (Go retries only before the
+                # first response byte).
                 raise
             if self._log is not None:
                 self._log(
@@ -691,6 +694,10 @@ class _Step:
         # gzip: wbits 16+; deflate: the zlib wrapper first (32+ auto-detects it), raw below
         self._inflate = zlib.decompressobj(zlib.MAX_WBITS | (32 if self._deflate else 16))
         self._first = True
+        #: input held back by the bound, decoded first next time: the output of a step before
+        #: the last (``Content-Encoding: gzip, gzip``) may pass the bound although the body
+        #: in the end does not (gzip of incompressible data is a little larger)
+        self._tail = b""
 
     def decode(self, data: bytes, limit: int) -> bytes:
         if self._first and data and self._deflate:
@@ -703,18 +710,19 @@ class _Step:
 
     def _bounded(self, data: bytes, limit: int) -> bytes:
         limit = max(limit, 1)
-        out = [self._inflate.decompress(data, limit)]
+        out = [self._inflate.decompress(self._tail + data if self._tail else data, limit)]
         size = len(out[0])
-        # Input the bound held back is decoded only while the output stays within it: past
-        # it the caller refuses the body anyway.
+        # Input the bound held back is decoded only while the output stays within it; past
+        # it, it is kept for the next call (a later step may still shrink this output).
         while self._inflate.unconsumed_tail and size <= limit:
             more = self._inflate.decompress(self._inflate.unconsumed_tail, limit - size + 1)
             out.append(more)
             size += len(more)
+        self._tail = self._inflate.unconsumed_tail
         return b"".join(out)
 
     def flush(self, limit: int) -> bytes:
-        return self._inflate.flush(max(limit, 1))
+        return self._bounded(b"", limit) + self._inflate.flush(max(limit, 1))
 
 
 def _new_connections() -> Connections:

@@ -1,6 +1,7 @@
 """Bugs a review of the HTTP/1.1 client found outside http11.py and connections.py, each shown
-with a real loopback server and marked ``xfail(strict=True)`` until the file named in its
-reason is fixed (then the marker goes: a strict xfail that passes fails the run)."""
+with a real loopback server or real bytes: a reused connection is not sent the request again
+once part of a response came (transport.py), a host's dead addresses end at the deadline
+(dial.py), a body encoded twice decodes whole within the bound (transport.py)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,6 @@ def _read_request(sock: socket.socket) -> bytes:
     return data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport.py _send_on_connection retries any RemoteProtocolError/ReadError on a "
-    "reused connection, also after part of the response head came",
-)
 def test_a_reused_connection_that_breaks_after_part_of_a_head_is_not_retried(
     no_proxy_env: pytest.MonkeyPatch,
 ) -> None:
@@ -151,11 +147,6 @@ def _no_tls() -> ssl.SSLContext:
     raise AssertionError("a plain-HTTP request must not build a TLS context")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport.py _Step._bounded drops the unconsumed tail of an outer step whose "
-    "output passed the bound when an inner step's output did not",
-)
 def test_a_body_gzipped_twice_within_the_bound_decodes_whole() -> None:
     """``Content-Encoding: gzip, gzip`` of incompressible data a little under the bound: the
     outer step's output (the inner gzip stream) is a little larger than the data, passes the

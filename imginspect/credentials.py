@@ -187,7 +187,8 @@ def _split_host_port(netloc: str) -> tuple[str, str]:
     """Go's ``url.URL.Hostname``/``Port`` split (brackets removed from IPv6 hosts)."""
     host, port = netloc, ""
     colon = host.rfind(":")
-    if colon != -1 and host[colon + 1 :].isdigit() and host.rfind("]") < colon:
+    port_text = host[colon + 1 :]
+    if colon != -1 and port_text.isascii() and port_text.isdigit() and host.rfind("]") < colon:
         host, port = host[:colon], host[colon + 1 :]
     elif colon != -1 and colon == len(host) - 1:
         host = host[:colon]

@@ -162,8 +162,11 @@ class RegistryClient:
             raise DigestMismatchError(
                 f"registry answered digest {digest} for manifest {repository}@{target}"
             )
-        length = response.header("content-length")
-        size = int(length) if length is not None and length.isdigit() else None
+        length = response.header("content-length") or ""
+        # ASCII digits, at most 19 (Go refuses more): "²" passes str.isdigit() and int()
+        # refuses it, and past 4300 digits int() raises too, neither an HTTP error
+        valid = length.isascii() and length.isdigit() and len(length) <= 19
+        size = int(length) if valid else None
         content_type = response.header("content-type")
         return ManifestHead(
             digest, content_type.split(";")[0].strip() if content_type else None, size

@@ -61,9 +61,15 @@ def _quota(value: str | None) -> tuple[int | None, int | None]:
     window = None
     for param in params.split(";"):
         key, _, val = param.strip().partition("=")
-        if key == "w" and val.isdigit():
+        if key == "w" and _is_number(val):
             window = int(val)
-    return (int(count) if count.strip().isdigit() else None), window
+    return (int(count) if _is_number(count.strip()) else None), window
+
+
+def _is_number(text: str) -> bool:
+    """ASCII digits, at most 19: ``str.isdigit()`` alone takes "²", which int() refuses (a
+    crash, from one header), and int() refuses more than 4300 digits too."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 #: An index entry without a ``platform`` is reported as this, as the Docker Engine does.

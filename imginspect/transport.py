@@ -598,7 +598,9 @@ def _read_bounded(
         max_bytes = MAX_QUOTED_BODY_BYTES
     lengths = [value for name, value in headers if name == "content-length"]
     length = lengths[0].strip() if lengths else None
-    if length is not None and length.isdigit() and int(length) > max_bytes:
+    if length is not None and not (length.isascii() and length.isdigit() and len(length) <= 19):
+        length = None  # ASCII digits only ("²" passes isdigit()), at most 19 (as Go)
+    if length is not None and int(length) > max_bytes:
         if not quoted_only:
             raise TooLargeError(
                 f"{what} from {_origin(url)} is {int(length)} bytes, "

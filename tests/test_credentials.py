@@ -142,6 +142,7 @@ def assert_no_secret(*texts: str) -> None:
         ("https://index.docker.io/v1/", "index.docker.io"),
         ("https://user@registry.example.com/", "registry.example.com"),
         ("localhost", "localhost"),
+        ("https://host:\u00b2/v1/", "host:\u00b2"),  # not an ASCII port: kept as written
     ],
 )
 def test_convert_to_hostname_as_docker(key: str, hostname: str) -> None:

@@ -217,8 +217,10 @@ class Authenticator:
         if self._cache is not None:
             stored = self._cache.get_token(*key)
             if stored is not None and f"Bearer {stored[0]}" == rejected:
-                # An expired entry is a miss: the refused token is never sent again.
-                self._cache.put_token(*key, token=stored[0], expires_at=0.0)
+                # An expired entry is a miss: the refused token is never sent again. 1.0, a
+                # moment long past, not 0.0: the cache stores no expiry that is not positive,
+                # so 0.0 left the refused token there, valid, for later requests and runs.
+                self._cache.put_token(*key, token=stored[0], expires_at=1.0)
 
     def _debug(self, line: str) -> None:
         if self._log is not None:

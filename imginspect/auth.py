@@ -320,6 +320,11 @@ class Authenticator:
                 max_bytes=MAX_TOKEN_RESPONSE,
                 what="token",
                 verify=verify,
+                # A realm that moved (or wants a trailing slash) redirects: docker, containerd
+                # and go-containerregistry follow it. The transport drops the Basic header on
+                # a redirect to another host or to plain http. (The POST above is not
+                # followed: a 307 would send the refresh token in its body wherever it says.)
+                follow_redirects=True,
             )
         has_secret = cred is not None and bool(cred.identity_token or cred.has_password)
         sent_secret = has_secret and may_send_secret

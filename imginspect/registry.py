@@ -331,6 +331,15 @@ class RegistryClient:
             return self._endpoint
         return f"{scheme}://{self.api_host}"
 
+    def _is_own(self, url: str) -> bool:
+        """Whether ``url`` is on the registry's host and port (either scheme: a registry
+        without a port is spoken to on the scheme's own)."""
+        try:
+            there, here = urlsplit(url), urlsplit(self.base_url("https"))
+            return (there.hostname, there.port) == (here.hostname, here.port)
+        except ValueError:
+            return False
+
     def _request(
         self,
         method: str,
@@ -346,7 +355,11 @@ class RegistryClient:
         scope = scope_for(repository)
         sent = self.auth.header(repository, scope)
         response = self._send(method, path, headers, sent, max_bytes, what, follow_redirects)
-        if response.status == 401:
+        if response.status == 401 and self._is_own(response.url):
+            # Only the registry's own 401 is answered: one from a host it redirected to
+            # (storage, a CDN) names that host's realm, which must get neither the registry's
+            # credentials nor become its challenge in the cache (docker keys challenges by
+            # the host that sent them). That 401 is reported as it is.
             retry_header = self.auth.respond_to(response, repository, scope, sent=sent)
             if retry_header is not None:
                 sent = retry_header

@@ -11,8 +11,8 @@ Real servers on loopback (:class:`tests.support.badserver.BadServer`: 127.0.0.1,
   token GET, as docker, containerd and go-containerregistry follow it; Basic credentials
   never follow it to another host. The identity-token POST is not followed: a 307 would
   send the refresh token in its body to wherever the realm points.
-* Open (strict xfail, the fix is outside auth.py's files): a 401 from the host a registry
-  redirected to is answered with the registry's credentials, sent to that host's realm.
+* A 401 from the host a registry redirected to (storage) is not answered with the
+  registry's credentials, and its challenge is not cached as the registry's.
 """
 
 from __future__ import annotations
@@ -183,10 +183,6 @@ def test_identity_token_post_is_not_sent_on_to_where_the_realm_redirects(
 # ------------------------------------------------------------------ a challenge from elsewhere
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs a change outside auth.py's reach: see the test's docstring",
-)
 def test_challenge_from_a_redirect_target_gets_no_credentials(
     registry: BadServer, peer: BadServer, tmp_path: Path
 ) -> None:
@@ -195,12 +191,8 @@ def test_challenge_from_a_redirect_target_gets_no_credentials(
     registry's credentials must not go to that realm (the transport drops them from the
     redirect for the same reason), nor may it become the registry's challenge in the cache.
     docker keys challenges by the host that sent them (distribution's challenge manager),
-    containerd by the last response's host; imginspect answers it with the registry's.
-
-    The fix (in Authenticator.respond_to: a 401 from another host than the registry's is
-    not answered) breaks tests/test_auth_registries.py, whose fake 401 responses say they
-    came from https://x/v2/ for registry.example.com; or RegistryClient._request answers
-    only a 401 from its own host (registry.py). Neither file is this review's."""
+    containerd by the last response's host. RegistryClient._request answers only a 401 from
+    the registry's own host and port; this one is reported as the auth error it is."""
     name = "review-storage-challenge"
     registry.add(Scenario(name, image=GOOD_IMAGE, blob=redirect_blobs_to(peer.url)))
     peer.add(Scenario(name, image=GOOD_IMAGE, auth="bearer"))  # a realm on the peer

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from imginspect.errors import ImginspectError
 from imginspect.manifest import Child, ChildKind, Descriptor, ImageManifest, Platform
+from imginspect.output import utf8
 from imginspect.result import InspectResult
 
 if TYPE_CHECKING:
@@ -206,5 +207,7 @@ def error_document(given: str, error: ImginspectError, *, version: int = 1) -> d
 
 
 def encode_line(document: dict[str, Any]) -> bytes:
-    """One compact JSON document and a newline (NDJSON)."""
-    return (json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+    """One compact JSON document and a newline (NDJSON). A lone surrogate (a registry's
+    ``"\\ud800"``) is written as U+FFFD, as Go's encoding/json decodes it: ``encode()``
+    refused it, a traceback instead of the document."""
+    return utf8(json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n")

@@ -53,10 +53,19 @@ def go_string(text: str) -> str:
     return "".join(out)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _go_map(values: Mapping[str, str]) -> str:
-    # Go sorts map keys by their UTF-8 bytes.
-    keys = sorted(values, key=lambda k: k.encode("utf-8", "surrogatepass"))
-    return "{" + ",".join(f"{go_string(k)}:{go_string(values[k])}" for k in keys) + "}"
+    # Go sorts map keys by their UTF-8 bytes. Its decoder made a lone surrogate (a JSON
+    # "\ud800") U+FFFD in the key already: the key sorts as U+FFFD does, and keys that only
+    # differ there are one key, the last in the document winning (Python kept them apart:
+    # sorted before U+E000..U+FFFC, and printed twice as "\ufffd").
+    go_keys: dict[str, str] = {}
+    for key, value in values.items():
+        go_keys[_SURROGATE.sub("\ufffd", key)] = value
+    keys = sorted(go_keys, key=lambda k: k.encode("utf-8"))
+    return "{" + ",".join(f"{go_string(k)}:{go_string(go_keys[k])}" for k in keys) + "}"
 
 
 def _go_string_list(values: tuple[str, ...]) -> str:

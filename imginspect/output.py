@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import io
+import re
 from typing import TYPE_CHECKING, TextIO
 
 from imginspect._record import Record, record
@@ -23,6 +24,35 @@ if TYPE_CHECKING:
 
 #: The ``--format`` values that name an output mode; any other value is a template.
 FORMAT_NAMES = ("table", "json", "extended-json", "extended-json-v2")
+
+
+def visible(text: str) -> str:
+    """``text`` for a terminal: every character that is not printable written as a Python
+    escape (``\\x1b``, ``\\r``, ``\\x9b``, ``\\u202e``, ``\\ud800``), visibly.
+
+    A registry controls annotations, labels, platform strings, media types and config
+    fields: raw, an ESC or C1 sequence would rewrite the screen (clear it, move the cursor,
+    set the title), a CR or a bidi override (U+202E) hide or reorder text, a newline forge a
+    table row, and a lone surrogate (a JSON ``\\ud800``) fail the write to stdout with a
+    traceback. Printable text, non-ASCII letters included, is kept as is."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8, a lone surrogate (from a JSON escape such as ``\\ud800``, which is
+    not a character) written as U+FFFD, as Go's encoding/json decodes it: ``str.encode``
+    refuses surrogates, and the output modes failed with a traceback on one."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text).encode()
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class OutputMode(enum.Enum):
@@ -160,7 +190,7 @@ def render_template(outcome: Outcome, template: Template) -> bytes:
     a reference that failed: its error goes to stderr)."""
     if outcome.result is None:
         return b""
-    return template.execute(template_data(outcome.result, given=outcome.given)).encode()
+    return utf8(template.execute(template_data(outcome.result, given=outcome.given)))
 
 
 #: The top-level fields of the template data model that need --image-config's requests.

@@ -21,13 +21,14 @@ from imginspect.diff import (
     ImagesDifferError,
 )
 from imginspect.manifest import Descriptor
+from imginspect.output import visible
 from imginspect.referrers import Evidence, ReferrersOutcome, SubjectEvidence, SupplyChainReport
 from imginspect.tags import TagDigest
 
 
 def clean(text: str) -> str:
     """``text`` with control characters escaped (registry data reaches a terminal)."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+    return visible(text)
 
 
 def short(digest: str | None, no_trunc: bool = False) -> str:
@@ -131,12 +132,14 @@ def referrers_table(report: SupplyChainReport, *, no_trunc: bool = False) -> str
     )
     rows = []
     for subject in report.subjects:
+        # The label is the platform a registry wrote in the index: escaped like the rest.
+        label = clean(subject.label)
         if not subject.evidence:
-            rows.append([subject.label, "none", "-", "-", "-", "-"])
+            rows.append([label, "none", "-", "-", "-", "-"])
         for evidence in subject.evidence:
             rows.append(
                 [
-                    subject.label,
+                    label,
                     ",".join(evidence.kinds),
                     evidence.found_by,
                     short(evidence.digest, no_trunc),
@@ -148,7 +151,7 @@ def referrers_table(report: SupplyChainReport, *, no_trunc: bool = False) -> str
     summary = ["", "EVIDENCE (an index's covers each of its images)"]
     for subject in report.images():
         kinds = sorted(report.kinds_for(subject))
-        summary.append(f"{subject.label}: {', '.join(kinds) or 'none'}")
+        summary.append(f"{clean(subject.label)}: {', '.join(kinds) or 'none'}")
     return head + table + "\n".join(summary) + "\n"
 
 
@@ -231,15 +234,16 @@ def _details_tables(entries: Sequence[EntryDiff], no_trunc: bool) -> str:
     layer_rows = []
     for entry in entries:
         for change in entry.config or ():
-            config_rows += [[entry.key, change.field, line] for line in change_lines(change)]
+            config_rows += [[clean(entry.key), change.field, line] for line in change_lines(change)]
         if entry.layers is not None:
             layers_of = (("removed", entry.layers.removed), ("added", entry.layers.added))
             for status, layers in layers_of:
                 layer_rows += [
-                    [entry.key, status, short(d.digest, no_trunc), str(d.size)] for d in layers
+                    [clean(entry.key), status, short(d.digest, no_trunc), str(d.size)]
+                    for d in layers
                 ]
             if entry.layers.reordered:
-                layer_rows.append([entry.key, "reordered", "-", "-"])
+                layer_rows.append([clean(entry.key), "reordered", "-", "-"])
     out = "\nCONFIG (A -> B)\n"
     if config_rows:
         out += columns(["PLATFORM", "FIELD", "CHANGE"], config_rows)
@@ -254,11 +258,13 @@ def _details_tables(entries: Sequence[EntryDiff], no_trunc: bool) -> str:
 
 
 def diff_table(diff: ImageDiff, a_name: str, b_name: str, *, no_trunc: bool = False) -> str:
+    # The media types and platform keys are the registry's: escaped (see clean).
+    a_type, b_type = clean(diff.a.media_type), clean(diff.b.media_type)
     head = columns(
         ["", "NAME", "DIGEST", "SIZE", "TYPE"],
         [
-            ["A", a_name, short(diff.a.digest, no_trunc), str(diff.a.size), diff.a.media_type],
-            ["B", b_name, short(diff.b.digest, no_trunc), str(diff.b.size), diff.b.media_type],
+            ["A", a_name, short(diff.a.digest, no_trunc), str(diff.a.size), a_type],
+            ["B", b_name, short(diff.b.digest, no_trunc), str(diff.b.size), b_type],
         ],
     )
     rows = []
@@ -266,7 +272,7 @@ def diff_table(diff: ImageDiff, a_name: str, b_name: str, *, no_trunc: bool = Fa
         sizes = [str(e.size) if e is not None else "-" for e in (entry.a, entry.b)]
         rows.append(
             [
-                entry.key,
+                clean(entry.key),
                 entry.status,
                 short(entry.a.digest if entry.a else None, no_trunc),
                 short(entry.b.digest if entry.b else None, no_trunc),

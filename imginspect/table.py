@@ -22,6 +22,7 @@ from rich.text import Text
 from imginspect._record import Record, record
 from imginspect.digest import short_digest
 from imginspect.manifest import Child, ChildKind
+from imginspect.output import visible
 from imginspect.result import ImageSize, InspectResult
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def render(
         summary.append(("Artifact", desc.artifact_type))
     label_width = max(len(label) for label, _ in summary)
     for label, value in summary:
-        _print(console, Text.assemble((label.ljust(label_width), "bold"), " ", value))
+        # visible(): what a registry sends reaches a terminal (see _print_rows)
+        _print(console, Text.assemble((label.ljust(label_width), "bold"), " ", visible(value)))
 
     sizes = result.sizes
     rows: list[list[_Cell]] = []
@@ -143,6 +145,13 @@ def _print_rows(
     row, separated by a blank line (before each wrapped row of the platform table, after
     each of a sub-table)."""
     header = [_Cell(c.header, "bold") for c in columns]
+    # Cells carry what a registry sent (platforms, media types, labels, annotations, history):
+    # rich prints an ESC, a C1 control or a bidi override as is (it drops only BEL, BS, VT,
+    # FF and CR, silently), so each is escaped visibly, before the widths are measured.
+    rows = [
+        [c if c.text.isprintable() else _Cell(visible(c.text), c.style) for c in row]
+        for row in rows
+    ]
     widths = [max(len(cell.text) for cell in column) for column in zip(header, *rows, strict=True)]
     available = width
     if width is not None and indent:
@@ -318,7 +327,7 @@ def _image_block(console: Console, details: ImageDetails, *, width: int | None, 
     _print(
         console,
         Text.assemble(
-            (str(platform) if platform else "-", "bold"),
+            (visible(str(platform)) if platform else "-", "bold"),
             f"  {digest}  {details.kind}",
         ),
     )
@@ -381,7 +390,7 @@ def _image_block(console: Console, details: ImageDetails, *, width: int | None, 
     for label, values in rows:
         for n, value in enumerate(values):
             head = (label if n == 0 else "").ljust(label_width)
-            _print(console, Text.assemble(INDENT, (head, "bold"), GAP, value))
+            _print(console, Text.assemble(INDENT, (head, "bold"), GAP, visible(value)))
     if config is not None and config.labels:
         _sub_table(
             console,

@@ -20,7 +20,10 @@ missing key prints ``<no value>``, as in Go). There is no attribute access, no m
 call and no evaluation of Python: only the data given is reachable.
 
 Errors are :class:`~imginspect.errors.UsageError` (exit 2) that point at the position:
-``template: 1:12: function "foo" not defined``.
+``template: 1:12: function "foo" not defined``. An execution is bounded: its output
+(:data:`MAX_OUTPUT_CHARS`), its steps (:data:`MAX_STEPS`), what its functions take and make
+(:data:`MAX_FUNCTION_CHARS`); control structures and parentheses nest at most
+:data:`MAX_NESTING` deep.
 
 Pure module.
 """
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +43,17 @@ from imginspect.errors import UsageError
 MAX_TEMPLATE_CHARS = 64 * 1024
 #: Longest output one template execution may produce.
 MAX_OUTPUT_CHARS = 16 * 1024 * 1024
-#: How deeply control structures may nest.
+#: How deeply control structures may nest (and parentheses, each on its own).
 MAX_NESTING = 50
+#: Most steps (actions walked, range iterations) one execution may take: nested ranges
+#: that print nothing were bounded by nothing (``{{range 100000}}{{range 100000}}``).
+MAX_STEPS = 10_000_000
+#: Most characters the functions of one execution may take and return, all calls together:
+#: a value doubled by ``{{$x := printf "%s%s" $x $x}}`` 30 times is 8 GiB, never printed.
+MAX_FUNCTION_CHARS = 16 * MAX_OUTPUT_CHARS
+#: Go's int: a larger literal is refused at parse time (int() of more than 4300 digits
+#: raised a ValueError, a traceback).
+_MAX_INT = 2**63 - 1
 
 
 class Struct(dict[str, Any]):
@@ -250,6 +262,7 @@ class Template:
         self.source = source
         self._items = _split(source)
         self._at = 0
+        self._parens = 0
         self.nodes, stop = self._parse_list(depth=0, variables={"$"})
         if stop is not None:
             raise _error(source, stop.pos, f"unexpected {{{{{stop.tokens[0].text}}}}}")
@@ -261,8 +274,6 @@ class Template:
 
     def _parse_list(self, *, depth: int, variables: set[str]) -> tuple[list[_Node], _Action | None]:
         """Nodes up to an ``else`` or ``end`` action (returned) or the end (None)."""
-        if depth > MAX_NESTING:
-            raise self._err(0, f"control structures nested deeper than {MAX_NESTING}")
         nodes: list[_Node] = []
         while self._at < len(self._items):
             item = self._items[self._at]
@@ -287,6 +298,8 @@ class Template:
         return nodes, None
 
     def _parse_branch(self, item: _Action, *, depth: int, variables: set[str]) -> _Branch:
+        if depth >= MAX_NESTING:  # at the action that nests too deep (it said 1:1)
+            raise self._err(item.pos, f"control structures nested deeper than {MAX_NESTING}")
         keyword = item.tokens[0].text
         inner = set(variables)
         pipeline = self._parse_pipeline(
@@ -419,13 +432,20 @@ class Template:
         if tok.kind == "raw":
             return _Operand(tok.pos, "literal", value=tok.text[1:-1]), at + 1
         if tok.kind == "number":
-            return _Operand(tok.pos, "literal", value=int(tok.text)), at + 1
+            value = _int64(tok.text)
+            if value is None:
+                raise self._err(tok.pos, f"number out of range: {tok.text[:30]}")
+            return _Operand(tok.pos, "literal", value=value), at + 1
         if tok.kind == "ident" and tok.text in ("true", "false", "nil"):
             value = {"true": True, "false": False, "nil": None}[tok.text]
             return _Operand(tok.pos, "literal", value=value), at + 1
         if tok.kind == "ident":
             raise self._err(tok.pos, f'function "{tok.text}" used as an argument; use (...)')
         if tok.kind == "lparen":
+            # Each level is three frames of recursion: 5000 levels were a RecursionError.
+            self._parens += 1
+            if self._parens > MAX_NESTING:
+                raise self._err(tok.pos, f"parentheses nested deeper than {MAX_NESTING}")
             depth = 0
             for end in range(at, len(tokens)):
                 if tokens[end].kind == "lparen":
@@ -435,6 +455,7 @@ class Template:
                     if depth == 0:
                         break
             sub = self._parse_pipeline(tokens[at + 1 : end], tok.pos, variables)
+            self._parens -= 1
             if not sub.commands:
                 raise self._err(tok.pos, "missing value in parentheses")
             chain = ()
@@ -486,6 +507,16 @@ class Template:
         return frozenset(names)
 
 
+def _int64(text: str) -> int | None:
+    """The integer ``text`` (``-?[0-9]+``) if it fits Go's int, else None."""
+    negative = text.startswith("-")
+    digits = text.lstrip("-").lstrip("0") or "0"
+    if len(digits) > 19:
+        return None
+    value = -int(digits) if negative else int(digits)
+    return value if -_MAX_INT - 1 <= value <= _MAX_INT else None
+
+
 def _spaced(a: _Tok, b: _Tok) -> bool:
     return b.pos != a.pos + len(a.text)
 
@@ -495,6 +526,8 @@ class _State:
         self.template = template
         self.out = out
         self.size = 0
+        self.steps = 0
+        self.function_chars = 0
         self.vars = [variables]
 
     def err(self, pos: int, message: str) -> TemplateError:
@@ -506,6 +539,19 @@ class _State:
             raise self.err(pos, f"output longer than {MAX_OUTPUT_CHARS} characters")
         self.out.append(text)
 
+    def step(self, pos: int) -> None:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise self.err(pos, f"more than {MAX_STEPS} steps")
+
+    def charge(self, chars: int, name: str, pos: int) -> None:
+        self.function_chars += chars
+        if self.function_chars > MAX_FUNCTION_CHARS:
+            raise self.err(
+                pos,
+                f"error calling {name}: functions used more than {MAX_FUNCTION_CHARS} characters",
+            )
+
     def lookup(self, name: str) -> Any:
         for scope in reversed(self.vars):
             if name in scope:
@@ -516,7 +562,9 @@ class _State:
         for node in nodes:
             if isinstance(node, _TextNode):
                 self.write(node.text, node.pos)
-            elif isinstance(node, _PrintNode):
+                continue
+            self.step(node.pos)
+            if isinstance(node, _PrintNode):
                 value = self.pipeline(node.pipeline, dot)
                 if not node.pipeline.declare:
                     self.write(go_print(value), node.pos)
@@ -540,27 +588,30 @@ class _State:
     def range(self, node: _Branch, dot: Any) -> None:
         pipeline = node.pipeline
         value = self.run_commands(pipeline, dot)
-        items: list[tuple[Any, Any]]
+        items: Iterable[tuple[Any, Any]]
         if value is None:
-            items = []
+            items = ()
         elif isinstance(value, dict):
             items = [(k, value[k]) for k in sorted(value)]
         elif isinstance(value, (list, tuple)):
-            items = list(enumerate(value))
+            items = enumerate(value)
         elif isinstance(value, int) and not isinstance(value, bool):
-            items = [(n, n) for n in range(value)]
+            # one at a time: a list of {{range 1000000000}}'s pairs was a MemoryError
+            items = ((n, n) for n in range(value))
         else:
             raise self.err(node.pos, f"range can't iterate over {go_print(value)}")
-        if not items:
-            self.walk(node.otherwise, dot)
-            return
+        empty = True
         for key, element in items:
+            empty = False
+            self.step(node.pos)
             if len(pipeline.declare) == 1:
                 self.vars[-1][pipeline.declare[0]] = element
             elif len(pipeline.declare) == 2:
                 self.vars[-1][pipeline.declare[0]] = key
                 self.vars[-1][pipeline.declare[1]] = element
             self.walk(node.body, element)
+        if empty:
+            self.walk(node.otherwise, dot)
 
     def pipeline(self, pipeline: _Pipeline, dot: Any) -> Any:
         value = self.run_commands(pipeline, dot)
@@ -612,10 +663,16 @@ class _State:
 
     def call(self, name: str, args: list[Any], pos: int) -> Any:
         function = _IMPLEMENTATIONS[name]
+        # What the functions take and make is bounded as the output is: a value that is
+        # never printed (a variable) could grow without end (doubled by printf, joined).
+        self.charge(sum(len(a) for a in args if isinstance(a, str)), name, pos)
         try:
-            return function(args)
+            value = function(args)
         except _CallError as error:
             raise self.err(pos, f"error calling {name}: {error}") from None
+        if isinstance(value, str):
+            self.charge(len(value), name, pos)
+        return value
 
 
 class _NoValue:
@@ -696,6 +753,42 @@ def go_json(value: Any) -> str:
     )
 
 
+_SHORT_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def go_quote(text: str) -> str:
+    """``printf "%q"``: Go's strconv.Quote. What does not print (controls, C1, bidi
+    overrides) is escaped, ``\\x1b``, ``\\u202e``; ``<`` and ``&`` are kept (it was JSON's
+    quoting: HTML escaped, C1 controls and U+202E raw, unlike Go)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\ufffd")  # Go decoded a lone surrogate as U+FFFD, which prints
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
 def _json_ready(value: Any) -> Any:
     if isinstance(value, Struct):
         return {k: _json_ready(v) for k, v in value.items()}
@@ -750,7 +843,11 @@ def _f_join(args: list[Any]) -> str:
         return ""
     if not isinstance(items, (list, tuple)) or not isinstance(sep, str):
         raise _CallError("join takes a list and a separator")
-    return sep.join(go_print(v) for v in items)
+    parts = [go_print(v) for v in items]
+    # measured first: a long separator between many items is no string to build
+    if sum(map(len, parts)) + len(sep) * max(len(parts) - 1, 0) > MAX_OUTPUT_CHARS:
+        raise _CallError(f"result longer than {MAX_OUTPUT_CHARS} characters")
+    return sep.join(parts)
 
 
 def _f_print(args: list[Any]) -> str:
@@ -767,7 +864,20 @@ def _f_println(args: list[Any]) -> str:
     return " ".join(go_print(a) for a in args) + "\n"
 
 
-_VERB = re.compile(r"%([-+ 0#]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
+# Unambiguous (a width cannot start with 0, which the flags take): with `(\d+)?` after
+# `[-+ 0#]*`, a "%" and 64 K zeros without a verb took minutes of backtracking.
+_VERB = re.compile(r"%([-+ 0#]*)([1-9][0-9]*)?(?:\.([0-9]+))?([a-zA-Z%])")
+
+
+def _go_width(digits: str) -> int | None:
+    """A printf width or precision as Go's fmt parses it (parsenum): None past about 10^7,
+    where Go stops and prints ``%!(NOVERB)``."""
+    number = 0
+    for digit in digits:
+        if number > 1_000_000:
+            return None
+        number = number * 10 + int(digit)
+    return number
 
 
 def _f_printf(args: list[Any]) -> str:
@@ -777,10 +887,19 @@ def _f_printf(args: list[Any]) -> str:
     out: list[str] = []
     at = 0
     used = 0
+    length = 0  # of out: widths and verbs multiply (5000 verbs of width 10^7 each)
     for match in _VERB.finditer(fmt):
         out.append(fmt[at : match.start()])
         at = match.end()
-        flags, width, precision, verb = match.groups()
+        flags, width_digits, precision_digits, verb = match.groups()
+        width = _go_width(width_digits or "0")
+        precision = _go_width(precision_digits or "0")
+        if width is None or precision is None:
+            # Go's fmt stops there: int() of a width of 5000 digits raised a ValueError, a
+            # width of 10^10 asked for 10 GB
+            out.append("%!(NOVERB)")
+            at = len(fmt)
+            break
         if verb == "%":
             out.append("%")
             continue
@@ -791,25 +910,27 @@ def _f_printf(args: list[Any]) -> str:
         used += 1
         if verb in "sv":
             text = go_print(value)
-            if precision is not None and verb == "s":
-                text = text[: int(precision)]
+            if precision_digits is not None and verb == "s":
+                text = text[:precision]
         elif verb == "q":
-            text = go_json(value) if isinstance(value, str) else go_print(value)
+            text = go_quote(value) if isinstance(value, str) else go_print(value)
         elif verb in "dxXo" and isinstance(value, int) and not isinstance(value, bool):
             text = format(value, {"d": "d", "x": "x", "X": "X", "o": "o"}[verb])
         elif verb == "t" and isinstance(value, bool):
             text = go_print(value)
         else:
             text = f"%!{verb}({_type_name(value)}={go_print(value)})"
-        if width is not None:
-            size = int(width)
+        if width_digits is not None:
             if "-" in flags:
-                text = text.ljust(size)
+                text = text.ljust(width)
             elif "0" in flags and verb in "dxXo":
-                text = text.rjust(size, "0")
+                text = text.rjust(width, "0")
             else:
-                text = text.rjust(size)
+                text = text.rjust(width)
         out.append(text)
+        length += len(out[-2]) + len(text)
+        if length > MAX_OUTPUT_CHARS:
+            raise _CallError(f"result longer than {MAX_OUTPUT_CHARS} characters")
     out.append(fmt[at:])
     if used < len(values):
         extra = ", ".join(f"{_type_name(v)}={go_print(v)}" for v in values[used:])

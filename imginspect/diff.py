@@ -185,11 +185,11 @@ def _healthcheck_json(check: Healthcheck | None) -> dict[str, Any] | None:
 
 def _values(config: ImageConfig) -> dict[str, Any]:
     """The :data:`VALUE_FIELDS` of ``config`` as JSON values."""
+    # format_platform names the os.version itself (``windows/amd64:10.0.20348.2113``);
+    # adding it again printed it twice
     platform = None
     if config.platform is not None:
         platform = platforms.format_platform(config.platform)
-        if config.platform.os_version:
-            platform += f" {config.platform.os_version}"
 
     def listed(value: tuple[str, ...] | None) -> list[str] | None:
         return None if value is None else list(value)
@@ -308,25 +308,22 @@ def _key(child: Child, by_digest: dict[str, str]) -> str:
         return f"attestation of {attested}"
     if descriptor.platform is None or descriptor.platform.is_empty:
         return f"{child.kind.value} {descriptor.digest}"
-    key = platforms.format_platform(descriptor.platform)
-    if descriptor.platform.os_version:
-        key += f" {descriptor.platform.os_version}"
-    return key
+    # ``os/arch[/variant][:os.version]``: the version is format_platform's already (added
+    # again, keys read ``windows/amd64:10.0.20348.2113 10.0.20348.2113``)
+    return platforms.format_platform(descriptor.platform)
 
 
-def _entries(
-    result: InspectResult, images: Sequence[Child] | None
-) -> dict[str, tuple[Descriptor, int | None]]:
+#: an entry of one side: its key (not yet numbered), descriptor and compressed size
+_Entry = tuple[str, Descriptor, int | None]
+
+
+def _entries(result: InspectResult, images: Sequence[Child] | None) -> list[_Entry]:
     sizes = result.sizes or {}
-    out: dict[str, tuple[Descriptor, int | None]] = {}
     if not result.is_index:
         platform = result.config_platform
         key = platforms.format_platform(platform) if platform is not None else "image"
-        if platform is not None and platform.os_version:
-            key += f" {platform.os_version}"
         size = sizes.get(result.descriptor.digest)
-        out[key] = (result.descriptor, size.compressed if size is not None else None)
-        return out
+        return [(key, result.descriptor, size.compressed if size is not None else None)]
     children = list(images) if images is not None else []
     children += [c for c in result.children if c.kind is ChildKind.ATTESTATION]
     if images is None:
@@ -336,15 +333,53 @@ def _entries(
         for c in children
         if c.kind is ChildKind.IMAGE and c.descriptor.platform is not None
     }
+    out: list[_Entry] = []
     for child in children:
-        key = _key(child, by_digest)
-        n = 2
-        unique = key
-        while unique in out:  # the same platform twice: keep both, numbered
-            unique = f"{key} #{n}"
-            n += 1
         size = sizes.get(child.descriptor.digest)
-        out[unique] = (child.descriptor, size.compressed if size is not None else None)
+        compressed = size.compressed if size is not None else None
+        out.append((_key(child, by_digest), child.descriptor, compressed))
+    return out
+
+
+def _pair(
+    left: list[_Entry], right: list[_Entry]
+) -> list[tuple[str, _Entry | None, _Entry | None]]:
+    """A's entries (in order) with B's of the same key, then B's others; the second and
+    later entries of a key are numbered (``linux/amd64 #2``).
+
+    A key listed twice (the same platform twice, e.g. gzip and zstd variants of one image)
+    pairs the same digest first, then the others in order: paired by position, B dropping
+    one variant read as the other one changed, and the same two in another order as both
+    changed."""
+    theirs: dict[str, list[int]] = {}
+    for j, (key, _, _) in enumerate(right):
+        theirs.setdefault(key, []).append(j)
+    mine: dict[str, list[int]] = {}
+    for i, (key, _, _) in enumerate(left):
+        mine.setdefault(key, []).append(i)
+    partner: dict[int, int] = {}
+    for key, indexes in mine.items():
+        free = theirs.get(key, [])
+        for i in indexes:
+            same = next((j for j in free if right[j][1].digest == left[i][1].digest), None)
+            if same is not None:
+                partner[i] = same
+                free.remove(same)
+        for i in indexes:
+            if i not in partner and free:
+                partner[i] = free.pop(0)
+    counts: Counter[str] = Counter()
+
+    def numbered(key: str) -> str:
+        counts[key] += 1
+        return key if counts[key] == 1 else f"{key} #{counts[key]}"
+
+    out: list[tuple[str, _Entry | None, _Entry | None]] = []
+    for i, entry in enumerate(left):
+        other = partner.get(i)
+        out.append((numbered(entry[0]), entry, right[other] if other is not None else None))
+    paired = set(partner.values())
+    out += [(numbered(e[0]), None, e) for j, e in enumerate(right) if j not in paired]
     return out
 
 
@@ -356,23 +391,16 @@ def compare(
     b_images: Sequence[Child] | None = None,
 ) -> ImageDiff:
     """The differences between ``a`` and ``b``; entries in A's order, then those only in B."""
-    left = _entries(a, a_images)
-    right = _entries(b, b_images)
-    entries = []
-    for key, (descriptor, compressed) in left.items():
-        other = right.get(key)
-        entries.append(
-            EntryDiff(
-                key,
-                descriptor,
-                other[0] if other else None,
-                compressed,
-                other[1] if other else None,
-            )
+    entries = [
+        EntryDiff(
+            key,
+            left[1] if left else None,
+            right[1] if right else None,
+            left[2] if left else None,
+            right[2] if right else None,
         )
-    for key, (descriptor, compressed) in right.items():
-        if key not in left:
-            entries.append(EntryDiff(key, None, descriptor, None, compressed))
+        for key, left, right in _pair(_entries(a, a_images), _entries(b, b_images))
+    ]
     if a.images is not None and b.images is not None:
         a_details = {d.digest: d for d in a.images}
         b_details = {d.digest: d for d in b.images}

@@ -28,20 +28,23 @@ from typing import TYPE_CHECKING
 
 from imginspect import platforms
 from imginspect._record import Record, record
+from imginspect.digest import compute_digest
 from imginspect.errors import (
     ImginspectError,
     MalformedDocumentError,
     MissingPlatformError,
     NotFoundError,
+    UnsupportedManifestError,
     UsageError,
 )
 from imginspect.manifest import ChildKind, Descriptor, ImageManifest, Index, decode_document
+from imginspect.mediatypes import OCI_INDEX
 
 if TYPE_CHECKING:
     from imginspect.inspector import Inspector
     from imginspect.manifest import Platform
     from imginspect.result import InspectResult
-    from imginspect.sources import Source
+    from imginspect.sources import ReferrersPage, Source
     from imginspect.target import Target
 
 SBOM = "sbom"
@@ -234,9 +237,22 @@ def check_evidence(
 
 
 def referrers_tag(digest: str) -> str:
-    """The tag of the referrers tag schema (and cosign's prefix): ``sha256-<hex>``."""
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{algorithm}-{hex_part}"
+    """The tag of the referrers tag schema: ``sha256-<hex>``, the algorithm cut to 32
+    characters and the encoded part to 64 (distribution spec, "Referrers Tag Schema").
+
+    The spec also replaces characters a tag cannot hold with ``-``: digests here are
+    validated (registered algorithms, lowercase hex), which have none."""
+    # Untruncated, a sha512 digest made a tag of 135 characters, more than a tag may have
+    # (128): no registry holds it (distribution answers 404), and the index a spec client
+    # (regclient) pushed under the truncated tag was never found.
+    algorithm, _, encoded = digest.partition(":")
+    return f"{algorithm[:32]}-{encoded[:64]}"
+
+
+def _cosign_tag(digest: str, suffix: str) -> str:
+    """cosign's legacy tag: ``<algorithm>-<hex><suffix>``, the digest whole (not cut as the
+    referrers tag is)."""
+    return digest.replace(":", "-", 1) + suffix
 
 
 def _descriptors_of_index(
@@ -311,6 +327,11 @@ def discover(
     reader = _Reader(source, repository)
     found: list[Evidence] = []
     pages = source.get_referrers(repository, digest, artifact_type=artifact_type)
+    if pages and not _is_index(pages[0]):
+        # A 200 that is no image index (a catch-all page, the login page a redirect ended
+        # on: oras-go#633) says the API is not there, as a 404 does: go-containerregistry
+        # and oras-go fall back to the tag schema. It failed the reference.
+        pages = None
     descriptors: list[Descriptor] = []
     if pages is not None:
         method = FOUND_API
@@ -321,27 +342,58 @@ def discover(
             descriptors.extend(entries)
     else:
         method = FOUND_TAG_SCHEMA
-        try:
-            fetched = source.get_manifest(repository, referrers_tag(digest))
-        except NotFoundError:
-            pass
-        else:
-            entries = _descriptors_of_index(
-                fetched.raw, fetched.content_type, f"referrers tag {referrers_tag(digest)}"
-            )
-            if artifact_type is not None:
-                entries = tuple(d for d in entries if d.artifact_type == artifact_type)
-            descriptors.extend(entries)
-    found.extend(_evidence(d, method, reader) for d in descriptors[:MAX_REFERRERS])
+        entries = _tag_schema_index(source, repository, digest)
+        if artifact_type is not None:
+            entries = tuple(d for d in entries if d.artifact_type == artifact_type)
+        descriptors.extend(entries)
+    # A referrer is one manifest: listed again (API pages that repeat themselves behind
+    # Links that never do, read up to the source's bound; a tag-schema index two clients
+    # appended to), it is still one piece of evidence, not one per listing.
+    unique: dict[str, Descriptor] = {}
+    for descriptor in descriptors:
+        unique.setdefault(descriptor.digest, descriptor)
+    found.extend(_evidence(d, method, reader) for d in list(unique.values())[:MAX_REFERRERS])
     if cosign and artifact_type is None:
         found.extend(_cosign_tags(source, repository, digest))
     return method, tuple(found)
 
 
+def _is_index(page: ReferrersPage) -> bool:
+    """Whether a referrers API answer is an image index: said so by its Content-Type (then
+    a broken body is the registry's error to report), or by its body."""
+    if (page.content_type or "").partition(";")[0].strip().lower() == OCI_INDEX:
+        return True
+    try:
+        return isinstance(decode_document(page.raw, page.content_type), Index)
+    except (MalformedDocumentError, UnsupportedManifestError):
+        return False
+
+
+def _tag_schema_index(source: Source, repository: str, digest: str) -> tuple[Descriptor, ...]:
+    """The descriptors of the referrers tag-schema index of ``digest``; none when the tag
+    is missing, or holds no image index, or holds the subject itself."""
+    tag = referrers_tag(digest)
+    try:
+        fetched = source.get_manifest(repository, tag)
+    except NotFoundError:
+        return ()
+    # The spec: when the tag "does not return a valid image index, the client SHOULD assume
+    # there are no referrers" (this raised MalformedDocumentError, failing the reference).
+    # GitLab's registry answers the tag sha256-<hex> with the manifest sha256:<hex>, the
+    # subject itself (oras-go#1396): an index's own images were listed as its referrers,
+    # and each image of it failed the run. A manifest cannot name itself as its subject.
+    if compute_digest(fetched.raw, digest.partition(":")[0]) == digest:
+        return ()
+    try:
+        return _descriptors_of_index(fetched.raw, fetched.content_type, f"referrers tag {tag}")
+    except (MalformedDocumentError, UnsupportedManifestError):
+        return ()
+
+
 def _cosign_tags(source: Source, repository: str, digest: str) -> list[Evidence]:
     found = []
     for suffix in COSIGN_SUFFIXES:
-        tag = referrers_tag(digest) + suffix
+        tag = _cosign_tag(digest, suffix)
         try:
             fetched = source.get_manifest(repository, tag)
         except NotFoundError:

@@ -1,10 +1,10 @@
 """Listing a repository's tags: paged streaming, filters, version order, digests per tag.
 
 :func:`iter_tags` streams the tags of a :class:`~imginspect.sources.Source` page by page
-(``Link`` pagination), never holding more than one page; :func:`tag_filter` builds the
-``--match GLOB`` / ``--regex`` predicate; :func:`sort_by_version` orders tags semver-aware
-(the rules are :func:`version_key`'s); :func:`tag_digests` resolves tags to digests with one
-HEAD each, concurrently, in order.
+(``Link`` pagination), holding one page and the tags already listed (each is listed once);
+:func:`tag_filter` builds the ``--match GLOB`` / ``--regex`` predicate;
+:func:`sort_by_version` orders tags semver-aware (the rules are :func:`version_key`'s);
+:func:`tag_digests` resolves tags to digests with one HEAD each, concurrently, in order.
 
 Pure except :func:`iter_tags` and :func:`tag_digests`, which call the source; standard
 library only (no httpx, click or rich).
@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from imginspect._record import Record, record
-from imginspect.errors import UsageError
+from imginspect.errors import RegistryError, UsageError
 
 if TYPE_CHECKING:
     from imginspect.cache import Cache
@@ -42,11 +42,29 @@ MAX_PATTERN = 1024
 def iter_tags(
     source: Source, repository: str, *, limit: int = DEFAULT_LIMIT, page_size: int = PAGE_SIZE
 ) -> Iterator[str]:
-    """The tags of ``repository`` in the registry's order, at most ``limit``, streamed."""
+    """The tags of ``repository`` in the registry's order, at most ``limit``, streamed, each
+    once. A :class:`~imginspect.errors.RegistryError` ends a listing whose pages go in
+    circles (two pages in a row without a tag not listed before)."""
     if limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
+    # A registry lists each tag once. The source stops a Link that repeats itself exactly,
+    # but one with a new query each time (a counter, a `last` going backwards) served the
+    # same tags until --limit: up to one request per tag, each printed again and again. A
+    # tag seen before is skipped (pages that overlap, e.g. an inclusive `last`, are fine);
+    # a page with nothing new once can be a detour (a `last` gone back), twice in a row is
+    # a loop. The set holds at most `limit` tags.
+    seen: set[str] = set()
+    stale = 0
     for page in source.iter_tag_pages(repository, page_size=page_size, limit=limit):
-        yield from page
+        fresh = [tag for tag in dict.fromkeys(page) if tag not in seen]
+        stale = 0 if fresh else stale + 1
+        if stale >= 2:
+            raise RegistryError(
+                f"the tag list of {repository} goes in circles: two pages in a row with no "
+                "tag it had not sent already"
+            )
+        seen.update(fresh)
+        yield from fresh
 
 
 def tag_filter(glob: str | None = None, regex: str | None = None) -> Callable[[str], bool]:

@@ -35,7 +35,7 @@ from imginspect.options import (
     TAGS_OPTIONS,
     OptionSpec,
 )
-from imginspect.output import OutputMode
+from imginspect.output import OutputMode, visible
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -118,7 +118,10 @@ _run_cache: Cache | None = None
 
 
 def _stderr(line: str) -> None:
-    click.echo(line, err=True)
+    # Errors, warnings and --debug lines quote what a registry sent (its error messages, its
+    # headers): non-printing characters are written as escapes, so an ESC or C1 sequence
+    # cannot rewrite the terminal, nor a U+202E reorder the line. Our own text is printable.
+    click.echo(visible(line), err=True)
 
 
 def _report(error: ImginspectError, given: str | None) -> None:

@@ -219,12 +219,6 @@ def test_referrers_and_diff_print_a_lone_surrogate(
 # ------------------------------------------------------------------ error messages
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="console.error_lines (and registry._registry_error) print a registry's error "
-    "message raw: outside this review's files; console.error_lines could apply "
-    "output.visible to the message and the hint",
-)
 def test_a_registry_error_message_reaches_stderr_escaped() -> None:
     body = json.dumps({"errors": [{"code": "UNKNOWN", "message": HOSTILE}]}).encode()
     reply = Reply(500, headers=(("Content-Type", "application/json"),), body=body)

@@ -1,9 +1,11 @@
 """Reading the user's configuration files: bounded, regular files only, never blocking.
 
-Shared by :mod:`imginspect.credentials` (config.json, auth.json) and
-:mod:`imginspect.settings` (daemon.json), which read files that may be anything: a FIFO
+Shared by :mod:`imginspect.credentials` (config.json, auth.json),
+:mod:`imginspect.settings` (daemon.json) and :mod:`imginspect.layout` (layout directories),
+which read files that may be anything: a FIFO
 planted at the path would block an ``open()`` forever, a device would never end. Here a file
-is opened without blocking, must be a regular file, and is read to at most ``limit`` bytes.
+must be a regular file before it is opened (without blocking), and is read to at most
+``limit`` bytes.
 Also the home and XDG directories as both find them. Standard library only.
 """
 
@@ -23,16 +25,14 @@ def read_bounded(path: Path, limit: int) -> bytes:
     directory, and another ``OSError`` for anything else that is not a readable regular file
     (a FIFO, a device, a file larger than ``limit``).
     """
+    # Looked at before it is opened: opening a FIFO releases a writer waiting on it, and
+    # opening a device can act (a tape rewinds, a watchdog arms). The fstat after the open
+    # catches a file replaced in between.
+    _check_regular(os.stat(path), path, limit)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags)
     try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        if info.st_size > limit:
-            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        _check_regular(os.fstat(fd), path, limit)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
@@ -46,6 +46,15 @@ def read_bounded(path: Path, limit: int) -> bytes:
     if size > limit:  # it grew while being read
         raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
     return b"".join(chunks)
+
+
+def _check_regular(info: os.stat_result, path: Path, limit: int) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    if info.st_size > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
 
 
 def home(environ: Mapping[str, str]) -> Path:

@@ -25,11 +25,13 @@ that do not hash to their digest are :class:`DigestMismatchError` (exit 1); a ma
 reference is :class:`InvalidReferenceError` (exit 2).
 
 Tar archives (plain, or gzip/bzip2/xz-compressed) are read in place, member by member, never
-extracted; absolute and ``..`` member paths are refused.
+extracted; absolute and ``..`` member paths are refused. In a directory, symbolic links are
+followed only within the layout, and nothing that is not a regular file is opened.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -37,6 +39,7 @@ import tarfile
 import threading
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final, Protocol
 
 from imginspect import mediatypes as mt
@@ -51,6 +54,7 @@ from imginspect.errors import (
     TooLargeError,
     UsageError,
 )
+from imginspect.files import read_bounded
 from imginspect.manifest import Descriptor, Index, decode_document
 from imginspect.reference import is_valid_tag
 from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead, ReferrersPage
@@ -97,29 +101,36 @@ class _Store(Protocol):
 class _DirectoryStore:
     def __init__(self, root: str) -> None:
         self._root = root
+        # Symbolic links are followed only within the layout (debuerreotype links each blob
+        # to a named file beside it). One that led out of it made imginspect read any file
+        # the layout named, and a digest mismatch printed that file's sha256.
+        self._real_root = os.path.realpath(root)
 
     def read(self, name: str, *, max_bytes: int, what: str, subject: str) -> bytes:
-        path = os.path.join(self._root, *name.split("/"))
+        path = os.path.realpath(os.path.join(self._root, *name.split("/")))
+        if os.path.commonpath((self._real_root, path)) != self._real_root:
+            raise MalformedDocumentError(
+                f"{what} {subject}: {name} is a symbolic link that leads outside the layout",
+                hint="imginspect follows links within the layout only",
+            )
         try:
-            info = os.stat(path)
+            # Not a regular file: refused before it is opened (a FIFO, a device), and a
+            # regular file is read without blocking, chunk by chunk, to max_bytes.
+            return read_bounded(Path(path), max_bytes)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"{what} not found: {subject} (no file {name})") from None
         except OSError as exc:
+            if exc.errno == errno.EFBIG:
+                raise TooLargeError(
+                    f"{what} of {subject} is larger than the {max_bytes} bytes accepted"
+                ) from None
+            if exc.errno in (errno.EISDIR, errno.EINVAL):
+                raise MalformedDocumentError(
+                    f"{what} {subject}: {name} is not a regular file"
+                ) from None
             raise MalformedDocumentError(
                 f"cannot read {what} {subject}: {exc.strerror or exc}"
             ) from None
-        if not stat.S_ISREG(info.st_mode):
-            raise MalformedDocumentError(f"{what} {subject}: {name} is not a regular file")
-        _check_size(info.st_size, max_bytes, what, subject)
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(max_bytes + 1)
-        except OSError as exc:
-            raise MalformedDocumentError(
-                f"cannot read {what} {subject}: {exc.strerror or exc}"
-            ) from None
-        _check_size(len(data), max_bytes, what, subject)
-        return data
 
     def close(self) -> None:
         pass

@@ -232,7 +232,7 @@ class RegistryClient:
             total += len(page)
             if page:
                 yield page
-            query_next = _next_link(response.header("link"), base, self.api_host)
+            query_next = _next_link(response, base, self.api_host, "tag list")
             if query_next is None or not tags:
                 return
             if query_next in seen:
@@ -251,6 +251,9 @@ class RegistryClient:
                 max_bytes=max_bytes,
                 what="tag list",
                 subject=repository,
+                # registry.k8s.io sends every listing to its backing registry (credentials
+                # stay home: the transport drops them on the way to another host)
+                follow_redirects=True,
             )
         except AuthError as error:
             if "HTTP 403" not in error.message:
@@ -299,6 +302,7 @@ class RegistryClient:
                     max_bytes=MAX_MANIFEST_BYTES,
                     what="referrers",
                     subject=f"{repository}@{digest}",
+                    follow_redirects=True,  # as tag lists (registry.k8s.io)
                 )
             except NotFoundError:
                 if pages:
@@ -315,7 +319,7 @@ class RegistryClient:
             )
             content_type = response.header("content-type")
             pages.append(ReferrersPage(response.body, content_type, applied))
-            query_next = _next_link(response.header("link"), base, self.api_host)
+            query_next = _next_link(response, base, self.api_host, "referrers list")
             if query_next is None or query_next in seen:
                 break
             query = query_next
@@ -761,27 +765,71 @@ def _redirects_to_https(response: Response, host: str, path: str) -> bool:
     return url == f"https://{host}{path}"
 
 
-_LINK_RE = re.compile(r"<([^>]*)>\s*;([^,]*)")
+#: One ``; name[=value]`` of a link: a token name, a quoted-string or token value.
+_LINK_PARAM_RE = re.compile(r'\s*([^\s=;,"]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s;,"]*)))?')
 
 
-def _next_link(header: str | None, path: str, host: str) -> str | None:
-    """The query of a ``Link: <...>; rel="next"`` that continues ``path`` on ``host``.
+def _next_link(response: Response, path: str, host: str, what: str) -> str | None:
+    """The query of the ``Link: <...>; rel="next"`` of ``response`` (a page of ``path`` on
+    ``host``), or None: no next page.
 
-    Links elsewhere (another host, another path) are not followed: None.
+    The link is resolved against the URL that answered (RFC 3986: a path or a query alone
+    continues it; registry.k8s.io redirects every listing to its backing registry, whose
+    links are that registry's). It continues the listing when it points where the page came
+    from or where it was asked for; its query is then sent to ``path`` again (a redirect
+    takes it on). A next page anywhere else is not followed, with the registry's credentials
+    or without: a RegistryError, not a list that ends silently.
     """
+    header = ", ".join(response.header_list("link"))
     if not header:
         return None
-    for url, params in _LINK_RE.findall(header[:8192]):
-        rels = re.findall(r'rel\s*=\s*"?([^";]+)"?', params)
-        if not any("next" in r.split() for r in rels):
+    for target, params in _parse_links(header[:8192]):
+        if "next" not in params.get("rel", "").lower().split():
             continue
-        parts = urlsplit(str(url))
-        if parts.netloc and parts.netloc != host:
-            return None
-        if not parts.path.endswith(path) or not parts.query:
-            return None
-        return parts.query
+        try:
+            there = urlsplit(urljoin(response.url, target))
+            served, asked = urlsplit(response.url), urlsplit(f"//{host}{path}")
+            places = {(served.netloc.lower(), served.path), (asked.netloc.lower(), asked.path)}
+        except ValueError:
+            raise RegistryError(f"the {what} of {host} has a malformed next link") from None
+        if (there.netloc.lower(), there.path) not in places:
+            raise RegistryError(
+                f"the {what} of {host} continues at {target[:200]!r}, elsewhere: not followed",
+                hint="the listing above is incomplete",
+            )
+        return there.query or None
     return None
+
+
+def _parse_links(header: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """RFC 8288 ``Link`` values: ``<target>`` and its parameters (names in lower case, the
+    first of a repeated name; quoted values unescaped), commas inside ``<...>`` and quoted
+    strings included."""
+    i, end = 0, len(header)
+    while i < end:
+        start = header.find("<", i)
+        close = header.find(">", start + 1) if start >= 0 else -1
+        if close < 0:
+            return
+        target, i = header[start + 1 : close], close + 1
+        params: dict[str, str] = {}
+        while True:
+            while i < end and header[i] in " \t":
+                i += 1
+            if i >= end or header[i] != ";":
+                break
+            match = _LINK_PARAM_RE.match(header, i + 1)
+            if match is None:
+                break
+            name, quoted, token = match.groups()
+            value = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else token or ""
+            params.setdefault(name.lower(), value)
+            i = match.end()
+        yield target, params
+        comma = header.find(",", i)
+        if comma < 0:
+            return
+        i = comma + 1
 
 
 def _decode_tags(raw: bytes, domain: str, repository: str) -> list[str]:

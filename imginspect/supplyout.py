@@ -319,13 +319,20 @@ def tag_writes(
     found: Iterable[str | TagDigest], *, as_json: bool, lines_per_write: int = 1000
 ) -> Iterator[str]:
     """The lines of ``imginspect tags``, joined ``lines_per_write`` at a time (one write per
-    1000 lines, not one per tag; 1 streams each line as soon as it is known)."""
+    1000 lines, not one per tag; 1 streams each line as soon as it is known). A listing that
+    fails partway gives what it listed first, then its error: the tags already known are
+    printed before the error line, not lost with it."""
     chunk: list[str] = []
-    for tag in found:
-        chunk.append(tag_line(tag, as_json=as_json))
-        if len(chunk) >= lines_per_write:
+    try:
+        for tag in found:
+            chunk.append(tag_line(tag, as_json=as_json))
+            if len(chunk) >= lines_per_write:
+                yield "\n".join(chunk)
+                chunk.clear()
+    except Exception:
+        if chunk:
             yield "\n".join(chunk)
-            chunk.clear()
+        raise
     if chunk:
         yield "\n".join(chunk)
 

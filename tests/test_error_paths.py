@@ -524,19 +524,26 @@ def test_tag_pages_links(listing: tuple[_ListingServer, RegistryClient]) -> None
     with pytest.raises(RegistryError, match="Link that repeats itself"):
         list(client.iter_tag_pages("loop", page_size=2, limit=10))
 
-    # links that are not "next", lead to another host or another path are not followed
-    for name, link in (
-        ("prev", '</v2/prev/tags/list?n=2&last=x>; rel="prev"'),
-        ("away", '<https://elsewhere.example/v2/away/tags/list?n=2&last=x>; rel="next"'),
-        ("other", '</v2/somewhere/else?n=2&last=x>; rel="next"'),
-        ("noquery", '</v2/noquery/tags/list>; rel="next"'),
+    # links that are not "next", or a next without a query, end the listing; a next page
+    # on another host or another path is not followed, and the listing says it is cut short
+    for name, link, cut in (
+        ("prev", '</v2/prev/tags/list?n=2&last=x>; rel="prev"', False),
+        ("noquery", '</v2/noquery/tags/list>; rel="next"', False),
+        ("away", '<https://elsewhere.example/v2/away/tags/list?n=2&last=x>; rel="next"', True),
+        ("other", '</v2/somewhere/else?n=2&last=x>; rel="next"', True),
     ):
         server.answers[f"/v2/{name}/tags/list?n=2"] = (
             200,
             {**JSON, "Link": link},
             b'{"tags": ["x"]}',
         )
-        assert list(client.iter_tag_pages(name, page_size=2, limit=10)) == [["x"]]
+        pages: list[list[str]] = []
+        if cut:
+            with pytest.raises(RegistryError, match="elsewhere: not followed"):
+                pages.extend(client.iter_tag_pages(name, page_size=2, limit=10))
+        else:
+            pages.extend(client.iter_tag_pages(name, page_size=2, limit=10))
+        assert pages == [["x"]]
     assert not any("last=x" in p for p in server.paths)
 
 

@@ -8,9 +8,9 @@ the ``sha256-<hex>`` tag resolving to the subject itself (GitLab), a tag that is
 the tag of a sha512 subject (the spec truncates it), an API answering 200 with no index,
 pages that repeat themselves. Diff: Windows platforms (``os.version``).
 
-The strict xfail tests are bugs in imginspect/registry.py (another engineer's file): a
-registry that redirects tag lists and referrers (registry.k8s.io), and RFC 8288 Link forms
-the parser misses (each silently ends the listing after its first page).
+In imginspect/registry.py: a registry that redirects tag lists and referrers
+(registry.k8s.io) is followed, and the RFC 8288 Link forms the parser missed (each silently
+ended the listing after its first page) continue it; a next page elsewhere is an error.
 """
 
 from __future__ import annotations
@@ -182,7 +182,8 @@ def test_a_last_that_goes_backwards_lists_each_tag_once(server: PagingServer) ->
 def test_a_next_link_to_another_host_gets_no_credentials() -> None:
     """A registry that needs credentials links its next page to another host: its
     credentials are not sent there (docker's and go-containerregistry's clients follow
-    such a link without them; imginspect does not follow it at all)."""
+    such a link without them; imginspect does not follow it at all, and says so: the
+    listing is incomplete)."""
     with PagingServer() as home, PagingServer(host="127.0.0.2") as elsewhere:
         elsewhere.tag_lists["team/app"] = lambda request: _tag_page("team/app", ["z"])
 
@@ -200,10 +201,12 @@ def test_a_next_link_to_another_host_gets_no_credentials() -> None:
         def credentials(host: str, repository: str) -> Credential | None:
             return Credential("user", "secret", source="test") if host == home.netloc else None
 
+        listed: list[str] = []
         with Inspector(HostResolver(credentials=credentials)) as inspector:
             source = _source(inspector, home, "team/app")
-            listed = list(iter_tags(source, "team/app", page_size=2))
-        assert listed[:1] == ["a"]
+            with pytest.raises(RegistryError, match="elsewhere: not followed"):
+                listed.extend(iter_tags(source, "team/app", page_size=2))
+        assert listed == ["a"]  # what came before the link, then the error (no silent end)
         assert [r.authorization for r in elsewhere.requests if r.authorization] == []
         assert [r.authorization for r in home.calls("/v2/team/app/tags/list")][-1] is not None
 
@@ -221,12 +224,6 @@ def _redirected(target: BadServer, prefix: str) -> Route:
     return respond
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.py: tag lists are requested with follow_redirects=False, so the 307 "
-    "of registry.k8s.io is an 'unexpected HTTP 307' (exit 1); its Link then points to the "
-    "backing registry's path, which _next_link would not follow either",
-)
 def test_tags_of_a_registry_that_redirects_them() -> None:
     with PagingServer() as front, PagingServer() as backing:
         backing.tag_lists["prod/pause"] = lambda r: _tag_page("prod/pause", ["3.9", "3.10"])
@@ -236,12 +233,6 @@ def test_tags_of_a_registry_that_redirects_them() -> None:
     assert result.text.split() == ["3.9", "3.10"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.py: the referrers API is requested with follow_redirects=False: the "
-    "307 of registry.k8s.io fails the whole reference (neither the API's answer nor the "
-    "tag-schema fallback)",
-)
 def test_referrers_of_a_registry_that_redirects_them() -> None:
     image = build_image()
     empty = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
@@ -252,13 +243,6 @@ def test_referrers_of_a_registry_that_redirects_them() -> None:
     assert result.code == 0, result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.py _next_link: relation types compare case-insensitively (RFC 8288 "
-    "2.1.1), a relative reference resolves against the request URL (RFC 3986 5.2, as "
-    "docker's and go-containerregistry's clients resolve it), a quoted parameter may hold a "
-    "comma (_LINK_RE cuts at it): each of these ends the listing silently after one page",
-)
 @pytest.mark.parametrize(
     "link",
     [
@@ -526,3 +510,16 @@ def test_diff_pairs_a_platform_listed_twice_by_digest_first() -> None:
         ("linux/arm64", arm, arm, SAME),
         ("linux/amd64 #2", None, gzip, ADDED),
     ]
+
+
+def test_a_listing_cut_short_prints_what_it_listed_then_the_error() -> None:
+    """The CLI writes tags 1000 lines at a time: the tags listed before a failure are
+    printed before the error line (they were lost with it), and the exit says it failed."""
+    with PagingServer() as server:
+        link = '<https://elsewhere.example/v2/cut/tags/list?n=100&last=b>; rel="next"'
+        server.tag_lists["cut"] = lambda request: _tag_page("cut", ["a", "b"], link)
+        result = run_imginspect("tags", f"{server.netloc}/cut")
+    assert result.text.split() == ["a", "b"]
+    assert result.code == 1
+    assert "elsewhere: not followed" in result.stderr
+    assert "hint: the listing above is incomplete" in result.stderr

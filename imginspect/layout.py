@@ -25,16 +25,22 @@ that do not hash to their digest are :class:`DigestMismatchError` (exit 1); a ma
 reference is :class:`InvalidReferenceError` (exit 2).
 
 Tar archives (plain, or gzip/bzip2/xz-compressed) are read in place, member by member, never
-extracted; absolute and ``..`` member paths are refused. In a directory, symbolic links are
-followed only within the layout, and nothing that is not a regular file is opened.
+extracted; absolute and ``..`` member paths are refused, and so are sparse members and
+headers beyond tarfile's safe use (see :class:`_BoundedTarInfo`). A compressed stream cannot
+seek back: the one pass that scans it keeps the small JSON members (what is read) in memory,
+and anything else is read by decompressing again, a bounded number of times. In a directory,
+symbolic links are followed only within the layout, and nothing that is not a regular file
+is opened.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
+import sys
 import tarfile
 import threading
 import zlib
@@ -57,7 +63,13 @@ from imginspect.errors import (
 from imginspect.files import read_bounded
 from imginspect.manifest import Descriptor, Index, decode_document
 from imginspect.reference import is_valid_tag
-from imginspect.sources import MAX_MANIFEST_BYTES, FetchedManifest, ManifestHead, ReferrersPage
+from imginspect.sources import (
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    FetchedManifest,
+    ManifestHead,
+    ReferrersPage,
+)
 from imginspect.target import DEFAULT_LAYOUT_TARGET, LayoutTarget, valid_image_name
 
 __all__ = ["LayoutSource", "open_layout"]
@@ -71,6 +83,16 @@ MAX_OCI_LAYOUT_BYTES: Final = 64 * 1024
 MAX_INDEX_JSON_BYTES: Final = MAX_MANIFEST_BYTES
 #: A bound on the members of a tar archive (each blob is one), against pathological input.
 MAX_ARCHIVE_MEMBERS: Final = 100_000
+#: The pax and GNU long name/link headers before one member, in all (Go's archive/tar, which
+#: skopeo, crane and regctl use, allows 1 MiB per header): tarfile reads each whole into memory.
+MAX_TAR_HEADER_BYTES: Final = 1024 * 1024
+#: Global pax headers apply to every later member: at most this many keys (and
+#: MAX_TAR_HEADER_BYTES of text).
+MAX_GLOBAL_PAX_KEYS: Final = 64
+#: Compressed archives: the small JSON members the scan keeps, in all.
+MAX_ARCHIVE_CACHE_BYTES: Final = 64 * 1024 * 1024
+#: Compressed archives: reads that decompress again from the start, at most.
+MAX_ARCHIVE_REWINDS: Final = 8
 #: How many tags a "tag not found" hint lists.
 MAX_LISTED_TAGS: Final = 20
 
@@ -136,13 +158,62 @@ class _DirectoryStore:
         pass
 
 
+class _RefusedArchive(Exception):
+    """Raised while tarfile reads a header. Not a TarError: tarfile.open would take that
+    for "not this compression" and try the next one."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's TarInfo, bounded (tarfile calls ``_proc_member`` for each header, to be
+    overridden for this). tarfile reads a GNU long name or a pax header whole, of the size
+    it claims (a 3 GB claim in a sparse file was a MemoryError), and each such header reads
+    the next one recursively (5000 in a row were a RecursionError). Sparse members, which no
+    OCI tool writes, carry maps tarfile reads block by block, or number by number, for as
+    long as they go on: kept in memory, and the old format's IndexError when the archive
+    ends inside one was not mapped."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _SPECIAL_HEADERS:
+            # tarfile.offset stays where this member's first header is until it is done.
+            if self.offset + self.size - archive.offset > MAX_TAR_HEADER_BYTES:
+                raise _RefusedArchive(
+                    f"has more than {MAX_TAR_HEADER_BYTES} bytes of headers (pax, GNU long "
+                    f"names) for one member, at offset {archive.offset}"
+                )
+        elif self.type == tarfile.GNUTYPE_SPARSE:  # before tarfile reads its map
+            raise _RefusedArchive(f"has a sparse member, at offset {self.offset}")
+        proc = super()._proc_member  # type: ignore[misc]
+        result: tarfile.TarInfo = proc(archive)
+        return result
+
+    def _proc_gnusparse_10(self, next: object, pax_headers: object, archive: object) -> None:
+        # The pax form's map (GNU.sparse.major=1), read from the member's data.
+        raise _RefusedArchive(f"has a sparse member, at offset {self.offset}")
+
+
+_SPECIAL_HEADERS: Final = frozenset(
+    (
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    )
+)
+
+
 class _ArchiveStore:
     """Members of a tar file, read in place (one handle, reads serialized by a lock)."""
 
     def __init__(self, file: str, display: str) -> None:
         self._lock = threading.Lock()
+        self._display = display
         try:
-            self._tar = tarfile.open(file, mode="r:*")  # noqa: SIM115 - open until close()
+            self._tar = tarfile.open(  # noqa: SIM115 - open until close()
+                file, mode="r:*", tarinfo=_BoundedTarInfo
+            )
+        except (_RefusedArchive, RecursionError) as exc:
+            raise _refused(display, exc) from None
         except (*_ARCHIVE_ERRORS, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno is not None:
                 raise MalformedDocumentError(
@@ -151,6 +222,22 @@ class _ArchiveStore:
             raise MalformedDocumentError(
                 f"{display} is not a tar archive (plain, gzip, bzip2 or xz)", hint=_LAYOUT_HINT
             ) from None
+        # tarfile imports lzma for xz archives only; its LZMAError (corrupt data after the
+        # first header) is none of the others, and was a traceback.
+        lzma = sys.modules.get("lzma")
+        self._errors: tuple[type[Exception], ...] = (
+            *_ARCHIVE_ERRORS,
+            OSError,
+            *((lzma.LZMAError,) if lzma is not None else ()),
+        )
+        # A compressed stream seeks back by decompressing again from its start: each read
+        # of a member behind the last one did, which made a small archive of zeros followed
+        # by many manifests take hours. The scan keeps what imginspect reads (small JSON
+        # members) as it passes them, within a budget; other reads go back a bounded number
+        # of times.
+        self._compressed = not isinstance(self._tar.fileobj, io.BufferedReader)
+        self._kept: dict[str, bytes] = {}
+        self._rewinds = 0
         try:
             self._members = self._scan(display)
         except BaseException:
@@ -160,9 +247,13 @@ class _ArchiveStore:
     def _scan(self, display: str) -> dict[str, tarfile.TarInfo]:
         members: dict[str, tarfile.TarInfo] = {}
         count = 0
+        kept_bytes = 0
         try:
             while True:
                 info = self._tar.next()
+                # tarfile keeps each member it read (for getmembers()): names of any length,
+                # without bound. Only layout files are kept, in a fresh TarInfo of their own.
+                del self._tar.members[:]  # type: ignore[attr-defined]
                 if info is None:
                     break
                 count += 1
@@ -170,13 +261,48 @@ class _ArchiveStore:
                     raise MalformedDocumentError(
                         f"{display} has more than {MAX_ARCHIVE_MEMBERS} members"
                     )
+                globals_ = self._tar.pax_headers
+                if len(globals_) > MAX_GLOBAL_PAX_KEYS or (
+                    sum(len(k) + len(v) for k, v in globals_.items()) > MAX_TAR_HEADER_BYTES
+                ):
+                    raise _RefusedArchive("has global pax headers beyond what is accepted")
+                if info.sparse is not None:
+                    raise _RefusedArchive(f"has a sparse member, at offset {info.offset}")
                 name = _member_name(info.name, display)
-                if name:
-                    # A later member of the same name replaces an earlier one, as in extraction.
-                    members[name] = info
-        except (*_ARCHIVE_ERRORS, OSError) as exc:
+                if not _is_layout_name(name):
+                    continue
+                kept = tarfile.TarInfo(name)
+                kept.type, kept.size = info.type, info.size
+                kept.offset, kept.offset_data = info.offset, info.offset_data
+                # A later member of the same name replaces an earlier one, as in extraction.
+                members[name] = kept
+                self._kept.pop(name, None)
+                if (
+                    self._compressed
+                    and kept.isreg()
+                    and kept.size <= MAX_CONFIG_BYTES
+                    and kept_bytes + kept.size <= MAX_ARCHIVE_CACHE_BYTES
+                ):
+                    data = self._json_member(kept)
+                    if data is not None:
+                        self._kept[name] = data
+                        kept_bytes += len(data)
+        except (_RefusedArchive, RecursionError) as exc:
+            raise _refused(display, exc) from None
+        except self._errors as exc:
             raise MalformedDocumentError(f"{display} is a corrupt tar archive: {exc}") from None
         return members
+
+    def _json_member(self, info: tarfile.TarInfo) -> bytes | None:
+        """The data of ``info`` if it is a JSON object (read forward: the scan is there)."""
+        handle = self._tar.extractfile(info)
+        if handle is None:  # pragma: no cover - regular members always have data
+            return None
+        with handle:
+            if handle.read(1) != b"{":
+                return None
+            data = b"{" + handle.read(info.size - 1)
+        return data if len(data) == info.size else None
 
     def read(self, name: str, *, max_bytes: int, what: str, subject: str) -> bytes:
         info = self._members.get(name)
@@ -187,14 +313,28 @@ class _ArchiveStore:
                 f"{what} {subject}: archive member {name} is not a regular file"
             )
         _check_size(info.size, max_bytes, what, subject)
+        kept = self._kept.get(name)
+        if kept is not None:
+            return kept
         with self._lock:
+            if self._compressed and info.offset_data < self._tar.fileobj.tell():
+                self._rewinds += 1
+                if self._rewinds > MAX_ARCHIVE_REWINDS:
+                    raise TooLargeError(
+                        f"cannot read {what} {subject}: {self._display} would be decompressed "
+                        f"from its start more than {MAX_ARCHIVE_REWINDS} times",
+                        hint="decompress it first (gunzip, bunzip2, unxz) and read the tar",
+                    )
             try:
                 handle = self._tar.extractfile(info)
                 if handle is None:  # pragma: no cover - regular members always have data
                     raise MalformedDocumentError(f"{what} {subject}: no data for member {name}")
                 with handle:
-                    data = handle.read(max_bytes + 1)
-            except (*_ARCHIVE_ERRORS, OSError) as exc:
+                    # Not max_bytes + 1: a buffered read allocates what it is asked for
+                    # up front (get_blob(max_bytes=2**40) was a MemoryError); a member
+                    # never has more than its size.
+                    data = handle.read(info.size)
+            except self._errors as exc:
                 raise MalformedDocumentError(
                     f"cannot read {what} {subject} from the archive: {exc}"
                 ) from None
@@ -211,6 +351,20 @@ class _ArchiveStore:
             self._tar.close()
 
 
+_TAR_HINT: Final = (
+    "OCI archives hold plain members; pax and GNU long-name headers are accepted up to "
+    f"{MAX_TAR_HEADER_BYTES} bytes per member, sparse members are not"
+)
+
+
+def _refused(display: str, exc: Exception) -> MalformedDocumentError:
+    if isinstance(exc, RecursionError):  # tarfile reads the headers of a member recursively
+        return MalformedDocumentError(
+            f"{display} has too many headers (pax, GNU long names) in a row", hint=_TAR_HINT
+        )
+    return MalformedDocumentError(f"{display} {exc}", hint=_TAR_HINT)
+
+
 def _member_name(raw: str, display: str) -> str:
     """A member's name relative to the layout root (``./`` stripped); unsafe names refused."""
     if raw.startswith("/"):
@@ -225,6 +379,14 @@ def _member_name(raw: str, display: str) -> str:
             hint="refusing archives with absolute or '..' member paths",
         )
     return "/".join(parts)
+
+
+def _is_layout_name(name: str) -> bool:
+    """A name a read can ask for: oci-layout, index.json, blobs/ALG/HEX of a valid digest."""
+    if name in ("oci-layout", "index.json"):
+        return True
+    parts = name.split("/")
+    return len(parts) == 3 and parts[0] == "blobs" and is_valid_digest(f"{parts[1]}:{parts[2]}")
 
 
 def _check_size(size: int, max_bytes: int, what: str, subject: str) -> None:

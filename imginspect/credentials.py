@@ -72,7 +72,7 @@ import sys
 import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from imginspect._record import Record, record
@@ -80,6 +80,9 @@ from imginspect.auth import Credential
 from imginspect.errors import ConfigError, UsageError
 from imginspect.files import home, os_reason, read_bounded
 from imginspect.reference import DOCKER_HUB_HOSTS as HUB_HOSTS
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: The server address docker uses for Docker Hub (config key and helper input).
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
@@ -792,25 +795,28 @@ class CredentialResolver:
                 stderr=subprocess.PIPE,
                 env=self._helper_env,
                 close_fds=True,
+                bufsize=0,
             )
         except OSError as exc:
             self._warn(f"cannot run credential helper {program}: {os_reason(exc)}; {anonymous}")
             return None, "could not be run"
         try:
-            out, err = process.communicate(server_url.encode(), timeout=timeout)
+            output = _communicate_bounded(process, server_url.encode(), timeout, MAX_HELPER_OUTPUT)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            for stream in (process.stdin, process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
             self._warn(
                 f"credential helper {program} did not answer {_within(timeout, by_deadline)}; "
                 f"{anonymous}"
             )
             return None, "timed out"
-        stdout = out[:MAX_HELPER_OUTPUT].decode("utf-8", "replace").strip()
-        stderr = err[:MAX_HELPER_OUTPUT].decode("utf-8", "replace").strip()
+        if output is None:
+            self._warn(
+                f"credential helper {program} answered more than "
+                f"{MAX_HELPER_OUTPUT // (1024 * 1024)} MiB; {anonymous}"
+            )
+            return None, "unusable answer"
+        out, err = output
+        stdout = out.decode("utf-8", "replace").strip()
+        stderr = err.decode("utf-8", "replace").strip()
         if HELPER_NOT_FOUND in (stdout, stderr):
             return None, "no credentials stored"
         if process.returncode != 0:
@@ -851,6 +857,86 @@ class _HelperCall:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.result: tuple[Credential | None, str] = (None, "did not complete")
+
+
+def _communicate_bounded(
+    process: subprocess.Popen[bytes], data: bytes, timeout: float, limit: int
+) -> tuple[bytes, bytes] | None:
+    """``process.communicate(data, timeout)``, keeping at most ``limit`` bytes per stream.
+
+    communicate() keeps everything a helper writes: a 64 MiB answer took 130 MB of memory,
+    and one that writes without end grew until the timeout. Here a stream past ``limit``
+    ends the helper at once (killed): None. At the timeout it is killed too and
+    ``TimeoutExpired`` raised. Reader threads, as communicate() uses on Windows.
+    """
+    import contextlib
+    import subprocess
+    import time
+
+    deadline = time.monotonic() + timeout
+    changed = threading.Event()
+    over = threading.Event()
+    streams = [process.stdout, process.stderr]
+    chunks: list[list[bytes]] = [[], []]
+    finished = [threading.Event(), threading.Event()]
+
+    def read(index: int) -> None:
+        stream, size = streams[index], 0
+        try:
+            while stream is not None and size <= limit:
+                chunk = stream.read(65536)
+                if not chunk:
+                    break
+                chunks[index].append(chunk)
+                size += len(chunk)
+            if size > limit:
+                over.set()
+        except (OSError, ValueError):
+            pass
+        finally:
+            finished[index].set()
+            changed.set()
+
+    readers = [threading.Thread(target=read, args=(i,), daemon=True) for i in (0, 1)]
+    for reader in readers:
+        reader.start()
+    if process.stdin is not None:
+        # A server URL: far less than a pipe's buffer, so this does not block. OSError: the
+        # helper exited or closed its input; its exit status tells.
+        with contextlib.suppress(OSError):
+            process.stdin.write(data)
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    timed_out = False
+    while not over.is_set() and not all(event.is_set() for event in finished):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = True
+            break
+        changed.wait(remaining)
+        changed.clear()
+    if not timed_out and not over.is_set():
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+    if timed_out or over.is_set():
+        process.kill()
+        process.wait()
+        for index, reader in enumerate(readers):
+            # a reader still blocked (a child of the helper keeps the pipe open) keeps its
+            # stream: closing a file another thread reads could hand its number to another
+            reader.join(0.5)
+            stream = streams[index]
+            if not reader.is_alive() and stream is not None:
+                stream.close()
+        if timed_out:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        return None
+    for stream in streams:
+        if stream is not None:
+            stream.close()
+    return b"".join(chunks[0]), b"".join(chunks[1])
 
 
 def _within(seconds: float, by_deadline: bool) -> str:
@@ -966,8 +1052,12 @@ def decode_auth(auth: str) -> tuple[str, str]:
 
     Raises ValueError with a message that never contains the value.
     """
+    # Go's base64 decoder (docker's decodeAuth, containers/image's decodeDockerAuth) skips
+    # CR and LF anywhere: an `auth` made with `base64` (which wraps at 76 columns) has them,
+    # and docker and podman use it; validate=True alone refused it.
+    cleaned = auth.replace("\r", "").replace("\n", "")
     try:
-        decoded = base64.b64decode(auth.strip(), validate=True)
+        decoded = base64.b64decode(cleaned.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("auth is not valid base64") from None
     try:

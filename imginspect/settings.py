@@ -94,21 +94,24 @@ def default_daemon_configs(environ: Mapping[str, str] | None = None) -> tuple[Pa
 
 def validate_mirror(text: str) -> Mirror:
     """Docker's ``ValidateMirror``: an http(s) URL without query, fragment or user info."""
+    # An entry with an '@' may hold a password (docker masks it as xxxxx): every message
+    # below leaves such an entry out, not only the one about user info.
+    shown = repr(text) if "@" not in text else "a mirror URL (not shown: it has an '@')"
     scheme, sep, _ = text.partition("://")
     if not sep or not scheme:
-        raise ValueError(f"no scheme in {text!r}: must use either 'https://' or 'http://'")
+        raise ValueError(f"no scheme in {shown}: must use either 'https://' or 'http://'")
     try:
         parts = urlsplit(text)
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not a valid URL ({exc})") from None
+        raise ValueError(f"{shown} is not a valid URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"unsupported scheme {parts.scheme!r} in {text!r}")
+        raise ValueError(f"unsupported scheme {parts.scheme!r} in {shown}")
     if parts.query or parts.fragment:
-        raise ValueError(f"query or fragment at the end of {text!r}")
+        raise ValueError(f"query or fragment at the end of {shown}")
     if "@" in parts.netloc:
         raise ValueError("user name or password in a mirror URL")  # never echo the URL
     if not parts.hostname:
-        raise ValueError(f"no host in {text!r}")
+        raise ValueError(f"no host in {shown}")
     return Mirror(text.rstrip("/") + "/")
 
 
@@ -385,6 +388,17 @@ class RegistrySettings:
         from imginspect.trust import system_trust_context
 
         cas, pairs = _certs_dir_files(directory)
+        # OpenSSL opens these by path: a FIFO blocked open() forever (with self._lock held).
+        # Each must be a regular file of bounded size first, as config.json and daemon.json
+        # are (files.read_bounded refuses FIFOs and devices without opening them).
+        for path in (*cas, *(p for pair in pairs[:1] for p in pair)):
+            try:
+                read_bounded(path, MAX_SETTINGS_FILE)
+            except OSError as exc:
+                raise CertsDirError(
+                    f"cannot read {path}: {os_reason(exc)}",
+                    hint="certs.d files (*.crt, *.cert, *.key) must be readable regular files",
+                ) from None
         # certs.d CAs are added to the system trust store, as Docker adds them to the system pool
         context = system_trust_context()
         for ca in cas:

@@ -19,7 +19,7 @@ from typing import Any
 
 from imginspect import mediatypes as mt
 from imginspect._record import Record, record
-from imginspect.errors import MalformedDocumentError
+from imginspect.errors import MalformedDocumentError, TooLargeError
 from imginspect.manifest import Descriptor, ImageManifest, Platform, _parse_json_object
 
 _WHAT = "image config"
@@ -29,6 +29,10 @@ _WHAT = "image config"
 NO_LAYER = "no layer"
 #: ``LayerStep.unmatched``: a layer no history entry accounts for.
 NO_HISTORY = "no history"
+#: At most this many ``history`` entries: a build step each (real images have hundreds at
+#: most). The 8 MiB config bound alone let 2.8 million ``{}`` through: 10 s and 830 MB to
+#: decode, and a table row each.
+MAX_HISTORY_ENTRIES = 10_000
 
 
 @record
@@ -237,6 +241,11 @@ def _history(body: Mapping[str, Any]) -> tuple[HistoryEntry, ...]:
         return ()
     if not isinstance(value, list):
         raise _fail("'history' must be an array")
+    if len(value) > MAX_HISTORY_ENTRIES:  # before a record is built for any of them
+        raise TooLargeError(
+            f"{_WHAT} has {len(value)} history entries, more than the "
+            f"{MAX_HISTORY_ENTRIES} accepted"
+        )
     entries = []
     for n, item in enumerate(value):
         where = f"history[{n}]."

@@ -296,6 +296,17 @@ class Inspector:
                 f"index entry {descriptor.digest} says {descriptor.size} bytes, "
                 f"the manifest is {result.descriptor.size}"
             )
+        # The entry's media type is the parent's word on what it points to: an 'image' entry
+        # that is an index was selected by --platform as the image (and an 'index' entry that
+        # is an image hid its image from --require). containerd refuses both; a Docker type
+        # for an OCI manifest, or the reverse, is the same shape and stays accepted.
+        says_index = descriptor.media_type in mt.INDEX_TYPES
+        says_image = descriptor.media_type in mt.IMAGE_MANIFEST_TYPES
+        if (says_index and not result.is_index) or (says_image and result.is_index):
+            raise MalformedDocumentError(
+                f"index entry {descriptor.digest} says {descriptor.media_type}, "
+                f"the manifest is {result.document.media_type}"
+            )
         return result
 
     def image_children(self, result: InspectResult, tree: IndexTree | None = None) -> list[Child]:

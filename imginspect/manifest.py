@@ -21,6 +21,8 @@ from imginspect.errors import MalformedDocumentError, UnsupportedManifestError
 
 #: How deep indexes may nest before we call it abuse (a cycle is caught separately).
 MAX_INDEX_DEPTH = 8
+#: A descriptor's size is an int64 (OCI descriptor spec; Go's decoders refuse more).
+MAX_SIZE = 2**63 - 1
 
 
 @record
@@ -201,7 +203,9 @@ def decode_descriptor(obj: object, what: str) -> Descriptor:
     assert isinstance(digest, str)
     size = obj.get("size")
     # bool is an int subclass in Python; JSON true is not a size.
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    # Beyond int64 too: Python's int has no bound, so 2**64 was accepted and summed into a
+    # compressed size no Go consumer of our output can read.
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
         raise _fail(what, f"descriptor size {size!r} is not a non-negative integer")
     platform = obj.get("platform")
     data = _opt_str(obj, "data", what)
@@ -258,6 +262,12 @@ def decode_document(raw: bytes, content_type: str | None = None) -> Document:
         entries = body.get("manifests")
         if not isinstance(entries, list):
             raise _fail("index", "'manifests' must be an array")
+        # CVE-2021-41190: a document with 'manifests' and 'config' or 'layers' is an index to
+        # one client and an image to another, by Content-Type or by mediaType; containerd
+        # refuses it ("expected index but found manifest"), as the image-manifest branch does.
+        for key in ("config", "layers"):
+            if key in body:
+                raise _fail("index", f"an index ({media_type}) must not have {key!r}")
         manifests = tuple(
             decode_descriptor(entry, f"index entry {i}") for i, entry in enumerate(entries)
         )
@@ -314,10 +324,13 @@ def classify_child(descriptor: Descriptor) -> Child:
     """Say what an index entry is, from its media type, platform and annotations."""
     annotations = descriptor.annotations or {}
     if annotations.get(mt.ANNOTATION_REFERENCE_TYPE) == mt.ATTESTATION_MANIFEST:
+        subject = annotations.get(mt.ANNOTATION_REFERENCE_DIGEST)
         return Child(
             descriptor,
             ChildKind.ATTESTATION,
-            subject_digest=annotations.get(mt.ANNOTATION_REFERENCE_DIGEST),
+            # Only a digest names the attested image: any other string went out as the
+            # extended JSON's 'subject', which its schema says is a digest.
+            subject_digest=subject if is_valid_digest(subject) else None,
         )
     if descriptor.media_type in mt.INDEX_TYPES:
         return Child(descriptor, ChildKind.INDEX)

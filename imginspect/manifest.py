@@ -265,8 +265,9 @@ def decode_document(raw: bytes, content_type: str | None = None) -> Document:
         # CVE-2021-41190: a document with 'manifests' and 'config' or 'layers' is an index to
         # one client and an image to another, by Content-Type or by mediaType; containerd
         # refuses it ("expected index but found manifest"), as the image-manifest branch does.
+        # Its test is ours: any 'config', 'layers' unless null or empty.
         for key in ("config", "layers"):
-            if key in body:
+            if key in body and (key == "config" or body[key] not in (None, [])):
                 raise _fail("index", f"an index ({media_type}) must not have {key!r}")
         manifests = tuple(
             decode_descriptor(entry, f"index entry {i}") for i, entry in enumerate(entries)

@@ -146,9 +146,17 @@ def test_an_index_with_image_manifest_fields_is_ambiguous(
     "expected index but found manifest"). An image manifest with 'manifests' was refused;
     an index with 'layers' was read as an index whatever Content-Type said."""
     body: dict[str, Any] = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
-    body[key] = {"mediaType": mt.OCI_CONFIG, "digest": D1, "size": 2} if key == "config" else []
+    descriptor = {"mediaType": mt.OCI_CONFIG, "digest": D1, "size": 2}
+    body[key] = descriptor if key == "config" else [descriptor]
     with pytest.raises(MalformedDocumentError, match=f"must not have '{key}'"):
         decode_document(enc(body), content_type)
+
+
+@pytest.mark.parametrize("layers", [[], None])
+def test_an_index_with_empty_layers_is_still_an_index(layers: object) -> None:
+    """containerd's test (len(layers) != 0) lets an empty or null 'layers' through."""
+    body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [], "layers": layers}
+    assert decode_document(enc(body)).media_type == mt.OCI_INDEX
 
 
 # -- an index entry's media type is what it points to ------------------------------------------

@@ -56,15 +56,18 @@ Matching (``matches``: containerd's ``OnlyStrict``)
     * A candidate without an OS or architecture never matches.
     * ``unknown/unknown`` (attestation manifests) is matched only by an explicit
       ``unknown/unknown``: nothing else ever normalizes to it.
-    * OS version: when ``wanted`` has one, the candidate's must equal it or extend it at a
-      ``.`` boundary (``10.0.17763`` matches ``10.0.17763`` and ``10.0.17763.5830``, but not
-      ``10.0.177630`` nor an image without an OS version). When ``wanted`` has none, OS versions
-      are not compared.
-    * OS features: when ``wanted`` declares some (only possible with containerd's
-      ``os(+feature)`` syntax), the candidate's must be a subset of them (containerd's rule:
-      the wanted platform declares what the host provides); on Windows ``win32k`` is always
-      taken as provided, as containerd ignores it when matching. When ``wanted`` declares none,
-      they are not compared. ``features`` (CPU features) are never compared.
+    * OS version (containerd's ``windowsVersionMatcher``): compared for Windows only, as "does
+      a host of the wanted version run this image". Versions are read as ``major.minor.build``
+      (uint8, uint8, uint16; a revision after them does not count); the major.minor must be
+      equal, and the build too before Windows Server 2022 (``10.0.17763`` matches
+      ``10.0.17763.5830``, not ``10.0.20348.1``); a Windows Server 2022 or later host also runs
+      the images of the previous LTSC up to its own build (``10.0.26100`` matches
+      ``10.0.20348.1`` and ``10.0.22621.1``). A wanted version that is empty or not of that
+      form, or a candidate without one, matches.
+    * OS features: the candidate's must all be provided by ``wanted`` (containerd's rule: the
+      wanted platform declares what the host provides), also when it declares none; on
+      Windows ``win32k`` is always taken as provided, as containerd ignores it when matching.
+      ``features`` (CPU features) are never compared.
 
 Selection (``best_match``: containerd's ``Only``)
     The wanted platform expands into an ordered list of compatible platforms
@@ -72,10 +75,11 @@ Selection (``best_match``: containerd's ``Only``)
     the first entry it :func:`matches`, and the best-ranked candidate wins. Among candidates of
     equal rank, containerd's ``Less`` decides: the one with the most OS features wins (all of
     them provided by the wanted platform, see "OS features" above, so ``windows/amd64`` prefers
-    an entry with ``win32k`` and ``linux(+gpu)/amd64`` one with ``gpu``); entries whose OS
-    features the wanted platform does not provide (accepted here only because it declares
-    none; containerd would not match them) come after those; the earliest in index order
-    among equals (containerd sorts stably). The list is:
+    an entry with ``win32k`` and ``linux(+gpu)/amd64`` one with ``gpu``); then, for a Windows
+    platform with an OS version, the highest OS version (containerd's ``windowsMatchComparer``,
+    what a Windows host of that version pulls; compared numerically, where containerd compares
+    strings, which puts ``.9999`` after ``.10000``); then the earliest in index order
+    (containerd sorts stably). The list is:
 
     * the wanted platform itself (rank 0: an exact match always wins);
     * ``amd64/vN``: ``amd64/v(N-1)`` ... ``amd64`` (v1), then ``386``;
@@ -104,11 +108,6 @@ Local platform (``local_platform``: containerd's ``DefaultSpec``)
 Differences from containerd
     * containerd's ``Normalize`` turns an empty OS into the host's OS; here it stays empty, so an
       index entry without an OS never matches because of the machine we run on.
-    * OS versions and OS features are compared as described above, for every OS. containerd
-      compares OS versions only for Windows and by host compatibility (same major.minor, and the
-      same build, or an LTSC build range from Windows Server 2022 on), treats a candidate without
-      an OS version as matching, and requires a candidate's OS features to be declared by the
-      wanted platform even when that declares none.
     * containerd's arm64 table ends at ``v9.7``: ``Only`` of ``arm64/v9.8``, ``v9.9`` or any
       other arm64 variant outside it (``v10``, ``v8.10``) matches nothing, not even itself.
       Here ``v9.8`` and ``v9.9`` follow the ``v9.N`` rule and the others match only
@@ -225,6 +224,11 @@ _INT64_MAX = 2**63 - 1
 _MAX_EXPANDED_LEVEL = 64
 #: The Windows OS feature containerd ignores when matching (older images lack it).
 _WIN32K = "win32k"
+_DIGITS_RE = re.compile(r"[0-9]+")
+#: Windows Server 2022's build; from it on, a host runs the images of the previous LTSC too.
+_LTSC2022 = 20348
+#: containerd's ``compatLTSCReleases`` (Windows Server 2022, 2025), ascending.
+_COMPAT_LTSC_RELEASES = (20348, 26100)
 
 
 # ------------------------------------------------------------------------------ normalization
@@ -484,8 +488,46 @@ def format_platform(p: Platform) -> str:
 # ----------------------------------------------------------------------------------- matching
 
 
-def _os_version_matches(wanted: str, candidate: str) -> bool:
-    return not wanted or candidate == wanted or candidate.startswith(wanted + ".")
+def _windows_version(text: str) -> tuple[int, int, int] | None:
+    """containerd's ``getWindowsOSVersion``: (major, minor, build) of ``M.m.b[.rev]``, or None
+    for its zero value (fewer than two dots, a part that is not a uint8/uint8/uint16)."""
+    if text.count(".") < 2:
+        return None
+    parts = text.split(".")[:3]
+    if not all(_DIGITS_RE.fullmatch(part) for part in parts):
+        return None
+    major, minor, build = (int(part) for part in parts)
+    if major > 0xFF or minor > 0xFF or build > 0xFFFF or (major, minor, build) == (0, 0, 0):
+        return None
+    return major, minor, build
+
+
+def _windows_host_runs(host: tuple[int, int, int], image: tuple[int, int, int]) -> bool:
+    """containerd's ``checkWindowsHostAndContainerCompat``: same major.minor, and the same build
+    before Windows Server 2022; from it on, any build from the previous LTSC up to the host's."""
+    if host[:2] != image[:2]:
+        return False
+    if host[2] < _LTSC2022:
+        return host[2] == image[2]
+    supported = _LTSC2022
+    for release in reversed(_COMPAT_LTSC_RELEASES):
+        if host[2] > release:
+            supported = release
+            break
+    return supported <= image[2] <= host[2]
+
+
+def _os_version_matches(w: Platform, candidate: str) -> bool:
+    """containerd's ``windowsVersionMatcher``: OS versions are compared for Windows only, as a
+    host of the wanted version running the candidate; an empty or unparsable wanted version,
+    or a candidate without one, matches. (Was: a prefix match for every OS, and no match for a
+    candidate without a version; upstream tables compare_test.go, defaults_test.go.)"""
+    if w.os != "windows" or not candidate:
+        return True
+    host = _windows_version(w.os_version)
+    if host is None:
+        return True
+    return _windows_host_runs(host, _windows_version(candidate) or (0, 0, 0))
 
 
 def _provided_features(w: Platform) -> frozenset[str]:
@@ -500,9 +542,11 @@ def _matches_normalized(w: Platform, c: Platform) -> bool:
         return False
     if (w.os, w.architecture, w.variant) != (c.os, c.architecture, c.variant):
         return False
-    if not _os_version_matches(w.os_version, c.os_version):
+    if not _os_version_matches(w, c.os_version):
         return False
-    return not w.os_features or set(c.os_features) <= _provided_features(w)
+    # containerd's matcher: the candidate's OS features are all provided by the wanted platform,
+    # also when it declares none (was: not compared then; compare_test.go TestCompareOSFeatures).
+    return set(c.os_features) <= _provided_features(w)
 
 
 def matches(wanted: Platform, candidate: Platform) -> bool:
@@ -580,35 +624,41 @@ def match_rank(wanted: Platform, candidate: Platform) -> int | None:
     return _rank(compatible_platforms(wanted), candidate)
 
 
-def _selection_key(w: Platform, rank: int, c: Platform, index: int) -> tuple[int, int, int, int]:
-    """How good a matching candidate (normalized) is for ``best_match``: lower is better."""
-    features = frozenset(c.os_features)
-    if features <= _provided_features(w):
-        # containerd's matcher accepts it; its Less prefers more OS features at equal rank
-        return (rank, 0, -len(features), index)
-    # accepted only because ``w`` declares no OS features (containerd would not match it)
-    return (rank, 1, 0, index)
+def _version_key(version: str) -> tuple[tuple[int, int, str], ...]:
+    """An OS version as a sort key: numeric parts by value (``10.0.17763.10000`` is after
+    ``.9999``, which containerd's plain string comparison gets wrong); empty is lowest."""
+    if not version:
+        return ()
+    return tuple(
+        (0, int(part), "") if _DIGITS_RE.fullmatch(part) else (1, 0, part)
+        for part in version.split(".")
+    )
 
 
 def best_match(wanted: Platform, candidates: Sequence[Platform]) -> int | None:
     """Index of the candidate ``--platform wanted`` selects (containerd's ``Only``), or None.
 
-    Lowest :func:`match_rank` wins. Among candidates of equal rank: first those whose OS
-    features the wanted platform provides, the one with the most OS features first
-    (containerd's ``Less``); then those with OS features it does not declare; the earliest
-    in index order among equals (containerd sorts stably).
+    Lowest :func:`match_rank` wins. Among candidates of equal rank, the one with the most OS
+    features (containerd's ``Less``); then, for a Windows platform with an OS version, the
+    highest OS version (containerd's ``windowsMatchComparer``, what a Windows host of that
+    version pulls); then the earliest in index order (containerd sorts stably).
     """
     w = normalize(wanted)
     vector = compatible_platforms(w)
-    best: tuple[int, int, int, int] | None = None
+    newest_first = w.os == "windows" and _windows_version(w.os_version) is not None
+    best: tuple[int, int] | None = None
+    best_index: int | None = None
+    best_version: tuple[tuple[int, int, str], ...] = ()
     for index, candidate in enumerate(candidates):
         c = normalize(candidate)
         rank = _rank(vector, c)
-        if rank is not None:
-            key = _selection_key(w, rank, c, index)
-            if best is None or key < best:
-                best = key
-    return None if best is None else best[3]
+        if rank is None:
+            continue
+        key = (rank, -len(c.os_features))
+        version = _version_key(c.os_version) if newest_first else ()
+        if best is None or key < best or (key == best and version > best_version):
+            best, best_index, best_version = key, index, version
+    return best_index
 
 
 # ----------------------------------------------------------------------------- local platform

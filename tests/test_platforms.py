@@ -450,9 +450,26 @@ MATCHES: list[tuple[str, Platform, bool]] = [
     (WIN + ":10.0.17763", P("windows", "amd64", os_version="10.0.17763"), True),
     (WIN + ":10.0.17763", P("windows", "amd64", os_version="10.0.20348.1"), False),
     (WIN + ":10.0.17763", P("windows", "amd64", os_version="10.0.177630"), False),
-    (WIN + ":10.0.17763", P("windows", "amd64"), False),
+    # containerd's windowsVersionMatcher: an image without an OS version matches any wanted one
+    (WIN + ":10.0.17763", P("windows", "amd64"), True),
     (WIN + ":10.0", P("windows", "amd64", os_version="10.0.17763.1"), True),
-    (WIN + ":10.0.17763.1", P("windows", "amd64", os_version="10.0.17763"), False),
+    # ... and the versions are compared as host and image builds: the revision does not count,
+    (WIN + ":10.0.17763.1", P("windows", "amd64", os_version="10.0.17763"), True),
+    # a Windows Server 2022 or later host runs the previous LTSC's images up to its own build,
+    (WIN + ":10.0.26100", P("windows", "amd64", os_version="10.0.20348.1"), True),
+    (WIN + ":10.0.26100.1", P("windows", "amd64", os_version="10.0.22621.5"), True),
+    (WIN + ":10.0.20348", P("windows", "amd64", os_version="10.0.26100.1"), False),
+    (WIN + ":10.0.20348", P("windows", "amd64", os_version="10.0.17763.1"), False),
+    (WIN + ":10.0.22621", P("windows", "amd64", os_version="6.0.22621"), False),
+    # a wanted version that is no M.m.b (uint8.uint8.uint16) is none
+    (WIN + ":10.0.99999", P("windows", "amd64", os_version="10.0.17763.1"), True),
+    (WIN + ":abc.d.e", P("windows", "amd64", os_version="10.0.17763.1"), True),
+    # and OS versions are compared for Windows only
+    ("linux(7.2)/amd64", P("linux", "amd64", os_version="7.1"), True),
+    ("linux/amd64:7.2", P("linux", "amd64"), True),
+    # OS features: the candidate's must all be provided, also when none are declared
+    ("linux/amd64", P("linux", "amd64", os_features=("gpu",)), False),
+    ("linux(+gpu)/amd64", P("linux", "amd64", os_features=("gpu",)), True),
     (WIN, P("windows", "amd64", os_features=("win32k",)), True),
     ("windows(+win32k)/amd64", P("windows", "amd64", os_features=("win32k",)), True),
     ("windows(+win32k)/amd64", P("windows", "amd64"), True),
@@ -1068,9 +1085,8 @@ CONTAINERD_ONLY_STRICT: list[tuple[str, dict[bool, list[str]]]] = [
     (
         "windows(10.0.17763)/amd64",
         {
-            # containerd also matches "windows/amd64" (no OS version): a documented difference
-            True: ["windows(10.0.17763)/amd64"],
-            False: ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm", "windows/amd64"],
+            True: ["windows/amd64", "windows(10.0.17763)/amd64"],
+            False: ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm"],
         },
     ),
     (
@@ -1248,8 +1264,8 @@ def _selection_order(wanted: str, candidates: list[str]) -> list[str]:
         (
             "linux/amd64",
             ["windows/amd64", "linux/amd64", "linux(+other)/amd64", "linux/arm64"],
-            # containerd does not match linux(+other) at all; here it comes after the others
-            ["linux/amd64", "linux(+other)/amd64"],
+            # containerd's matcher refuses linux(+other): OS features nobody provides
+            ["linux/amd64"],
         ),
         (
             "linux(+none)/amd64",
@@ -1272,11 +1288,10 @@ def _selection_order(wanted: str, candidates: list[str]) -> list[str]:
             ["linux(+f1+f2)/amd64", "linux(+f2)/amd64", "linux(+f1)/amd64", "linux/amd64"],
         ),
         (
-            # containerd: linux(+other), linux(7.2+other), linux, linux(7.1) -- it compares no
-            # OS version for Linux; here a wanted OS version must be matched (documented)
+            # no OS version is compared for Linux: most OS features first, then index order
             "linux(7.2+other)/amd64",
             ["linux/amd64", "linux(+other)/amd64", "linux(7.1)/amd64", "linux(7.2+other)/amd64"],
-            ["linux(7.2+other)/amd64"],
+            ["linux(+other)/amd64", "linux(7.2+other)/amd64", "linux/amd64", "linux(7.1)/amd64"],
         ),
         # equal rank and equal OS features: index order, whatever the features are
         (
@@ -1316,11 +1331,41 @@ def _selection_order(wanted: str, candidates: list[str]) -> list[str]:
             ["windows/amd64", "windows(+win32k)/amd64", "windows(+x+win32k)/amd64"],
             ["windows(+x+win32k)/amd64", "windows(+win32k)/amd64", "windows/amd64"],
         ),
-        # features a wanted platform without any does not declare: after those without
+        # features a wanted platform without any does not provide: no match
         (
             "linux/amd64",
             ["linux(+gpu)/amd64", "linux/amd64", "linux(+a+b)/amd64"],
-            ["linux/amd64", "linux(+gpu)/amd64", "linux(+a+b)/amd64"],
+            ["linux/amd64"],
+        ),
+        # Windows with an OS version: among equals, the highest compatible OS version first
+        # (containerd's windowsMatchComparer), numerically; an image without one last
+        (
+            "windows/amd64:10.0.26100.1",
+            [
+                "windows/amd64",
+                "windows/amd64:10.0.20348.9999",
+                "windows/amd64:10.0.26100.9999",
+                "windows/amd64:10.0.26100.10000",
+                "windows/amd64:10.0.17763.1",
+            ],
+            [
+                "windows/amd64:10.0.26100.10000",
+                "windows/amd64:10.0.26100.9999",
+                "windows/amd64:10.0.20348.9999",
+                "windows/amd64",
+            ],
+        ),
+        # ... only below rank and OS features
+        (
+            "windows(10.0.26100+x)/amd64",
+            ["windows/amd64:10.0.26100.2", "windows(10.0.20348.1+x)/amd64"],
+            ["windows(10.0.20348.1+x)/amd64", "windows/amd64:10.0.26100.2"],
+        ),
+        # without a wanted OS version: index order, as containerd's Only
+        (
+            "windows/amd64",
+            ["windows/amd64:10.0.17763.1", "windows/amd64:10.0.20348.1"],
+            ["windows/amd64:10.0.17763.1", "windows/amd64:10.0.20348.1"],
         ),
     ],
 )

@@ -19,6 +19,7 @@ upstream call maps onto ours:
   and the order ``Only(p).Less`` sorts matches in is the order :func:`best_match` picks them.
 
 Rows where imginspect keeps a deliberate difference are strict xfails whose reason says why.
+Rows of a difference since fixed say "(was: ...)" in a comment.
 """
 
 from __future__ import annotations
@@ -1316,14 +1317,10 @@ ONLY_STRICT: list[tuple[str, list[str], list[str]]] = [
     ),
 ]
 
-#: Rows where imginspect keeps a documented difference (platforms.py, "Differences from
-#: containerd"): (table, wanted, candidate) -> reason.
-PLATFORM_DIVERGENCES = {
-    ("strict", "windows(10.0.17763)/amd64", "windows/amd64"): (
-        "deliberate: a wanted OS version is matched only by an image that has it; containerd "
-        "(a runtime) takes an image without one as runnable on any host version"
-    ),
-}
+#: Rows where imginspect keeps a documented difference: (table, wanted, candidate) -> reason.
+#: None now. OnlyStrict("windows(10.0.17763)/amd64") matching "windows/amd64" was one (fixed:
+#: an image without an OS version matches, as in containerd).
+PLATFORM_DIVERGENCES: dict[tuple[str, str, str], str] = {}
 
 
 def _rows(table: str, rows: Sequence[tuple[str, list[str], list[str]]]) -> list[Any]:
@@ -1362,6 +1359,7 @@ def test_only_strict(wanted: str, candidate: str, expected: bool) -> None:
 # =============================================================================================
 COMPARE_OS_FEATURES: list[tuple[str, list[str], list[str], int]] = [
     (
+        # (was: linux(+other) matched too, after linux/amd64: OS features nobody provides)
         "linux/amd64",
         ["windows/amd64", "linux/amd64", "linux(+other)/amd64", "linux/arm64"],
         ["linux/amd64", "linux(+other)/amd64", "windows/amd64", "linux/arm64"],
@@ -1392,23 +1390,13 @@ COMPARE_OS_FEATURES: list[tuple[str, list[str], list[str], int]] = [
         4,
     ),
     (
+        # (was: only linux(7.2+other) matched: a Linux OS version was compared)
         "linux(7.2+other)/amd64",
         ["linux/amd64", "linux(+other)/amd64", "linux(7.1)/amd64", "linux(7.2+other)/amd64"],
         ["linux(+other)/amd64", "linux(7.2+other)/amd64", "linux/amd64", "linux(7.1)/amd64"],
         4,
     ),
 ]
-_COMPARE_DIVERGENCES = {
-    "linux/amd64": (
-        "deliberate: with no OS features asked for, an image that declares some still matches "
-        "(after those that declare none); containerd's matcher refuses it"
-    ),
-    "linux(7.2+other)/amd64": (
-        "deliberate: a wanted OS version is compared for every OS (here linux); containerd "
-        "compares it for Windows only ('should likely fail and be updated when os version is "
-        "considered for linux', says the upstream test)"
-    ),
-}
 
 
 def _selection_order(wanted: Platform, candidates: list[Platform]) -> list[Platform]:
@@ -1422,16 +1410,7 @@ def _selection_order(wanted: Platform, candidates: list[Platform]) -> list[Platf
 
 @pytest.mark.parametrize(
     ("wanted", "candidates", "expected", "matched"),
-    [
-        pytest.param(
-            *row,
-            marks=[pytest.mark.xfail(strict=True, reason=_COMPARE_DIVERGENCES[row[0]])]
-            if row[0] in _COMPARE_DIVERGENCES
-            else [],
-            id=row[0],
-        )
-        for row in COMPARE_OS_FEATURES
-    ],
+    [pytest.param(*row, id=row[0]) for row in COMPARE_OS_FEATURES],
 )
 def test_compare_os_features(
     wanted: str, candidates: list[str], expected: list[str], matched: int
@@ -1474,32 +1453,16 @@ ABI_CHECK_WCOW = [
     (WS2022, WS2019, False),
     (WS2022, WS2022, True),
     (WIN11, WS2019, False),
-    (WIN11, WS2022, True),
+    (WIN11, WS2022, True),  # (was: False, a prefix match of the OS version)
     ("", WS2019, True),
     ("", "", True),
     ("", WIN11, True),
 ]
-_WCOW_DIVERGENCES = {
-    (WIN11, WS2022): (
-        "deliberate: a wanted OS version names the image's version (equal, or a longer one at "
-        "a '.'); containerd asks whether a host of that version runs it (Windows 11 runs "
-        "ltsc2022 images)"
-    ),
-}
 
 
 @pytest.mark.parametrize(
     ("wanted", "candidate", "expected"),
-    [
-        pytest.param(
-            *row,
-            marks=[pytest.mark.xfail(strict=True, reason=_WCOW_DIVERGENCES[row[:2]])]
-            if row[:2] in _WCOW_DIVERGENCES
-            else [],
-            id=f"{row[0] or 'none'}-{row[1] or 'none'}",
-        )
-        for row in ABI_CHECK_WCOW
-    ],
+    [pytest.param(*row, id=f"{row[0] or 'none'}-{row[1] or 'none'}") for row in ABI_CHECK_WCOW],
 )
 def test_abi_check_wcow(wanted: str, candidate: str, expected: bool) -> None:
     w = _p("windows", "amd64", "", wanted)
@@ -1515,29 +1478,14 @@ WS2025_3000 = _p("windows", "amd64", "", "10.0.26100.3000")
 PLATFORM_ORDER = [
     ("ws2022 selects 2022", WS2022_P, [LINUX, WS2022_P, WS2025_P], WS2022_P),
     ("ws2025 selects 2025", WS2025_P, [LINUX, WS2022_P, WS2025_P], WS2025_P),
+    # (was: no match, a prefix match of the OS version)
     ("ws2025 selects 2025 latest rev", WS2025_P, [LINUX, WS2022_P, WS2025_3000], WS2025_3000),
 ]
 
 
 @pytest.mark.parametrize(
     ("name", "host", "candidates", "expected"),
-    [
-        pytest.param(
-            *row,
-            marks=[
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="deliberate: --platform windows/amd64:10.0.26100.2894 names that "
-                    "build (prefix match); containerd on a Windows host of that build runs any "
-                    "compatible one and prefers the highest",
-                )
-            ]
-            if row[0].endswith("latest rev")
-            else [],
-            id=row[0],
-        )
-        for row in PLATFORM_ORDER
-    ],
+    [pytest.param(*row, id=row[0]) for row in PLATFORM_ORDER],
 )
 def test_platform_order(
     name: str, host: Platform, candidates: list[Platform], expected: Platform
@@ -1567,16 +1515,7 @@ PLATFORM_COMPAT = [
 
 @pytest.mark.parametrize(
     ("host", "image", "expected"),
-    [
-        pytest.param(
-            *row,
-            marks=[pytest.mark.xfail(strict=True, reason=_WCOW_DIVERGENCES[(WIN11, WS2022)])]
-            if row[2] and row[0] != row[1]
-            else [],
-            id=f"{row[0]}-{row[1]}",
-        )
-        for row in PLATFORM_COMPAT
-    ],
+    [pytest.param(*row, id=f"{row[0]}-{row[1]}") for row in PLATFORM_COMPAT],
 )
 def test_platform_compat(host: int, image: int, expected: bool) -> None:
     wanted = _p("windows", "amd64", "", f"10.0.{host}")
@@ -1585,33 +1524,18 @@ def test_platform_compat(host: int, image: int, expected: bool) -> None:
 
 # defaults_windows_test.go, TestMatchComparerMatch_WCOW, with a host of build 10.0.17763, and
 # platforms_windows_test.go, TestFallbackOnOSVersion (99.99.99.99 matches an image without one).
-_NO_VERSION = (
-    "deliberate: a wanted OS version is matched only by an image that has it; containerd "
-    "takes an image without one as runnable on any host version"
-)
 MATCH_WCOW = [
     ("10.0.17763", _p("windows", "amd64", "", "10.0.17763"), True),
     ("10.0.17763", _p("windows", "amd64", "", "10.0.17763.1"), True),
     ("10.0.17763", _p("windows", "amd64", "", "10.0.17763.2"), True),
     ("10.0.17763", _p("windows", "amd64", "", "10.0.17762.1"), False),
     ("10.0.17763", _p("windows", "amd64", "", "10.0.17764.1"), False),
-    ("10.0.17763", _p("windows", "amd64"), True),
+    ("10.0.17763", _p("windows", "amd64"), True),  # (was: False; also the 99.99 row)
     ("10.0.17763", _p("linux", "amd64"), False),
     ("99.99.99.99", _p("windows", "amd64"), True),
 ]
 
 
-@pytest.mark.parametrize(
-    ("version", "candidate", "expected"),
-    [
-        pytest.param(
-            *row,
-            marks=[pytest.mark.xfail(strict=True, reason=_NO_VERSION)]
-            if row[2] and row[1].os == "windows" and not row[1].os_version
-            else [],
-        )
-        for row in MATCH_WCOW
-    ],
-)
+@pytest.mark.parametrize(("version", "candidate", "expected"), MATCH_WCOW)
 def test_match_wcow(version: str, candidate: Platform, expected: bool) -> None:
     assert matches(_p("windows", "amd64", "", version), candidate) is expected

@@ -24,14 +24,27 @@ Rows of a difference since fixed say "(was: ...)" in a comment.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from imginspect.digest import is_valid_digest
-from imginspect.errors import InvalidReferenceError, UsageError
+from imginspect.digest import (
+    algorithm_of,
+    compute_digest,
+    is_valid_digest,
+    new_hasher,
+    verify_digest,
+)
+from imginspect.errors import (
+    DigestMismatchError,
+    InvalidReferenceError,
+    MalformedDocumentError,
+    UsageError,
+)
 from imginspect.manifest import Platform
 from imginspect.platforms import (
     _variant_from_machine,
@@ -868,6 +881,28 @@ def test_parse_digest_in_reference(text: str, error: str | None) -> None:
     else:
         with pytest.raises(InvalidReferenceError):
             parse_reference(f"example.com/repo@{text}")
+
+
+# algorithm_test.go TestFlagInterface / TestFroms and verifiers_test.go TestDigestVerifier /
+# TestVerifierUnsupportedDigest (v1.0.0): every registered algorithm digests bytes as hashlib
+# does, into a valid digest that verifies; an unsupported algorithm is refused (a Go panic).
+@pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
+def test_froms_and_verifier(algorithm: str) -> None:
+    data = os.urandom(1 << 20)
+    digest = compute_digest(data, algorithm)
+    assert digest == f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    assert is_valid_digest(digest)
+    verify_digest(data, digest, what="the bytes")
+    with pytest.raises(DigestMismatchError):
+        verify_digest(data + b"x", digest, what="the bytes")
+
+
+@pytest.mark.parametrize("digest", ["", ":", "bean:0123456789abcdef", "sha256-garbage:pure"])
+def test_verifier_unsupported_digest(digest: str) -> None:
+    with pytest.raises(MalformedDocumentError):
+        verify_digest(b"", digest, what="the bytes")
+    with pytest.raises(MalformedDocumentError):
+        new_hasher(algorithm_of(digest))
 
 
 # =============================================================================================

@@ -387,6 +387,28 @@ def test_with_digest(name: str, digest: str, tag: str, combined: str) -> None:
     assert ref.with_digest(digest).familiar_string() == combined
 
 
+# reference_test.go, TestParseNamed: ParseNormalizedNamed, then ErrNameNotCanonical unless the
+# name is already canonical; ours: the canonical name (before TagNameOnly) equals the input.
+PARSE_NAMED = [
+    ("test.com/foo", "test.com", "foo"),
+    ("test:8080/foo", "test:8080", "foo"),
+    ("test_com/foo", None, None),
+    ("test.com", None, None),
+    ("foo", None, None),
+    ("library/foo", None, None),
+    ("docker.io/library/foo", "docker.io", "library/foo"),
+    ("docker.io/foo", None, None),
+]
+
+
+@pytest.mark.parametrize(("text", "domain", "path"), PARSE_NAMED)
+def test_parse_named(text: str, domain: str | None, path: str | None) -> None:
+    ref = parse_reference(text)
+    assert (ref.name == text) is (domain is not None)
+    if domain is not None:
+        assert (ref.domain, ref.path) == (domain, path)
+
+
 # =============================================================================================
 # distribution/reference v0.6.0, normalize_test.go.
 # =============================================================================================

@@ -718,3 +718,74 @@ def test_docker_hub_pull_limit_reached_is_exit_6_without_retrying_the_get(
     assert_one_error(result, 6)
     limited = [s for s in _manifest_requests(sim.registry, "GET") if s.status == 429]
     assert len(limited) == 1
+
+
+def test_docker_hub_missing_repository_is_an_auth_error(
+    servers: contextlib.ExitStack, isolated: dict[str, str]
+) -> None:
+    """Docker Hub grants an anonymous token with no access for a repository that does not
+    exist (or is private) and answers 401 insufficient_scope: exit 3, one error line, a
+    hint, no second token round trip without end."""
+    sim = docker_hub(servers)
+    assert isinstance(sim.registry, SimRegistry)
+    auth = sim.servers["auth"]
+    hub_gate = sim.registry.gate
+    assert hub_gate is not None
+
+    def gate(seen: Seen) -> Resp | None:
+        if "/library/nope/" not in seen.path:
+            return hub_gate(seen)
+        return registry_error(
+            401,
+            "UNAUTHORIZED",
+            "authentication required",
+            (
+                "WWW-Authenticate",
+                f'Bearer realm="{auth.url}/token",service="registry.docker.io",'
+                f'scope="repository:library/nope:pull",error="insufficient_scope"',
+            ),
+        )
+
+    sim.registry.gate = gate
+    for args in (["--json"], ["--digest"], ["tags"]):
+        ref = f"{sim.registry.netloc}/library/nope" + ("" if args == ["tags"] else ":latest")
+        lines = assert_one_error(run_imginspect(*args, ref, env=isolated), 3)
+        assert any(line.startswith("hint: ") for line in lines)
+    assert len(auth.requests("GET", "/token")) <= 6
+
+
+def test_429_on_head_for_digest_is_waited_for(
+    servers: contextlib.ExitStack, isolated: dict[str, str]
+) -> None:
+    sim = rate_limited(servers)
+    assert isinstance(sim.registry, SimRegistry)
+    refused: list[Seen] = []
+
+    def gate(seen: Seen) -> Resp | None:
+        if seen.method == "HEAD" and not refused:
+            refused.append(seen)
+            return Resp(429, [("Retry-After", "1")])
+        return None
+
+    sim.registry.gate = gate
+    result = run_imginspect("--digest", sim.ref, env=isolated)
+    check_output("digest", sim, result)
+    heads = sim.registry.requests("HEAD")
+    assert [s.status for s in heads][:2] == [429, 200]
+    assert heads[1].at - heads[0].at >= 0.9
+
+
+@pytest.mark.parametrize("registry", ["docker-hub", "ghcr", "quay"])
+def test_warm_run_is_not_refused_first(
+    registry: str, servers: contextlib.ExitStack, isolated: dict[str, str], tmp_path: Path
+) -> None:
+    """With the challenge and the token in the cache (GHCR's token has no expires_in: the
+    spec's 60 s apply), a second --digest is one HEAD, carrying the token, not refused."""
+    sim = SIMULATIONS[registry](servers)
+    env = {**isolated, "IMGINSPECT_CACHE_DIR": str(tmp_path / "cache")}
+    check_output("digest", sim, run_imginspect("--digest", sim.ref, env=env))
+    mark = len(sim.registry.seen)
+    check_output("digest", sim, run_imginspect("--digest", sim.ref, env=env))
+    later = [s for s in sim.registry.seen[mark:] if "/manifests/" in s.path]
+    assert [(s.method, s.status) for s in later] == [("HEAD", 200)]
+    assert bearer_of(later[0]) is not None

@@ -173,14 +173,45 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+#: The longest line of a references file (``-f``), in characters, as Go's bufio.Scanner
+#: (64 KiB): a line is read whole before it is looked at, so an unbounded one (a binary file
+#: given by mistake) would be held in memory whole, then echoed as an invalid reference.
+MAX_LINE = 65536
+
+
 def read_references(arguments: tuple[str, ...], ref_file: IO[str] | None) -> Iterator[str]:
-    """The command line's references, then the file's: one per line, '#' starts a comment."""
+    """The command line's references, then the file's: one per line, '#' starts a comment.
+    The file is UTF-8 (a byte order mark first is ignored), its lines at most
+    :data:`MAX_LINE` characters long: else a UsageError, raised when that line is reached."""
     yield from arguments
-    if ref_file is not None:
-        for line in ref_file:
-            text = line.split("#", 1)[0].strip()
-            if text:
-                yield text
+    if ref_file is None:
+        return
+    name = getattr(ref_file, "name", None)
+    where = "-f -" if name in (None, "<stdin>") else f"-f {name}"
+    number = 0
+    while True:
+        number += 1
+        try:
+            # bounded: at most MAX_LINE characters and the line break are held
+            line = ref_file.readline(MAX_LINE + 1)
+        except UnicodeDecodeError:
+            # the text layer's strict decoding: was a traceback (exit 1). It decodes a block
+            # ahead of the line read, so the error cannot name the line
+            raise UsageError(f"{where} is not UTF-8 text", hint="save it as UTF-8") from None
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            raise UsageError(
+                f"{where}: line {number} is longer than {MAX_LINE} characters",
+                hint="give one reference per line",
+            )
+        if number == 1:
+            # Notepad's UTF-8 starts with a BOM, which str.strip() keeps: the first reference
+            # would be invalid
+            line = line.removeprefix("\ufeff")
+        text = line.split("#", 1)[0].strip()
+        if text:
+            yield text
 
 
 def references_of_run(

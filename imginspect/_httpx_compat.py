@@ -103,6 +103,10 @@ def environment_proxies() -> dict[str, str | None]:
     mounts: dict[str, str | None] = {}
     for scheme in ("http", "https", "all"):
         url = found.get(scheme)
+        if scheme == "all" and "http://" in mounts and "https://" in mounts:
+            # Never used (the scheme's own proxy wins), so not refused either: a SOCKS
+            # ALL_PROXY (desktop proxy settings export one) refused every run. Go reads none.
+            continue
         if url:
             mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
     for entry in (part.strip() for part in found.get("no", "").split(",")):
@@ -117,6 +121,10 @@ def environment_proxies() -> dict[str, str | None]:
         elif _is_ip(entry, 6):
             mounts[f"all://[{entry}]"] = None
         elif entry.lower() == "localhost":
+            mounts[f"all://{entry}"] = None
+        elif entry.startswith("*."):
+            # Subdomains, as Go's httpproxy reads it (".corp.example"); httpx's "**.corp..."
+            # pattern matched no host at all
             mounts[f"all://{entry}"] = None
         else:
             mounts[f"all://*{entry}"] = None

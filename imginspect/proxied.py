@@ -63,6 +63,16 @@ def _mapped(exc: Exception) -> http11.HTTPError:
     return http11.HTTPError(str(exc))
 
 
+def _refused(proxy: str, answer: str) -> http11.ProxyError:
+    """The proxy's refusal, naming it by its origin (never its credentials)."""
+    from imginspect._httpx_compat import proxy_origin
+
+    scheme, host, port, _path, _credentials = proxy_origin(proxy)
+    shown = f"[{host.decode()}]" if b":" in host else host.decode()
+    where = f"{scheme.decode()}://{shown}" + (f":{port}" if port is not None else "")
+    return http11.ProxyError(f"the proxy {where} answered {answer}")
+
+
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read, write and TLS handshake ends by the deadline."""
 
@@ -85,6 +95,11 @@ class _DeadlineStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
+        if server_hostname is not None and server_hostname.startswith("["):
+            # An IPv6 registry at the end of a CONNECT tunnel: httpcore names the TLS server
+            # by the target's host, bracketed for the CONNECT line (ProxyPools.send); ssl wants
+            # the bare address (verified against the certificate's IP addresses, no SNI).
+            server_hostname = server_hostname[1:-1]
         return _DeadlineStream(
             self._inner.start_tls(ssl_context, server_hostname, self._cap(timeout)), self._cap
         )
@@ -155,11 +170,17 @@ class ProxyPools:
             # Forwarded in the clear: no TLS context for the target is needed, or built.
             pool = self._pool(proxy, None, None, proxy_ssl_context)
         default = 443 if target.scheme == "https" else 80
+        host = target.host.encode()
+        if b":" in host:
+            # RFC 9112's authority and absolute forms bracket an IPv6 address; httpcore writes
+            # the host as given ("CONNECT 2001:db8::1:5000", which no proxy can split). TLS
+            # in the tunnel is given the bare address (_DeadlineStream.start_tls).
+            host = b"[" + host + b"]"
         core_request = httpcore.Request(
             method=request.method.encode("ascii"),
             url=httpcore.URL(
                 scheme=target.scheme.encode(),
-                host=target.host.encode(),
+                host=host,
                 # none for the default port, as httpx: a proxy's request line has no ":80"
                 port=None if target.port == default else target.port,
                 target=target.target.encode("ascii"),
@@ -177,8 +198,19 @@ class ProxyPools:
         )
         try:
             response = pool.handle_request(core_request)
+        except httpcore.ProxyError as exc:
+            # The CONNECT was refused: say by whom, or "407 Proxy Authentication Required" /
+            # "403 Forbidden" reads as the registry's answer (without the URL's credentials).
+            raise _refused(proxy, str(exc)) from exc
         except _CORE_ERRORS as exc:
             raise _mapped(exc) from exc
+        if response.status == 407:
+            # Only a proxy answers 407 (RFC 9110 15.5.8): to a forwarded plain-http request,
+            # it is the proxy refusing, as to a CONNECT, not the registry answering (was
+            # "unexpected HTTP 407 from REGISTRY", exit 1, where the CONNECT gave exit 5).
+            reason = response.extensions.get("reason_phrase", b"")
+            response.close()
+            raise _refused(proxy, f"407 {reason.decode('ascii', errors='replace')}".strip())
         stream = _guarded(response.stream)  # type: ignore[arg-type]
         return http11.Response(response.status, list(response.headers), stream, None), (
             response.close

@@ -287,3 +287,150 @@ def test_no_proxy_variables_means_no_urllib_request(clean_proxy_env: pytest.Monk
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "{'all://*example.com': None} True"
+
+
+# ---------------------------------------------------------------- review: proxy selection and use
+
+
+class _AnsweringProxy:
+    """A loopback HTTP proxy that records each request's head (forward or CONNECT) and
+    answers it with ``status`` and an empty body, then closes."""
+
+    def __init__(self, status: bytes) -> None:
+        self.status = status
+        self.heads: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://user:s3cret@127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.heads.append(data.split(b"\r\n\r\n", 1)[0].decode("latin-1"))
+                conn.sendall(b"HTTP/1.1 " + self.status + b"\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self) -> None:
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def proxy_407() -> Iterator[_AnsweringProxy]:
+    proxy = _AnsweringProxy(b"407 Proxy Authentication Required")
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://registry.invalid/v2/", "http://registry.invalid:5000/v2/"],
+    ids=["connect", "forward"],
+)
+def test_a_proxy_refusing_is_a_proxy_error_whatever_the_scheme(
+    clean_proxy_env: pytest.MonkeyPatch, proxy_407: _AnsweringProxy, url: str
+) -> None:
+    """A 407 answer is the proxy's (RFC 9110: only a proxy sends it). To a CONNECT httpcore
+    raised it (a network failure, exit 5); to a forwarded plain-http request it was taken for
+    the registry's answer ("unexpected HTTP 407 from registry.invalid:5000", exit 1)."""
+    clean_proxy_env.setenv("HTTP_PROXY", proxy_407.url)
+    clean_proxy_env.setenv("HTTPS_PROXY", proxy_407.url)
+    with HttpTransport() as transport, pytest.raises(NetworkError) as failure:
+        transport.request("GET", url, max_bytes=1000, what="probe", retry=False)
+    message = failure.value.message
+    assert "proxy" in message and "407" in message, message
+    assert "s3cret" not in message and "user" not in message, message
+    assert int(failure.value.exit_code) == 5
+    assert "Proxy-Authorization: Basic dXNlcjpzM2NyZXQ=" in proxy_407.heads[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "request_line"),
+    [
+        ("https://[2001:db8::1]:5000/v2/", "CONNECT [2001:db8::1]:5000 HTTP/1.1"),
+        ("http://[2001:db8::1]:5000/v2/", "GET http://[2001:db8::1]:5000/v2/ HTTP/1.1"),
+        ("https://[2001:db8::1]/v2/", "CONNECT [2001:db8::1]:443 HTTP/1.1"),
+    ],
+)
+def test_an_ipv6_registry_through_a_proxy_is_bracketed(
+    clean_proxy_env: pytest.MonkeyPatch, proxy_407: _AnsweringProxy, url: str, request_line: str
+) -> None:
+    """RFC 9112's authority form: was ``CONNECT 2001:db8::1:5000``, which a proxy cannot
+    split into host and port (Go sends ``[2001:db8::1]:5000``)."""
+    clean_proxy_env.setenv("HTTP_PROXY", proxy_407.url)
+    clean_proxy_env.setenv("HTTPS_PROXY", proxy_407.url)
+    with HttpTransport() as transport, pytest.raises(NetworkError):
+        transport.request("GET", url, max_bytes=1000, what="probe", retry=False)
+    assert proxy_407.heads[0].split("\r\n")[0] == request_line
+    if request_line.startswith("CONNECT"):
+        assert f"Host: {request_line.split()[1]}" in proxy_407.heads[0]
+
+
+def test_an_unusable_all_proxy_that_no_request_would_use_is_ignored(
+    clean_proxy_env: pytest.MonkeyPatch, proxy_407: _AnsweringProxy
+) -> None:
+    """HTTP_PROXY and HTTPS_PROXY cover every request: an ALL_PROXY (a SOCKS proxy, as
+    desktop settings export it) is never used, and Go's httpproxy does not read it at all.
+    It refused every run ("cannot use the proxy the environment names", exit 5)."""
+    clean_proxy_env.setenv("HTTP_PROXY", proxy_407.url)
+    clean_proxy_env.setenv("HTTPS_PROXY", proxy_407.url)
+    clean_proxy_env.setenv("ALL_PROXY", "socks5://127.0.0.1:1080")
+    with HttpTransport() as transport, pytest.raises(NetworkError) as failure:
+        transport.request(
+            "GET", "https://registry.invalid/v2/", max_bytes=1000, what="probe", retry=False
+        )
+    assert "407" in failure.value.message, failure.value.message
+    assert proxy_inspected(proxy_407) == ["CONNECT registry.invalid:443 HTTP/1.1"]
+    # alone, it is still refused, clearly
+    clean_proxy_env.delenv("HTTP_PROXY")
+    with HttpTransport() as transport, pytest.raises(NetworkError) as failure:
+        transport.request(
+            "GET", "https://registry.invalid/v2/", max_bytes=1000, what="probe", retry=False
+        )
+    assert "socks5" in failure.value.message
+
+
+def proxy_inspected(proxy: _AnsweringProxy) -> list[str]:
+    return [head.split("\r\n")[0] for head in proxy.heads]
+
+
+@pytest.mark.parametrize(
+    ("no_proxy", "host", "direct"),
+    [
+        ("*.corp.example", "registry.corp.example", True),  # was proxied: pattern "**.corp..."
+        ("*.corp.example", "a.b.corp.example", True),
+        ("*.corp.example", "corp.example", False),  # as Go: "*.y.com" is ".y.com"
+        ("*.corp.example", "notcorp.example", False),
+        (".corp.example", "registry.corp.example", True),
+        (".corp.example", "corp.example", False),
+        ("corp.example", "corp.example", True),
+        ("corp.example", "registry.corp.example", True),
+        ("CORP.Example", "registry.corp.example", True),
+        ("corp.example", "notcorp.example", False),
+    ],
+)
+def test_no_proxy_domains_as_go(
+    clean_proxy_env: pytest.MonkeyPatch, no_proxy: str, host: str, direct: bool
+) -> None:
+    from imginspect.connections import Target, proxy_for, proxy_rules
+
+    clean_proxy_env.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    clean_proxy_env.setenv("NO_PROXY", f"other.example, {no_proxy}")
+    rules = proxy_rules(compat.environment_proxies())
+    proxy = proxy_for(rules, Target(f"https://{host}/v2/"))
+    assert (proxy is None) == direct, (compat.environment_proxies(), host)

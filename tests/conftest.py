@@ -3,7 +3,9 @@ test image corpus pushed into them. See ``tests/support/`` for the helpers thems
 
 from __future__ import annotations
 
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +144,26 @@ def any_corpus(request: pytest.FixtureRequest) -> tuple[Registry, dict[str, Push
     registry: Registry = request.getfixturevalue(f"registry_{request.param}")
     corpus: dict[str, PushedImage] = request.getfixturevalue(f"corpus_{request.param}")
     return registry, corpus
+
+
+@pytest.fixture
+def blackholed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 whose connects hang: its listener's accept queue is full, so the
+    kernel drops further SYNs (as a firewall dropping packets does)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))  # under way (EINPROGRESS), or queued
+        fillers.append(filler)
+    time.sleep(0.1)
+    try:
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()

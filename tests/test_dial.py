@@ -106,29 +106,6 @@ def test_a_share_is_at_least_two_seconds_or_all_that_is_left(
     assert [t for _, t in calls] == [None] * 4
 
 
-@pytest.fixture
-def blackholed_port() -> Iterator[int]:
-    """A port on 127.0.0.1 whose connects hang: its listener's accept queue is full, so the
-    kernel drops further SYNs (as a firewall dropping packets does)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))
-        fillers.append(filler)
-    time.sleep(0.1)
-    try:
-        yield port
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
-
-
 def test_dead_addresses_end_at_the_timeout_not_once_each(
     monkeypatch: pytest.MonkeyPatch, blackholed_port: int
 ) -> None:

@@ -11,7 +11,6 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -92,29 +91,6 @@ def test_a_reused_connection_that_breaks_after_part_of_a_head_is_not_retried(
                 done.set()
                 thread.join(10)
     assert len(requests) == 2 and len(connections_seen) == 1
-
-
-@pytest.fixture
-def blackholed_port() -> Iterator[int]:
-    """A port on 127.0.0.1 whose connects hang: its listener's accept queue is full, so the
-    kernel drops further SYNs (as a firewall dropping packets does)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        filler.connect_ex(("127.0.0.1", port))  # under way (EINPROGRESS), or queued
-        fillers.append(filler)
-    time.sleep(0.1)
-    try:
-        yield port
-    finally:
-        for filler in fillers:
-            filler.close()
-        listener.close()
 
 
 def test_connecting_to_a_host_with_several_dead_addresses_ends_at_the_deadline(

@@ -109,13 +109,13 @@ def test_a_share_is_at_least_two_seconds_or_all_that_is_left(
 def test_dead_addresses_end_at_the_timeout_not_once_each(
     monkeypatch: pytest.MonkeyPatch, blackholed_port: int
 ) -> None:
-    """Three addresses that never answer: the connect gives up when the timeout is over
-    (socket.create_connection gave each the whole timeout: three times as long)."""
-    resolve_to(monkeypatch, [v4(blackholed_port)] * 3)
+    """Six addresses that never answer: the connect gives up when the timeout is over
+    (socket.create_connection gave each the whole timeout: six times as long)."""
+    resolve_to(monkeypatch, [v4(blackholed_port)] * 6)
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         dial.connect("registry.test", blackholed_port, 0.6)
-    assert time.monotonic() - started < 1.5  # 1.8 s before
+    assert time.monotonic() - started < 2.4  # 3.6 s before: a wide margin for a loaded machine
 
 
 def test_the_other_family_joins_while_the_first_hangs(

@@ -103,7 +103,7 @@ def test_connecting_to_a_host_with_several_dead_addresses_ends_at_the_deadline(
 
     def three_addresses(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
         if host in ("three.test", b"three.test"):
-            return real("127.0.0.1", port, *args, **kwargs) * 3
+            return real("127.0.0.1", port, *args, **kwargs) * 6
         return real(host, port, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", three_addresses)
@@ -115,7 +115,8 @@ def test_connecting_to_a_host_with_several_dead_addresses_ends_at_the_deadline(
     started = time.monotonic()
     with deadline(0.5), pytest.raises(http11.ConnectTimeout):
         pool.send(request, target, tls_mode=None, ssl_context=_no_tls, pool_timeout=5)
-    assert time.monotonic() - started < 1.2  # 1.5 s now: 0.5 s for each address
+    # 0.5 s for each of the 6 addresses was 3 s: a wide margin for a loaded machine
+    assert time.monotonic() - started < 2.0
     pool.close()
 
 

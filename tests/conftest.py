@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, settings
 # ``pytest`` as well as ``python -m pytest`` (which puts the working directory on sys.path).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.support.badserver import BadServer, loopback_alias_available
 from tests.support.corpus import PushedImage, push_corpus
 from tests.support.registry import (
     Registry,
@@ -167,3 +168,14 @@ def blackholed_port() -> Iterator[int]:
         for filler in fillers:
             filler.close()
         listener.close()
+
+
+@pytest.fixture(scope="module")
+def peer() -> Iterator[BadServer]:
+    """A second "host" for cross-host tests (redirect targets, other realms): a BadServer on
+    another loopback address of the same machine."""
+    if not loopback_alias_available("127.0.0.2"):
+        pytest.skip("cannot bind 127.0.0.2 on this system")
+    with BadServer("127.0.0.2", scenarios=[]) as server:
+        yield server
+    assert server.errors == [], "\n".join(server.errors)

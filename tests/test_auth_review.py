@@ -35,7 +35,6 @@ from tests.support.badserver import (
     Request,
     Scenario,
     json_reply,
-    loopback_alias_available,
     redirect,
     redirect_blobs_to,
     registry_error,
@@ -45,16 +44,6 @@ from tests.support.badserver import (
 @pytest.fixture(scope="module")
 def registry() -> Iterator[BadServer]:
     with BadServer("127.0.0.1", scenarios=[]) as server:
-        yield server
-    assert server.errors == [], "\n".join(server.errors)
-
-
-@pytest.fixture(scope="module")
-def peer() -> Iterator[BadServer]:
-    """A second "host": same machine, another loopback address."""
-    if not loopback_alias_available("127.0.0.2"):
-        pytest.skip("cannot bind 127.0.0.2 on this system")
-    with BadServer("127.0.0.2", scenarios=[]) as server:
         yield server
     assert server.errors == [], "\n".join(server.errors)
 

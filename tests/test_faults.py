@@ -39,7 +39,6 @@ from tests.support.badserver import (
     Request,
     Scenario,
     closed_port,
-    loopback_alias_available,
     manifest_reply,
     nested_indexes,
     redirect,
@@ -180,16 +179,6 @@ def wait_closed(server: BadServer, connection: Connection | None, timeout: float
 @pytest.fixture(scope="module")
 def registry() -> Iterator[BadServer]:
     with BadServer("127.0.0.1") as server:
-        yield server
-    assert server.errors == [], "\n".join(server.errors)
-
-
-@pytest.fixture(scope="module")
-def peer() -> Iterator[BadServer]:
-    """A second "host": same machine, another loopback address."""
-    if not loopback_alias_available("127.0.0.2"):
-        pytest.skip("cannot bind 127.0.0.2 on this system")
-    with BadServer("127.0.0.2", scenarios=[]) as server:
         yield server
     assert server.errors == [], "\n".join(server.errors)
 
